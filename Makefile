@@ -1,0 +1,17 @@
+# The two set-up commands of the README. Each builds .venv from nothing when needed.
+.PHONY: demo test setup bench lint
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/raysys demo --out runs/demo
+
+test: setup
+	.venv/bin/python -m pytest -q -p no:cacheprovider
+
+lint: setup
+	.venv/bin/ruff check raysys jobs tests benchmarks
+
+bench: setup
+	for b in benchmarks/bench_*.py; do .venv/bin/python $$b; done

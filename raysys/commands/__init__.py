@@ -1,0 +1,1 @@
+"""Sub-commands of the ``raysys`` CLI (see raysys.cli)."""

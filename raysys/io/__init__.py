@@ -1,0 +1,1 @@
+"""File formats: the CRTrack text layout (``crtrack``) and Parquet tables."""

@@ -1,0 +1,56 @@
+"""Configuration of Stage 1 (pseudo-label generation)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from raysys.labeling.association import AssociationConfig
+from raysys.labeling.reprompt import RepromptConfig
+
+__all__ = ["GroupingConfig", "LabelConfig"]
+
+
+@dataclass(frozen=True)
+class GroupingConfig:
+    """Grouping of trajectory descriptions into referring expressions."""
+
+    similarity: float = 0.97  # descriptions with text cosine >= this share an expression
+    max_crops: int = 24  # crops per trajectory given to the describer (spread over views)
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """Stage 1 settings. Defaults run on a CPU with no weights."""
+
+    tracker: str = "classical"  # concept tracker backend: classical | sam3
+    tracker_options: dict = field(default_factory=dict)  # e.g. {"checkpoint": "sam3.pt"}
+    reid: str = "stripes"  # ReID backend: stripes | osnet
+    reid_options: dict = field(default_factory=dict)  # e.g. {"checkpoint": "osnet.pth"}
+    describer: str = "colours"  # describer backend: colours | hf-vlm | vllm
+    describer_options: dict = field(default_factory=dict)
+    text: str = "minilm"  # text embedder spec: minilm | hf:/path | random:roberta-base
+    device: str = "cpu"  # device of the models inside actors ("cuda" on GPU nodes)
+    association: AssociationConfig = field(default_factory=AssociationConfig)
+    reprompt: RepromptConfig = field(default_factory=RepromptConfig)
+    grouping: GroupingConfig = field(default_factory=GroupingConfig)
+    actors: int = 1  # size of the tracking+ReID actor pool
+    actor_cpus: float = 0.5  # CPUs per actor (fractional: Ray on 2 cores)
+    actor_gpus: float = 0.0  # GPUs per actor (1 on GPU nodes)
+    reid_batch: int = 64  # crops per ReID forward pass
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LabelConfig:
+        d = dict(d)
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown Stage 1 settings {sorted(unknown)}; valid: "
+                             f"{[f.name for f in dataclasses.fields(cls)]}")
+        for name, typ in (("association", AssociationConfig), ("reprompt", RepromptConfig),
+                          ("grouping", GroupingConfig)):
+            if isinstance(d.get(name), dict):
+                d[name] = typ(**d[name])
+        return cls(**d)

@@ -1,0 +1,112 @@
+"""Stage 1, step 3: descriptions per trajectory and their text embeddings (Ray Data).
+
+One row per (scene, stage): an actor (describer + text embedder loaded once) samples up to
+``max_crops`` crops per trajectory spread over its views and frames, reads each needed
+frame once, describes every trajectory and embeds the descriptions, and writes
+``scenes/<scene>/descriptions-<stage>.parquet`` atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from raysys.io.video import VideoFrames
+from raysys.labeling.config import LabelConfig
+from raysys.labeling.scene_stage import read_stage
+from raysys.labeling.tracking_stage import crop
+
+__all__ = ["DescribeUDF", "descriptions_path", "describe_stage_file", "sample_crops"]
+
+
+def descriptions_path(out: Path, scene: str, stage: str) -> Path:
+    return Path(out) / "scenes" / scene / f"descriptions-{stage}.parquet"
+
+
+def sample_crops(tracklets, max_crops: int) -> list[tuple[str, int, int]]:
+    """(view, tracklet index, frame index) samples spread evenly over views and time."""
+    per = max(1, max_crops // max(1, len(tracklets)))
+    out = []
+    for ti, t in enumerate(tracklets):
+        # prefer confident, large boxes: they show the attributes best
+        area = t.boxes[:, 2] * t.boxes[:, 3] * np.maximum(t.scores, 0.1)
+        cand = np.argsort(-area)[: max(per * 3, per)]
+        pick = np.sort(cand)[np.linspace(0, len(cand) - 1, min(per, len(cand))).astype(int)]
+        out += [(t.view, ti, int(k)) for k in np.unique(pick)]
+    return out[:max_crops] if len(out) > max_crops else out
+
+
+def describe_stage_file(stage_file: Path, view_dirs: dict[str, str], describer, embedder,
+                        max_crops: int) -> tuple[list[int], list[str], np.ndarray, list[str]]:
+    """Describe every trajectory of a stage file: (gids, texts, (n, d) embeddings, cats)."""
+    rows = read_stage(stage_file)
+    by_gid: dict[int, list] = {}
+    for g, t in rows:
+        by_gid.setdefault(g, []).append(t)
+    gids = sorted(by_gid)
+    samples = {g: sample_crops(by_gid[g], max_crops) for g in gids}
+    need: dict[tuple[str, int], list] = {}
+    for g in gids:
+        for view, ti, k in samples[g]:
+            need.setdefault((view, int(by_gid[g][ti].frames[k])), []).append((g, ti, k))
+    crops: dict[int, list] = {g: [] for g in gids}
+    masks: dict[int, list] = {g: [] for g in gids}
+    videos: dict[str, VideoFrames] = {}
+    scene = rows[0][1].scene if rows else ""
+    for (view, frame), items in sorted(need.items()):
+        if view not in videos:
+            videos[view] = VideoFrames(scene, view, view_dirs[view])
+        img = videos[view][videos[view].index_of(frame)]
+        for g, ti, k in items:
+            t = by_gid[g][ti]
+            m = t.masks[k].decode() if t.masks else None
+            c, cm = crop(img, t.boxes[k], m)
+            crops[g].append(c)
+            masks[g].append(cm)
+    cats = [by_gid[g][0].category for g in gids]
+    texts = [describer.describe(crops[g], masks[g] if all(m is not None for m in masks[g])
+                                else None, c) for g, c in zip(gids, cats, strict=True)]
+    emb = embedder.embed(texts) if texts else np.zeros((0, 1), np.float32)
+    return gids, texts, np.asarray(emb, np.float32), cats
+
+
+class DescribeUDF:
+    """Ray Data class UDF over rows (scene, stage, stage_file, view_dirs as JSON)."""
+
+    def __init__(self, cfg_dict: dict, out: str,
+                 loader: Callable[[LabelConfig], tuple] | None = None):
+        self.cfg = LabelConfig.from_dict(cfg_dict)
+        self.out = Path(out)
+        self.describer, self.embedder = (loader or _build)(self.cfg)
+
+    def __call__(self, batch: dict) -> dict:
+        import json
+
+        import pyarrow as pa
+
+        from raysys.io.tables import write_table
+
+        done = {"scene": [], "stage": [], "trajectories": []}
+        for i in range(len(batch["scene"])):
+            scene, stage = str(batch["scene"][i]), str(batch["stage"][i])
+            gids, texts, emb, cats = describe_stage_file(
+                Path(str(batch["stage_file"][i])), json.loads(str(batch["view_dirs"][i])),
+                self.describer, self.embedder, self.cfg.grouping.max_crops)
+            table = pa.table({
+                "global_id": pa.array(gids, pa.int64()), "category": cats, "text": texts,
+                "embedding": pa.array(list(emb), pa.list_(pa.float32()))})
+            write_table(table, descriptions_path(self.out, scene, stage))
+            done["scene"].append(scene)
+            done["stage"].append(stage)
+            done["trajectories"].append(len(gids))
+        return {k: np.array(v) for k, v in done.items()}
+
+
+def _build(cfg: LabelConfig):
+    from raysys.labeling.backends import DESCRIBER_BACKENDS, build_text_embedder
+
+    describer = DESCRIBER_BACKENDS.build(cfg.describer, device=cfg.device,
+                                         **cfg.describer_options)
+    return describer, build_text_embedder(cfg.text, device=cfg.device)

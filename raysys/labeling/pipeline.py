@@ -1,0 +1,238 @@
+"""Stage 1 end to end: raw multi-view videos + category labels -> pseudo labels, on Ray.
+
+1. Ray Data over (scene, view, category) units: concept tracking + ReID on an actor pool
+   (:mod:`raysys.labeling.tracking_stage`).
+2. One actor per scene: association + re-prompting (:mod:`raysys.labeling.scene_stage`).
+3. Ray Data over (scene, stage): descriptions + text embeddings
+   (:mod:`raysys.labeling.describe_stage`); grouping into expressions on the driver.
+4. Outputs: ``tracklets.parquet``, ``trajectories.parquet``, ``expressions.parquet`` (the
+   re-prompt stage, i.e. the pseudo labels), the same pseudo labels in the CRTrack layout
+   under ``crtrack/``, and per stage ``stages/<stage>/expressions.parquet`` so that the
+   stage-wise quality can be scored (:mod:`raysys.labeling.quality`).
+
+Weak supervision: only the frames and each scene's category labels are read
+(:meth:`DatasetLayout.weak_inputs`). Resumable: finished units, scenes and descriptions
+are skipped on a re-run with the same config; every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from raysys.io import crtrack
+from raysys.io.dataset import DatasetLayout
+from raysys.labeling.config import LabelConfig
+from raysys.labeling.describe_stage import DescribeUDF, descriptions_path
+from raysys.labeling.grouping import group_descriptions
+from raysys.labeling.scene_stage import STAGES, SceneLabeler, read_stage, stage_path
+from raysys.labeling.tracking_stage import TrackEmbedUDF, plan_units, unit_path
+
+__all__ = ["LabelingResult", "run_labeling", "Loaders"]
+
+
+@dataclass(frozen=True)
+class Loaders:
+    """Injectable model loaders (tests swap them); None = build from the config."""
+
+    track_embed: object = None  # LabelConfig -> (tracker, reid)
+    scene_tracker: object = None  # LabelConfig -> tracker
+    describe: object = None  # LabelConfig -> (describer, text embedder)
+
+
+@dataclass(frozen=True)
+class LabelingResult:
+    out: Path
+    summary: dict
+
+
+def _check_config(out: Path, cfg: LabelConfig, layout: DatasetLayout) -> None:
+    f = out / "config.json"
+    want = {"label_config": cfg.to_dict(), "data": str(layout.root.resolve()),
+            "domain": layout.domain, "split": layout.split}
+    if f.exists():
+        have = json.loads(f.read_text())
+        if have != want:
+            raise ValueError(
+                f"{out} holds labels made with other settings ({f}); use a new --out folder "
+                "or delete that one to start over")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        crtrack.atomic_write_text(f, json.dumps(want, indent=2))
+
+
+def _ray_args(cfg: LabelConfig) -> dict:
+    # Ray Data's actor pools restart dead actors and retry their tasks by default
+    # (max_restarts=-1, max_task_retries=-1): a killed worker's unit is simply redone.
+    return {"num_cpus": cfg.actor_cpus, "num_gpus": cfg.actor_gpus or None}
+
+
+def _track_and_embed(units, cfg, out, loaders, progress) -> list[dict]:
+    import ray
+
+    todo = [u for u in units if not unit_path(out, u).exists()]
+    if not todo:
+        return []
+    ds = ray.data.from_items(todo).map_batches(
+        TrackEmbedUDF, batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=max(1, min(cfg.actors, len(todo)))),
+        fn_constructor_kwargs={"cfg_dict": cfg.to_dict(), "out": str(out),
+                               "loader": loaders.track_embed},
+        **{k: v for k, v in _ray_args(cfg).items() if v is not None})
+    return ds.take_all()
+
+
+def _scenes(units, layout, cfg, out, loaders) -> list[dict]:
+    import ray
+    from tqdm.auto import tqdm
+
+    scenes: dict[str, list[dict]] = {}
+    for u in units:
+        scenes.setdefault(u["scene"], []).append(u)
+    actor_cls = ray.remote(SceneLabeler)
+    refs, stats = {}, []
+    for scene, us in sorted(scenes.items()):
+        if all(stage_path(out, scene, s).exists() for s in STAGES):
+            continue
+        view_dirs = {u["view"]: u["view_dir"] for u in us}
+        actor = actor_cls.options(num_cpus=cfg.actor_cpus, num_gpus=cfg.actor_gpus or None,
+                                  max_restarts=1, max_task_retries=1).remote(
+            scene, view_dirs, cfg.to_dict(), str(out), loaders.scene_tracker)
+        refs[actor.run.remote([str(unit_path(out, u)) for u in us])] = actor
+    pending = list(refs)
+    with tqdm(total=len(pending), desc="associate + re-prompt (scenes)") as bar:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            stats.append(ray.get(done[0]))
+            ray.kill(refs[done[0]])
+            bar.update(1)
+    return stats
+
+
+def _describe(units, cfg, out, loaders) -> list[dict]:
+    import ray
+
+    view_dirs: dict[str, dict[str, str]] = {}
+    for u in units:
+        view_dirs.setdefault(u["scene"], {})[u["view"]] = u["view_dir"]
+    rows = [{"scene": s, "stage": st, "stage_file": str(stage_path(out, s, st)),
+             "view_dirs": json.dumps(v)}
+            for s, v in sorted(view_dirs.items()) for st in STAGES
+            if not descriptions_path(out, s, st).exists()]
+    if not rows:
+        return []
+    ds = ray.data.from_items(rows).map_batches(
+        DescribeUDF, batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=max(1, min(cfg.actors, len(rows)))),
+        fn_constructor_kwargs={"cfg_dict": cfg.to_dict(), "out": str(out),
+                               "loader": loaders.describe},
+        **{k: v for k, v in _ray_args(cfg).items() if v is not None})
+    return ds.take_all()
+
+
+def _group_and_write(scenes: list[str], views: dict[str, list[str]], cfg: LabelConfig,
+                     out: Path) -> dict:
+    from raysys.io.tables import (
+        expressions_to_table,
+        read_table,
+        tracklets_to_table,
+        trajectories_to_table,
+        write_table,
+    )
+    from raysys.types import CrossViewTrajectory
+
+    counts = {}
+    for stage in STAGES:
+        exprs = []
+        for scene in scenes:
+            d = read_table(descriptions_path(out, scene, stage)).to_pydict()
+            emb = np.array(d["embedding"], np.float32).reshape(len(d["text"]), -1)
+            exprs += group_descriptions(scene, d["global_id"], d["text"], emb,
+                                        cfg.grouping.similarity)
+        write_table(expressions_to_table(exprs), out / "stages" / stage / "expressions.parquet")
+        counts[stage] = len(exprs)
+    # the pseudo labels: the re-prompt stage
+    all_t, trajs = [], []
+    exprs_final = []
+    crt = out / "crtrack"
+    for scene in scenes:
+        rows = read_stage(stage_path(out, scene, "reprompt"))
+        all_t += [t for _, t in rows]
+        by_gid: dict[int, dict[str, list]] = {}
+        for g, t in rows:
+            by_gid.setdefault(g, {}).setdefault(t.view, []).append(t)
+        trajs += [CrossViewTrajectory(scene, g, v[next(iter(v))][0].category, v)
+                  for g, v in sorted(by_gid.items())]
+    for e in _read_exprs(out / "stages" / "reprompt" / "expressions.parquet"):
+        exprs_final.append(e)
+        rows = read_stage(stage_path(out, e.scene, "reprompt"))
+        per_view = {v: [] for v in views[e.scene]}
+        for g, t in rows:
+            if g in e.global_ids:
+                per_view[t.view] += [[f, g, *b] for f, b in zip(t.frames, t.boxes, strict=True)]
+        crtrack.write_expression_gt(crt, e.folder_name,
+                                    {v: np.array(r).reshape(-1, 6) for v, r in per_view.items()})
+    write_table(tracklets_to_table(all_t), out / "tracklets.parquet")
+    write_table(trajectories_to_table(trajs), out / "trajectories.parquet")
+    write_table(expressions_to_table(exprs_final), out / "expressions.parquet")
+    return {"expressions_per_stage": counts, "trajectories": len(trajs),
+            "expressions": len(exprs_final)}
+
+
+def _read_exprs(path: Path):
+    from raysys.io.tables import read_table, table_to_expressions
+
+    return table_to_expressions(read_table(path))
+
+
+def run_labeling(layout: DatasetLayout, out: str | Path, cfg: LabelConfig | None = None,
+                 loaders: Loaders | None = None, progress: bool = True) -> LabelingResult:
+    """Make pseudo labels for one (domain, split) of a dataset. Ray must be initialised.
+
+    Args:
+        layout: where the frames and category labels are (nothing else is read).
+        out: output folder (created; re-runs resume).
+        cfg: Stage 1 settings.
+        loaders: model loaders to inject (tests); default builds from ``cfg``.
+    """
+    cfg = cfg or LabelConfig()
+    loaders = loaders or Loaders()
+    out = Path(out)
+    units = plan_units(layout)
+    if not units:
+        raise ValueError(f"no <Scene>_View<k> image folders under {layout.image_root}")
+    _check_config(out, cfg, layout)
+    views: dict[str, list[str]] = {}
+    for u in units:
+        views.setdefault(u["scene"], [])
+        if u["view"] not in views[u["scene"]]:
+            views[u["scene"]].append(u["view"])
+    times = {}
+    t = time.perf_counter()
+    unit_stats = _track_and_embed(units, cfg, out, loaders, progress)
+    times["track_embed_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    scene_stats = _scenes(units, layout, cfg, out, loaders)
+    times["associate_reprompt_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    _describe(units, cfg, out, loaders)
+    times["describe_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    written = _group_and_write(sorted(views), views, cfg, out)
+    times["group_write_s"] = time.perf_counter() - t
+    n_frames = sum(len(crtrack.list_frames(u["view_dir"])) for u in units
+                   if u["category"] == units[0]["category"])
+    summary = {
+        "scenes": len(views), "units": len(units), "units_processed": len(unit_stats),
+        "frames": n_frames,
+        "tracklets": sum(s["tracklets"] for s in scene_stats) if scene_stats else None,
+        **written, "timings": times,
+        "fps": {k.replace("_s", ""): (n_frames / v if v > 0 else None)
+                for k, v in times.items()},
+    }
+    crtrack.atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    return LabelingResult(out, summary)
