@@ -46,8 +46,9 @@ def test_gap_between_fragments_is_filled_by_repropagation():
 
     def repropagate(view, f0, mask, direction):
         keep = full.frames >= f0 if direction == "forward" else full.frames <= f0
+        masks = tuple(m for m, k in zip(full.masks, keep, strict=True) if k)
         return Tracklet("S1", view, 0, "person", full.frames[keep], full.boxes[keep],
-                        full.scores[keep], tuple(m for m, k in zip(full.masks, keep, strict=True) if k))
+                        full.scores[keep], masks)
 
     e = np.array([[1.0, 0.0], [1.0, 0.0]])
     out = reprompt_scene([a1, a2], [np.tile(r, (3, 1)) for r in e], e, np.array([1, 1]),
