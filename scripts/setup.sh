@@ -15,14 +15,19 @@ fi
 echo "[setup] creating $VENV with $($PY --version)"
 "$PY" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -c requirements/constraints.txt)
+# pip's output minus the noise of this machine's unused local index folders
+pip_install() {
+  "${PIP[@]}" "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  return "${PIPESTATUS[0]}"
+}
 # torch first, pinned with torchvision (see ../shared/ENVIRONMENT.md): a CUDA build that runs on CPU.
 echo "[setup] installing torch + torchvision (large; from local disk where available)"
-"${PIP[@]}" -q torch==2.14.1 torchvision==0.29.1
-"${PIP[@]}" -q setuptools wheel
+pip_install -q torch==2.14.1 torchvision==0.29.1
+pip_install -q setuptools wheel
 # sam2 is an sdist whose build wants torch: build it against the torch above, without CUDA.
 echo "[setup] installing sam2 (built against the installed torch)"
-SAM2_BUILD_CUDA=0 "${PIP[@]}" -q --no-build-isolation sam2==1.1.0
+SAM2_BUILD_CUDA=0 pip_install -q --no-build-isolation sam2==1.1.0
 echo "[setup] installing raysys and its dependencies"
-"${PIP[@]}" -q -e ".[dev]"
+pip_install -q -e ".[dev]"
 echo "$want" > "$STAMP"
 echo "[setup] done: $VENV"

@@ -1,0 +1,212 @@
+"""The SAM2 base of ViewSAM: loading, and thin wrappers around ``SAM2Base``'s own parts.
+
+ViewSAM (paper §3.3) sits on a SAM2 video tracker: image encoder (Hiera trunk + FPN neck),
+memory attention, memory encoder, prompt encoder and mask decoder. This module builds a
+``sam2.modeling.sam2_base.SAM2Base`` from a SAM2 YAML (a name inside the ``sam2`` package,
+a local file, or the embedded tiny default) and exposes the two steps ViewSAM needs to
+change:
+
+* :func:`encode_images` runs the image encoder block by block (as ``Hiera.forward`` +
+  ``ImageEncoder.forward`` + ``SAM2Base.forward_image`` do) with a hook after every Hiera
+  stage, where VC-CMA adapters and the view token plug in;
+* :func:`decode_masks` runs the prompt encoder + mask decoder on box prompts (as
+  ``SAM2Base._forward_sam_heads`` does, single-mask output) and also returns the decoder's
+  object token and accepts extra sparse prompt tokens (the plain-text-prompt ablation).
+
+Memory conditioning and memory encoding are SAM2's own
+``_prepare_memory_conditioned_features`` / ``_encode_new_memory``, called as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = [
+    "TINY_SAM2_CONFIG",
+    "Sam2Dims",
+    "MaskDecoding",
+    "resolve_sam2_config",
+    "build_sam2_base",
+    "sam2_dims",
+    "encode_images",
+    "decode_masks",
+    "to_tokens",
+]
+
+TINY_SAM2_CONFIG = "tiny"  # alias of the embedded default, configs/sam2_tiny.yaml
+
+
+def resolve_sam2_config(config: str | Path | None) -> Path:
+    """Find a SAM2 YAML: ``None``/``"tiny"`` (embedded), a local file, or a ``sam2`` name.
+
+    Package names are those ``sam2.build_sam`` takes, e.g.
+    ``"configs/sam2.1/sam2.1_hiera_b+.yaml"`` (the ``.yaml`` suffix and the
+    ``configs/sam2.1/`` prefix may be left out).
+    """
+    if config is None or str(config) == TINY_SAM2_CONFIG:
+        return Path(str(resources.files("raysys.viewsam") / "configs" / "sam2_tiny.yaml"))
+    path = Path(config)
+    if path.is_file():
+        return path
+    import sam2
+
+    root = Path(sam2.__file__).parent
+    name = str(config) if str(config).endswith(".yaml") else f"{config}.yaml"
+    for cand in (root / name, root / "configs" / "sam2.1" / name, root / "configs" / name):
+        if cand.is_file():
+            return cand
+    known = sorted(str(p.relative_to(root)) for p in (root / "configs").rglob("*.yaml"))
+    raise FileNotFoundError(f"SAM2 config {config!r} is neither a file nor a config of the sam2 "
+                            f"package; valid names: 'tiny', {', '.join(known)}")
+
+
+def build_sam2_base(
+    config: str | Path | None = None, checkpoint: str | Path | None = None,
+    device: str | torch.device = "cpu",
+) -> nn.Module:
+    """Instantiate ``SAM2Base`` from a YAML and optionally load a local checkpoint.
+
+    The YAML is read with OmegaConf and instantiated directly (no Hydra compose, so any
+    local file works). A checkpoint is a SAM2 ``.pt`` with a ``"model"`` state dict; missing
+    or unexpected keys raise (``sam2.build_sam._load_checkpoint``).
+    """
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    path = resolve_sam2_config(config)
+    cfg = OmegaConf.load(path)
+    if "model" not in cfg:
+        raise ValueError(f"SAM2 config {path} has no top-level 'model' entry")
+    OmegaConf.resolve(cfg)
+    cfg.model._target_ = "sam2.modeling.sam2_base.SAM2Base"  # not the video predictor
+    model = instantiate(cfg.model, _recursive_=True)
+    if checkpoint is not None:
+        ckpt = Path(checkpoint)
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"SAM2 checkpoint {ckpt} not found: pass a local SAM2 .pt "
+                                    "file (e.g. sam2.1_hiera_base_plus.pt) or None for random "
+                                    "init")
+        from sam2.build_sam import _load_checkpoint
+
+        _load_checkpoint(model, str(ckpt))
+    return model.to(device)
+
+
+@dataclass(frozen=True)
+class Sam2Dims:
+    """Sizes of a built SAM2 that ViewSAM's module widths derive from."""
+
+    d_model: int  # neck / prompt / mask-decoder width (256 in SAM2.1)
+    mem_dim: int  # memory encoder output width (64 in SAM2.1)
+    stage_channels: tuple[int, ...]  # Hiera stage widths, highest resolution first
+    image_size: int  # square model input side (1024 in SAM2.1)
+    stride: int  # stride of the top FPN level (16)
+
+
+def sam2_dims(sam2: nn.Module) -> Sam2Dims:
+    trunk = sam2.image_encoder.trunk
+    assert trunk.return_interm_layers, "ViewSAM needs every Hiera stage output"
+    return Sam2Dims(d_model=int(sam2.hidden_dim), mem_dim=int(sam2.mem_dim),
+                    stage_channels=tuple(int(c) for c in trunk.channel_list[::-1]),
+                    image_size=int(sam2.image_size), stride=int(sam2.backbone_stride))
+
+
+StageHook = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+def encode_images(sam2: nn.Module, images: torch.Tensor, hook: StageHook | None = None) -> dict:
+    """Image encoder with a hook after each Hiera stage.
+
+    Args:
+        images: ``(N, 3, S, S)`` normalised frames.
+        hook: ``hook(stage, x) -> x`` with ``x`` ``(N, h, w, C_stage)`` (Hiera's layout).
+
+    Returns:
+        dict with ``stages``: list of ``(N, C_s, h_s, w_s)`` (after hooks, high-res first);
+        ``fpn``: FPN levels kept by ``scalp`` ``(N, d, h, w)`` (levels 0/1 already passed
+        through the mask decoder's ``conv_s0``/``conv_s1`` when high-res features are used);
+        ``pos``: their positional encodings.
+    """
+    trunk = sam2.image_encoder.trunk
+    x = trunk.patch_embed(images)  # (N, h, w, C0)
+    x = x + trunk._get_pos_embed(x.shape[1:3])
+    stages: list[torch.Tensor] = []
+    for i, blk in enumerate(trunk.blocks):
+        x = blk(x)
+        if i in trunk.stage_ends:
+            if hook is not None:
+                x = hook(len(stages), x)
+            stages.append(x.permute(0, 3, 1, 2))
+    fpn, pos = sam2.image_encoder.neck(stages)
+    scalp = sam2.image_encoder.scalp
+    if scalp > 0:
+        fpn, pos = fpn[:-scalp], pos[:-scalp]
+    fpn = list(fpn)
+    if sam2.use_high_res_features_in_sam:
+        fpn[0] = sam2.sam_mask_decoder.conv_s0(fpn[0])
+        fpn[1] = sam2.sam_mask_decoder.conv_s1(fpn[1])
+    return {"stages": stages, "fpn": fpn, "pos": list(pos)}
+
+
+def to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """``(N, C, h, w)`` -> ``(h*w, N, C)``, the sequence layout of SAM2's memory functions."""
+    return x.flatten(2).permute(2, 0, 1)
+
+
+@dataclass
+class MaskDecoding:
+    """Mask decoder outputs for ``N`` prompted objects."""
+
+    masks: torch.Tensor  # (N, 1, S/4, S/4) mask logits
+    ious: torch.Tensor  # (N, 1) predicted IoU
+    token: torch.Tensor  # (N, d) object (mask) token from the decoder's transformer
+    obj_ptr: torch.Tensor  # (N, d) object pointer for the memory bank
+    object_score_logits: torch.Tensor  # (N, 1) object presence logit
+
+
+def decode_masks(
+    sam2: nn.Module, pix_feat: torch.Tensor, high_res: list[torch.Tensor] | None,
+    boxes: torch.Tensor, has_box: torch.Tensor, extra_tokens: torch.Tensor | None = None,
+) -> MaskDecoding:
+    """Prompt encoder + mask decoder on box prompts (``SAM2Base._forward_sam_heads``).
+
+    Args:
+        pix_feat: ``(N, d, S/16, S/16)`` (memory-conditioned or memory-free) features.
+        high_res: the two high-res FPN levels ``(N, d/8, S/4, S/4)``, ``(N, d/4, S/8, S/8)``.
+        boxes: ``(N, 4)`` xyxy in model pixels; has_box: ``(N,)`` bool, False = no prompt
+            (padding points, as SAM2 does when tracking without clicks).
+        extra_tokens: ``(N, k, d)`` appended to the sparse prompts (e.g. a text token).
+
+    Unlike ``_forward_sam_heads``, masks are not hard-set to -1024 where the object score
+    says "absent", so that the mask loss keeps its gradient; the memory encoder still sees
+    the presence logit through ``no_obj_embed_spatial``.
+    """
+    n = pix_feat.shape[0]
+    assert boxes.shape == (n, 4) and has_box.shape == (n,), (
+        f"boxes (N, 4) / has_box (N,) for N={n}, got {tuple(boxes.shape)}, {tuple(has_box.shape)}")
+    coords = boxes.reshape(n, 2, 2) * has_box[:, None, None]  # (N, 2, 2) box corners
+    labels = torch.tensor([2, 3], dtype=torch.int32, device=boxes.device).expand(n, 2)
+    labels = torch.where(has_box[:, None], labels, torch.full_like(labels, -1))  # (N, 2)
+    pe = sam2.sam_prompt_encoder
+    sparse, dense = pe(points=(coords, labels), boxes=None, masks=None)  # (N, 3, d), (N, d, h, w)
+    if extra_tokens is not None:
+        sparse = torch.cat([sparse, extra_tokens.to(sparse.dtype)], dim=1)
+    masks, ious, tokens, obj_logits = sam2.sam_mask_decoder(
+        image_embeddings=pix_feat, image_pe=pe.get_dense_pe(), sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense, multimask_output=False, repeat_image=False,
+        high_res_features=high_res)
+    token = tokens[:, 0]  # (N, d)
+    obj_ptr = sam2.obj_ptr_proj(token)
+    if sam2.pred_obj_scores:
+        present = obj_logits.sigmoid() if sam2.soft_no_obj_ptr else (obj_logits > 0).float()
+        if sam2.fixed_no_obj_ptr:
+            obj_ptr = present * obj_ptr
+        obj_ptr = obj_ptr + (1 - present) * sam2.no_obj_ptr
+    return MaskDecoding(masks=masks.float(), ious=ious, token=token, obj_ptr=obj_ptr,
+                        object_score_logits=obj_logits)

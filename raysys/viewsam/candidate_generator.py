@@ -1,0 +1,235 @@
+"""Candidate Generator, CG (paper Eq. 14-18): box proposals that prompt SAM2.
+
+Two branches on the top FPN level (stride 16) of the VC-CMA-adapted image encoder:
+
+* dense proposal branch (Eq. 14-16): a shared conv tower and four 1x1 heads per location:
+  centre heatmap (sigmoid focal loss against Gaussian targets), centerness (BCE inside
+  boxes, FCOS), box size (log of w, h in cells) and centre offset (sub-cell), both
+  smooth-L1 at the object's centre cell. Proposals are the top-K heatmap peaks (3x3 max
+  pool NMS) scored ``heat * centerness``;
+* proposal-referring matching branch (Eq. 17-18): RoIAlign features of each proposal and
+  the pooled frozen text feature, fused as ``[f, t, f (.) t]`` into a referring logit;
+  trained against soft IoU targets (IoU with the referred boxes) with a group-balanced
+  BCE per frame and a margin ranking loss.
+
+Targets come from a pluggable teacher (:class:`BoxTeacher`); the default,
+:class:`PseudoLabelTeacher`, reads the Stage 1 pseudo-label boxes of the clip targets.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from raysys.viewsam import losses as L
+
+__all__ = [
+    "CandidateGeneratorConfig",
+    "BoxTeacher",
+    "PseudoLabelTeacher",
+    "CandidateOutput",
+    "CandidateGenerator",
+    "pairwise_iou",
+    "dense_targets",
+    "candidate_losses",
+]
+
+
+@dataclass(frozen=True)
+class CandidateGeneratorConfig:
+    width: int | None = None  # conv tower / RoI feature width; None: SAM2's d_model
+    num_convs: int = 4  # 3x3 conv + GroupNorm + ReLU layers in the dense tower
+    roi_size: int = 5  # RoIAlign output side per proposal
+    hidden: int | None = None  # proposal / text embedding width; None: 4 * d_model
+    num_proposals: int = 16  # top-K heatmap peaks kept per frame
+    sigma_ratio: float = 1 / 6  # Gaussian sigma of the heatmap target, per box side
+    pos_iou: float = 0.5  # IoU with a referred box at which a proposal counts as positive
+    rank_margin: float = 0.2  # margin of the ranking loss (on sigmoid scores)
+
+
+class BoxTeacher(Protocol):
+    """Supplies the boxes CG learns from: ``(boxes (B, V, T, M, 4), valid (B, V, T, M))``."""
+
+    def __call__(self, targets) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class PseudoLabelTeacher:
+    """Default teacher: the clip targets' own (Stage 1 pseudo-label) boxes."""
+
+    def __call__(self, targets) -> tuple[torch.Tensor, torch.Tensor]:
+        return targets.boxes, targets.visible
+
+
+@dataclass
+class CandidateOutput:
+    """CG outputs for ``N`` frames (model pixel coordinates)."""
+
+    heatmap: torch.Tensor  # (N, 1, h, w) centre logits
+    centerness: torch.Tensor  # (N, 1, h, w) logits
+    size: torch.Tensor  # (N, 2, h, w) log(w / stride), log(h / stride)
+    offset: torch.Tensor  # (N, 2, h, w) centre offset inside the cell, in cells
+    boxes: torch.Tensor  # (N, K, 4) xyxy proposals (no gradient)
+    objectness: torch.Tensor  # (N, K) heat * centerness at the peaks (no gradient)
+    refer_logits: torch.Tensor  # (N, K) proposal-expression matching logits
+
+
+def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of xyxy boxes ``(..., K, 4)`` x ``(..., M, 4)`` -> ``(..., K, M)``."""
+    lt = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])
+    rb = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
+    area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
+    return inter / (area_a[..., :, None] + area_b[..., None, :] - inter).clamp(min=1e-6)
+
+
+class CandidateGenerator(nn.Module):
+    """Dense proposals + referring scores (Eq. 14-18).
+
+    Args:
+        in_dim: channels of the input feature (the top FPN level, d_model).
+        text_dim: width of the frozen text encoder.
+        cfg: component config; width, hidden: resolved widths.
+    """
+
+    def __init__(self, in_dim: int, text_dim: int, cfg: CandidateGeneratorConfig, width: int,
+                 hidden: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i in range(cfg.num_convs):
+            layers += [nn.Conv2d(in_dim if i == 0 else width, width, 3, padding=1),
+                       nn.GroupNorm(math.gcd(32, width), width), nn.ReLU(inplace=True)]
+        self.tower = nn.Sequential(*layers) if layers else nn.Conv2d(in_dim, width, 1)
+        self.heat_head = nn.Conv2d(width, 1, 1)
+        nn.init.constant_(self.heat_head.bias, -math.log((1 - 0.01) / 0.01))  # prior 0.01
+        self.ctr_head = nn.Conv2d(width, 1, 1)
+        self.size_head = nn.Conv2d(width, 2, 1)
+        self.offset_head = nn.Conv2d(width, 2, 1)
+        self.roi_head = nn.Sequential(nn.Flatten(1), nn.Linear(width * cfg.roi_size ** 2, hidden),
+                                      nn.ReLU(inplace=True), nn.Linear(hidden, hidden))
+        self.text_proj = nn.Sequential(nn.Linear(text_dim, hidden), nn.LayerNorm(hidden))
+        self.match_head = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.ReLU(inplace=True),
+                                        nn.Linear(hidden, 1))
+        self.cfg = cfg
+
+    def forward(self, feat: torch.Tensor, text: torch.Tensor, stride: int) -> CandidateOutput:
+        """Args: feat ``(N, C, h, w)``; text ``(N, D_t)`` pooled expression feature per frame;
+        stride: model pixels per cell."""
+        from torchvision.ops import roi_align
+
+        n, _, h, w = feat.shape
+        assert text.shape[0] == n, f"text rows {text.shape[0]} != frames {n}"
+        x = self.tower(feat)  # (N, W, h, w)
+        heat, ctr = self.heat_head(x), self.ctr_head(x)
+        size, offset = self.size_head(x), self.offset_head(x)
+        with torch.no_grad():
+            boxes, objectness = self._decode(heat, ctr, size, offset, stride)  # (N, K, 4), (N, K)
+        k = boxes.shape[1]
+        idx = torch.arange(n, device=feat.device, dtype=boxes.dtype).repeat_interleave(k)
+        rois = torch.cat([idx[:, None], boxes.reshape(-1, 4)], dim=1)  # (N*K, 5)
+        r = self.cfg.roi_size
+        pooled = roi_align(x, rois, (r, r), spatial_scale=1.0 / stride, sampling_ratio=2,
+                           aligned=True)  # (N*K, W, r, r)
+        f = self.roi_head(pooled).reshape(n, k, -1)  # (N, K, hidden)
+        t = self.text_proj(text)[:, None].expand_as(f)  # (N, K, hidden)
+        logits = self.match_head(torch.cat([f, t, f * t], dim=-1)).squeeze(-1)  # (N, K)
+        return CandidateOutput(heatmap=heat, centerness=ctr, size=size, offset=offset,
+                               boxes=boxes, objectness=objectness, refer_logits=logits)
+
+    def _decode(self, heat, ctr, size, offset, stride: int):
+        n, _, h, w = heat.shape
+        prob = heat.sigmoid()
+        peaks = prob * (F.max_pool2d(prob, 3, stride=1, padding=1) == prob)  # 3x3 NMS
+        score = (peaks * ctr.sigmoid()).flatten(1)  # (N, h*w)
+        k = min(self.cfg.num_proposals, h * w)
+        top, cell = score.topk(k, dim=1)  # (N, K)
+        cy, cx = (cell // w).to(heat.dtype), (cell % w).to(heat.dtype)
+        off = offset.flatten(2).gather(2, cell[:, None].expand(-1, 2, -1))  # (N, 2, K)
+        wh = size.flatten(2).gather(2, cell[:, None].expand(-1, 2, -1)).clamp(-4, 6).exp()
+        px, py = (cx + off[:, 0]) * stride, (cy + off[:, 1]) * stride
+        half_w, half_h = wh[:, 0] * stride / 2, wh[:, 1] * stride / 2
+        boxes = torch.stack([px - half_w, py - half_h, px + half_w, py + half_h], dim=-1)
+        return boxes.clamp(0, max(h, w) * stride), top
+
+
+def dense_targets(boxes: torch.Tensor, valid: torch.Tensor, h: int, w: int, stride: int,
+                  sigma_ratio: float = 1 / 6) -> dict[str, torch.Tensor]:
+    """Dense-branch targets of ``N`` frames with ``M`` boxes each.
+
+    Args:
+        boxes: ``(N, M, 4)`` xyxy model pixels; valid: ``(N, M)`` bool.
+
+    Returns dict: ``heat`` ``(N, 1, h, w)`` max over boxes of a Gaussian peaking at 1 on
+    the centre cell; ``ctr`` ``(N, 1, h, w)`` FCOS centerness of cell centres (max over the
+    boxes holding them) and ``inside`` ``(N, 1, h, w)`` bool; ``cell`` ``(N, M)`` flat
+    index of each centre cell; ``size`` / ``offset`` ``(N, M, 2)`` regression targets.
+    """
+    dt = boxes.dtype
+    c = (boxes[..., :2] + boxes[..., 2:]) / 2 / stride  # (N, M, 2) centre in cells
+    wh = (boxes[..., 2:] - boxes[..., :2]).clamp(min=1.0) / stride  # (N, M, 2) in cells
+    ci = torch.stack([c[..., 0].floor().clamp(0, w - 1), c[..., 1].floor().clamp(0, h - 1)], -1)
+    sig = (wh * sigma_ratio).clamp(min=0.5)  # (N, M, 2)
+    xs = torch.arange(w, dtype=dt, device=boxes.device)
+    ys = torch.arange(h, dtype=dt, device=boxes.device)
+    gx = ((xs[None, None] - ci[..., :1]) / sig[..., :1]) ** 2  # (N, M, w)
+    gy = ((ys[None, None] - ci[..., 1:]) / sig[..., 1:]) ** 2  # (N, M, h)
+    g = torch.exp(-0.5 * (gy[..., :, None] + gx[..., None, :]))  # (N, M, h, w)
+    heat = (g * valid[..., None, None]).amax(1, keepdim=True) if boxes.shape[1] else (
+        boxes.new_zeros(boxes.shape[0], 1, h, w))
+    px = (xs + 0.5) * stride  # cell centres in pixels
+    py = (ys + 0.5) * stride
+    left = px[None, None, None, :] - boxes[..., 0, None, None]  # (N, M, 1, w)
+    right = boxes[..., 2, None, None] - px[None, None, None, :]
+    top = py[None, None, :, None] - boxes[..., 1, None, None]  # (N, M, h, 1)
+    bottom = boxes[..., 3, None, None] - py[None, None, :, None]
+    lr = torch.minimum(left, right) / torch.maximum(left, right).clamp(min=1e-6)
+    tb = torch.minimum(top, bottom) / torch.maximum(top, bottom).clamp(min=1e-6)
+    inside = (lr > 0) & (tb > 0) & valid[..., None, None]  # (N, M, h, w)
+    ctr = torch.where(inside, (lr.clamp(min=0) * tb.clamp(min=0)).sqrt(), torch.zeros_like(g))
+    return {"heat": heat, "ctr": ctr.amax(1, keepdim=True) if boxes.shape[1] else heat * 0,
+            "inside": inside.any(1, keepdim=True), "cell": (ci[..., 1] * w + ci[..., 0]).long(),
+            "size": wh.log(), "offset": c - ci}
+
+
+def candidate_losses(out: CandidateOutput, boxes: torch.Tensor, valid: torch.Tensor,
+                     referred: torch.Tensor, stride: int, cfg: CandidateGeneratorConfig,
+                     ) -> dict[str, torch.Tensor]:
+    """CG losses for ``N`` frames (Eq. 15-18).
+
+    Args:
+        boxes: ``(N, M, 4)`` teacher boxes (model pixels); valid: ``(N, M)`` bool;
+        referred: ``(N, M)`` bool, box belongs to an object the expression refers to.
+
+    Returns dict with ``cg_heatmap``, ``cg_centerness``, ``cg_box``, ``cg_match``,
+    ``cg_rank``.
+    """
+    n, _, h, w = out.heatmap.shape
+    tg = dense_targets(boxes, valid, h, w, stride, cfg.sigma_ratio)
+    num_obj = valid.sum().clamp(min=1)
+    heat = L.sigmoid_focal_loss(out.heatmap, tg["heat"], reduction="sum") / num_obj
+    inside = tg["inside"]
+    ctr = (F.binary_cross_entropy_with_logits(out.centerness[inside], tg["ctr"][inside])
+           if bool(inside.any()) else out.centerness.sum() * 0)
+    # regression at each valid box's centre cell
+    cell = tg["cell"][..., None].expand(-1, -1, 2)  # (N, M, 2)
+    size = out.size.flatten(2).transpose(1, 2).gather(1, cell)  # (N, M, 2)
+    off = out.offset.flatten(2).transpose(1, 2).gather(1, cell)
+    wv = valid[..., None]
+    box = (L.smooth_l1_loss(size, tg["size"], weights=wv)
+           + L.smooth_l1_loss(off, tg["offset"], weights=wv))
+    # matching: soft IoU with the referred boxes of the same frame
+    ref_ok = (valid & referred)[:, None, :]  # (N, 1, M)
+    iou = (pairwise_iou(out.boxes, boxes) * ref_ok).amax(-1) if boxes.shape[1] else (
+        out.refer_logits.detach() * 0)  # (N, K)
+    groups = torch.arange(n, device=iou.device)[:, None].expand_as(iou).reshape(-1)
+    logits = out.refer_logits.reshape(-1)
+    match = L.group_balanced_bce(logits, iou.reshape(-1), groups, cfg.pos_iou)
+    rank = L.margin_ranking_loss(logits.sigmoid(), iou.reshape(-1) >= cfg.pos_iou, groups,
+                                 cfg.rank_margin)
+    return {"cg_heatmap": heat, "cg_centerness": ctr, "cg_box": box, "cg_match": match,
+            "cg_rank": rank}

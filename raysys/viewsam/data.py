@@ -1,0 +1,76 @@
+"""Typed inputs and outputs of a ViewSAM forward pass over a clip.
+
+A clip is ``B`` samples x ``V`` synchronised views x ``T`` frames, with one referring
+expression per sample. Object ``m`` of a sample has one global id across its views and
+frames (the Stage 1 cross-view trajectory). Coordinates are in input-frame pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from raysys.viewsam.candidate_generator import CandidateOutput
+
+__all__ = ["ClipTargets", "ViewSAMOutput"]
+
+
+@dataclass
+class ClipTargets:
+    """Pseudo labels of a clip (Stage 1 output), padded to ``M`` objects per sample."""
+
+    boxes: torch.Tensor  # (B, V, T, M, 4) float xyxy boxes in input pixels (the teacher)
+    visible: torch.Tensor  # (B, V, T, M) bool: object present in that view and frame
+    ids: torch.Tensor  # (B, M) long global ids, -1 = padding
+    referred: torch.Tensor  # (B, M) bool: the expression refers to this object
+    masks: torch.Tensor | None = None  # (B, V, T, M, H, W) masks; None: boxes filled in
+
+    def check(self, b: int, v: int, t: int, h: int, w: int) -> int:
+        """Validate shapes against a ``(B, V, T, 3, H, W)`` clip; returns ``M``."""
+        if self.boxes.dim() != 5 or tuple(self.boxes.shape[:3]) != (b, v, t) or \
+                self.boxes.shape[-1] != 4:
+            raise ValueError(f"targets.boxes must be (B, V, T, M, 4) = ({b}, {v}, {t}, M, 4), "
+                             f"got {tuple(self.boxes.shape)}")
+        m = self.boxes.shape[3]
+        for name, want in (("visible", (b, v, t, m)), ("ids", (b, m)), ("referred", (b, m))):
+            got = tuple(getattr(self, name).shape)
+            if got != want:
+                raise ValueError(f"targets.{name} must be {want}, got {got}")
+        if self.masks is not None and tuple(self.masks.shape) != (b, v, t, m, h, w):
+            raise ValueError(f"targets.masks must be {(b, v, t, m, h, w)}, "
+                             f"got {tuple(self.masks.shape)}")
+        return m
+
+    def to(self, device: torch.device | str) -> ClipTargets:
+        return ClipTargets(self.boxes.to(device), self.visible.to(device).bool(),
+                           self.ids.to(device).long(), self.referred.to(device).bool(),
+                           None if self.masks is None else self.masks.to(device))
+
+
+@dataclass
+class ViewSAMOutput:
+    """Per (view, frame) predictions for ``O`` object slots per sample.
+
+    With targets, slot ``o`` of sample ``b`` is its ``o``-th referred object
+    (``slot_index``); without, slots come from the top referred proposals of frame 0.
+    """
+
+    mask_logits: torch.Tensor  # (B, V, T, O, H, W) recalibrated mask logits
+    object_score_logits: torch.Tensor  # (B, V, T, O) SAM2 object-presence logits
+    p_bias: torch.Tensor  # (B, V, T, O) BAR's bias probability (0 without BAR / at t=0)
+    embeddings: torch.Tensor | None  # (B, V, T, O, D) CGCT identity embeddings
+    boxes: torch.Tensor  # (B, V, T, K, 4) CG proposals, input pixels (K=0 without CG)
+    proposal_scores: torch.Tensor  # (B, V, T, K) CG objectness
+    refer_logits: torch.Tensor  # (B, V, T, K) CG proposal-expression logits
+    prompt_boxes: torch.Tensor  # (B, V, T, O, 4) boxes that prompted SAM2, input pixels
+    prompted: torch.Tensor  # (B, V, T, O) bool: a box prompted that slot
+    slot_valid: torch.Tensor  # (B, O) bool
+    slot_ids: torch.Tensor  # (B, O) long global ids (-1 unknown / padding)
+    slot_index: torch.Tensor  # (B, O) long index into the targets' M objects (0 if none)
+    view_tokens: torch.Tensor | None  # (B, V, T, d_a)
+    # for the losses
+    candidates: CandidateOutput | None  # raw CG outputs over B*V*T frames, model pixels
+    bias_logits: torch.Tensor  # (B, V, T, O)
+    bias_labels: torch.Tensor  # (B, V, T, O) disjointness labels (Eq. 19), no gradient
+    image_size: int  # SAM2 model side S (model pixel coordinates are in [0, S])

@@ -1,0 +1,313 @@
+"""ViewSAM (paper §3.3): view-aware cross-modal semantics on a SAM2 video tracker.
+
+Forward pass over a clip ``(B, V, T, 3, H, W)`` with one expression per sample:
+
+1. frozen text encoder -> token features;
+2. SAM2 image encoder over all ``B*V*T`` frames, with the view token (Eq. 3-4) computed
+   after ``ViewTokenConfig.stage`` and VC-CMA adapters (Eq. 5-7) after their stages;
+3. Candidate Generator (Eq. 14-18) on the top FPN level: proposals + referring logits;
+4. slots and box prompts (:mod:`raysys.viewsam.prompts`);
+5. frame by frame, SAM2's memory attention over a memory bank of previous frames'
+   memory encodings (``SAM2Base._prepare_memory_conditioned_features``), the mask decoder
+   prompted by the boxes, once with and once without memory, BAR (Eq. 8-9) fusing them,
+   and ``SAM2Base._encode_new_memory`` on the fused mask for the next frames;
+6. CGCT (Eq. 10-12) embeddings of every slot in every view and frame.
+
+``losses(outputs, targets)`` returns the named losses and their weighted ``total``.
+Components are passed in; :func:`raysys.viewsam.build.build_viewsam` wires them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from raysys.viewsam import losses as L
+from raysys.viewsam.bar import BiasAwareRecalibration, bias_labels
+from raysys.viewsam.base import decode_masks, encode_images, to_tokens
+from raysys.viewsam.candidate_generator import CandidateGenerator, PseudoLabelTeacher
+from raysys.viewsam.candidate_generator import candidate_losses as _candidate_losses
+from raysys.viewsam.cgct import CGCT
+from raysys.viewsam.config import ViewSAMConfig
+from raysys.viewsam.data import ClipTargets, ViewSAMOutput
+from raysys.viewsam.prompts import frame_prompts, plan_slots
+from raysys.viewsam.text_encoder import FrozenTextEncoder
+from raysys.viewsam.vc_cma import VCCMA
+from raysys.viewsam.view_token import ViewToken
+
+__all__ = ["ViewSAM"]
+
+_MEAN = (0.485, 0.456, 0.406)  # SAM2's ImageNet normalisation
+_STD = (0.229, 0.224, 0.225)
+
+
+class ViewSAM(nn.Module):
+    """ViewSAM model. Optional components are None when switched off in ``cfg``.
+
+    Args:
+        cfg: the configuration it was built from.
+        sam2: a ``SAM2Base`` (frozen or not, as the builder decided).
+        text_encoder: frozen text encoder.
+        view_token, vc_cma, text_prompt, candidate_generator, bar, cgct: components;
+            ``text_prompt`` (Linear text -> d_model) replaces VC-CMA in its ablation.
+        teacher: box teacher for CG targets and prompts (default: pseudo-label boxes).
+    """
+
+    def __init__(self, cfg: ViewSAMConfig, sam2: nn.Module, text_encoder: FrozenTextEncoder,
+                 view_token: ViewToken | None = None, vc_cma: VCCMA | None = None,
+                 text_prompt: nn.Module | None = None,
+                 candidate_generator: CandidateGenerator | None = None,
+                 bar: BiasAwareRecalibration | None = None, cgct: CGCT | None = None,
+                 teacher=None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.sam2 = sam2
+        self.text_encoder = text_encoder
+        self.view_token = view_token
+        self.vc_cma = vc_cma
+        self.text_prompt = text_prompt
+        self.candidate_generator = candidate_generator
+        self.bar = bar
+        self.cgct = cgct
+        self.teacher = teacher if teacher is not None else PseudoLabelTeacher()
+        self.image_size = int(sam2.image_size)
+        self.register_buffer("pixel_mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """Expressions -> ``{"input_ids", "attention_mask"}`` ``(B, L)`` for :meth:`forward`."""
+        return self.text_encoder.tokenize(texts)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, frames: torch.Tensor, text: dict[str, torch.Tensor],
+                targets: ClipTargets | None = None, view_ids: torch.Tensor | None = None,
+                ) -> ViewSAMOutput:
+        """Run ViewSAM over a clip.
+
+        Args:
+            frames: ``(B, V, T, 3, H, W)`` float RGB in [0, 1].
+            text: tokenized expressions (:meth:`tokenize`), one per sample.
+            targets: pseudo labels; they choose the tracked objects (see ``prompts``).
+            view_ids: ``(B, V)`` camera index of each view, default ``0..V-1``.
+        """
+        b, v, t, h, w = self._check(frames, text, targets)
+        dev = frames.device
+        if view_ids is None:
+            view_ids = torch.arange(v, device=dev).expand(b, v)
+        targets = None if targets is None else targets.to(dev)
+        s = self.image_size
+        images = F.interpolate(frames.flatten(0, 2), size=(s, s), mode="bilinear",
+                               align_corners=False) if (h, w) != (s, s) else frames.flatten(0, 2)
+        images = (images - self.pixel_mean) / self.pixel_std  # (B*V*T, 3, S, S)
+        tokens, tmask = self.text_encoder(text["input_ids"], text["attention_mask"])
+        m = tmask[..., None].to(tokens.dtype)
+        pooled = (tokens * m).sum(1) / m.sum(1).clamp(min=1)  # (B, D_t)
+        enc, views = self._encode(images, tokens, tmask, view_ids, (b, v, t))
+        cand = None
+        if self.candidate_generator is not None:
+            cand = self.candidate_generator(enc["fpn"][-1], pooled.repeat_interleave(v * t, 0),
+                                            self.sam2.backbone_stride)
+        scale = torch.tensor([s / w, s / h, s / w, s / h], device=dev)
+        cb = None if cand is None else cand.boxes.reshape(b * v, t, *cand.boxes.shape[1:])
+        cr = None if cand is None else cand.refer_logits.reshape(b * v, t, -1)
+        plan = plan_slots(targets, self.teacher, cb, cr, shape=(b, v, t), scale=scale,
+                          image_size=s, prompt_source=self.cfg.prompt_source,
+                          num_objects=self.cfg.num_objects)
+        text_tok = None if self.text_prompt is None else self.text_prompt(pooled)  # (B, d)
+        tr = self._track(enc, plan, cb, text_tok, (b, v, t))
+        return self._assemble(tr, enc, views, cand, plan, scale, (b, v, t, h, w))
+
+    def _check(self, frames, text, targets) -> tuple[int, int, int, int, int]:
+        if frames.dim() != 6 or frames.shape[3] != 3:
+            raise ValueError(f"frames must be (B, V, T, 3, H, W), got {tuple(frames.shape)}")
+        b, v, t, _, h, w = frames.shape
+        if not isinstance(text, dict) or "input_ids" not in text or "attention_mask" not in text:
+            raise ValueError("text must be the dict of model.tokenize(expressions)")
+        if text["input_ids"].shape[0] != b:
+            raise ValueError(f"need one expression per sample: {text['input_ids'].shape[0]} "
+                             f"for B={b}")
+        if targets is not None:
+            targets.check(b, v, t, h, w)
+        return b, v, t, h, w
+
+    def _encode(self, images, tokens, tmask, view_ids, shape) -> tuple[dict, torch.Tensor | None]:
+        """Image encoder with the view token and VC-CMA hooks (steps 2 of the module doc)."""
+        b, v, t = shape
+        state: dict = {"view": None, "text": None}
+        if self.vc_cma is not None:
+            state["text"] = self.vc_cma.init_text(tokens, v)  # (B*V, L, d_a)
+        text_mask = tmask.repeat_interleave(v, dim=0)  # (B*V, L)
+
+        def hook(stage: int, x: torch.Tensor) -> torch.Tensor:  # x: (B*V*T, h, w, C)
+            if self.view_token is not None and stage == self.cfg.view_token.stage:
+                pooled = x.mean((1, 2)).reshape(b, v, t, -1)
+                state["view"], _ = self.view_token(pooled, view_ids)  # (B, V, T, d_a)
+            if self.vc_cma is not None and stage in self.vc_cma.stages:
+                vt = None if state["view"] is None else state["view"].reshape(b * v * t, -1)
+                x, state["text"] = self.vc_cma(stage, x, state["text"], text_mask, vt, t)
+            return x
+
+        return encode_images(self.sam2, images, hook), state["view"]
+
+    def _track(self, enc, plan, cand_boxes, text_tok, shape) -> dict[str, torch.Tensor]:
+        """Frame-by-frame SAM2 tracking with BAR (step 5). Returns stacked ``(B*V, T, O, ...)``."""
+        b, v, t = shape
+        o = plan.num_slots
+        per_view = [x.reshape(b * v, t, *x.shape[1:]) for x in enc["fpn"]]
+        pos = enc["pos"][-1].reshape(b * v, t, *enc["pos"][-1].shape[1:])
+        extra = None if text_tok is None else text_tok.repeat_interleave(v * o, 0)[:, None]
+        bank: dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+        frames: list[dict[str, torch.Tensor]] = []
+        for i in range(t):
+            feats = [x[:, i].repeat_interleave(o, 0) for x in per_view]  # (N, C, h, w)
+            prev = frames[-1]["masks"] if frames else None
+            boxes, has_box = frame_prompts(plan, i, cand_boxes, prev, self.image_size,
+                                           self.cfg.track_iou)
+            out = self._track_frame(i, t, feats, pos[:, i].repeat_interleave(o, 0), boxes,
+                                    has_box, extra, bank)
+            frames.append(out | {"boxes": boxes, "has_box": has_box})
+        # each (N, ...) with rows (b, v, o) -> (B*V, T, O, ...)
+        return {k: torch.stack([f[k].reshape(b * v, o, *f[k].shape[1:]) for f in frames], 1)
+                for k in frames[0]}
+
+    def _track_frame(self, i, num_frames, feats, pos, boxes, has_box, extra, bank,
+                     ) -> dict[str, torch.Tensor]:
+        """One frame for all ``N`` slots: memory-guided (+ memory-free) decoding, BAR, memory."""
+        top = to_tokens(feats[-1])  # (hw, N, d)
+        size = [tuple(feats[-1].shape[-2:])]
+        high_res = feats[:-1] or None
+        sam2 = self.sam2
+
+        def condition(init: bool) -> torch.Tensor:  # (N, d, h, w)
+            return sam2._prepare_memory_conditioned_features(
+                frame_idx=i, is_init_cond_frame=init, current_vision_feats=[top],
+                current_vision_pos_embeds=[to_tokens(pos)], feat_sizes=size, output_dict=bank,
+                num_frames=num_frames)
+
+        mem = decode_masks(sam2, condition(i == 0), high_res, boxes, has_box, extra)
+        masks, obj_ptr = mem.masks, mem.obj_ptr
+        zeros = masks.new_zeros(masks.shape[0])
+        p, logit, label = zeros, zeros, zeros
+        if self.bar is not None and i > 0:
+            free = decode_masks(sam2, condition(True), high_res, boxes, has_box, extra)
+            rec = self.bar(mem.token, free.token, mem.masks, free.masks)
+            masks, p, logit = rec.mask_logits, rec.p_bias, rec.bias_logit
+            label = bias_labels(mem.masks, free.masks, self.cfg.bar.bias_iou)
+            obj_ptr = (1 - p[:, None]) * mem.obj_ptr + p[:, None] * free.obj_ptr
+        s = self.image_size
+        high = F.interpolate(masks, size=(s, s), mode="bilinear", align_corners=False)
+        feat_mem, pos_mem = sam2._encode_new_memory(
+            current_vision_feats=[top], feat_sizes=size, pred_masks_high_res=high,
+            object_score_logits=mem.object_score_logits, is_mask_from_pts=True)
+        key = "cond_frame_outputs" if i == 0 else "non_cond_frame_outputs"
+        bank[key][i] = {"maskmem_features": feat_mem, "maskmem_pos_enc": pos_mem,
+                        "obj_ptr": obj_ptr}
+        return {"masks": masks, "scores": mem.object_score_logits[:, 0], "p_bias": p,
+                "bias_logit": logit, "bias_label": label}
+
+    def _assemble(self, tr, enc, views, cand, plan, scale, shape) -> ViewSAMOutput:
+        """Step 6 (CGCT) and reshaping into per (view, frame) outputs in input pixels."""
+        b, v, t, h, w = shape
+        o = plan.num_slots
+        low = tr["masks"][:, :, :, 0]  # (B*V, T, O, S/4, S/4)
+        emb = None
+        if self.cgct is not None:
+            vt = None if self.cgct.film is None else views.reshape(b * v * t, -1)
+            emb = self.cgct(enc["stages"], low.sigmoid().flatten(0, 1), vt)  # (B*V*T, O, D)
+            emb = emb.reshape(b, v, t, o, -1)
+        masks = low.flatten(0, 1)  # (B*V*T, O, S/4, S/4)
+        if masks.shape[-2:] != (h, w):
+            masks = F.interpolate(masks, size=(h, w), mode="bilinear", align_corners=False)
+        if cand is not None:
+            k = cand.boxes.shape[1]
+            boxes = cand.boxes.reshape(b, v, t, k, 4) / scale
+            scores = cand.objectness.reshape(b, v, t, k)
+            refer = cand.refer_logits.reshape(b, v, t, k)
+        else:
+            boxes = masks.new_zeros(b, v, t, 0, 4)
+            scores = refer = masks.new_zeros(b, v, t, 0)
+        return ViewSAMOutput(
+            mask_logits=masks.reshape(b, v, t, o, h, w),
+            object_score_logits=tr["scores"].reshape(b, v, t, o),
+            p_bias=tr["p_bias"].reshape(b, v, t, o), embeddings=emb, boxes=boxes,
+            proposal_scores=scores, refer_logits=refer,
+            prompt_boxes=tr["boxes"].reshape(b, v, t, o, 4) / scale,
+            prompted=tr["has_box"].reshape(b, v, t, o), slot_valid=plan.valid,
+            slot_ids=plan.ids, slot_index=plan.index, view_tokens=views, candidates=cand,
+            bias_logits=tr["bias_logit"].reshape(b, v, t, o),
+            bias_labels=tr["bias_label"].reshape(b, v, t, o), image_size=self.image_size)
+
+    # ------------------------------------------------------------------ losses
+    def losses(self, outputs: ViewSAMOutput, targets: ClipTargets) -> dict[str, torch.Tensor]:
+        """Named losses of a forward pass run with ``targets``, plus their weighted ``total``.
+
+        Keys: ``mask``; with CG ``cg_heatmap``, ``cg_centerness``, ``cg_box``, ``cg_match``,
+        ``cg_rank``; with BAR ``bar``; with CGCT and its loss ``consistency_intra``,
+        ``consistency_inter``; always ``total``.
+        """
+        return compute_losses(self, outputs, targets)
+
+
+def _slot_masks(targets: ClipTargets, teacher_boxes: torch.Tensor, index: torch.Tensor,
+                hw: tuple[int, int]) -> torch.Tensor:
+    """Target masks of the slots ``(B, V, T, O, H, W)``; teacher boxes filled in if no masks."""
+    b, v, t, m = teacher_boxes.shape[:4]
+    o = index.shape[1]
+    h, w = hw
+    if m == 0:
+        return teacher_boxes.new_zeros(b, v, t, o, h, w)
+    g = index[:, None, None, :].expand(b, v, t, o)
+    if targets.masks is not None:
+        g6 = g[..., None, None].expand(-1, -1, -1, -1, h, w)
+        return targets.masks.gather(3, g6).float()
+    bx = teacher_boxes.gather(3, g[..., None].expand(-1, -1, -1, -1, 4))  # (B, V, T, O, 4)
+    ys = torch.arange(h, device=bx.device, dtype=bx.dtype) + 0.5
+    xs = torch.arange(w, device=bx.device, dtype=bx.dtype) + 0.5
+    iny = (ys >= bx[..., 1:2]) & (ys < bx[..., 3:4])  # (B, V, T, O, H)
+    inx = (xs >= bx[..., 0:1]) & (xs < bx[..., 2:3])  # (B, V, T, O, W)
+    return (iny[..., :, None] & inx[..., None, :]).float()
+
+
+def compute_losses(model: ViewSAM, out: ViewSAMOutput, targets: ClipTargets,
+                   ) -> dict[str, torch.Tensor]:
+    """See :meth:`ViewSAM.losses`."""
+    cfg, lc = model.cfg, model.cfg.loss
+    b, v, t, o, h, w = out.mask_logits.shape
+    targets = targets.to(out.mask_logits.device)
+    tb, tv = model.teacher(targets)  # (B, V, T, M, 4), (B, V, T, M)
+    res: dict[str, torch.Tensor] = {}
+    tm = _slot_masks(targets, tb, out.slot_index, (h, w))
+    valid = out.slot_valid[:, None, None].expand(b, v, t, o)
+    res["mask"] = L.mask_loss(out.mask_logits.flatten(0, 3), tm.flatten(0, 3),
+                              valid.flatten(), lc.mask_focal, lc.mask_dice)
+    total = lc.mask * res["mask"]
+    if out.candidates is not None:
+        s = out.image_size
+        scale = torch.tensor([s / w, s / h, s / w, s / h], device=tb.device)
+        m = tb.shape[3]
+        ref = targets.referred[:, None, None].expand(b, v, t, m)
+        cg = _candidate_losses(out.candidates, (tb * scale).reshape(-1, m, 4), tv.reshape(-1, m),
+                               ref.reshape(-1, m), model.sam2.backbone_stride,
+                               cfg.candidate_generator)
+        res |= cg
+        total = total + sum(getattr(lc, k) * val for k, val in cg.items())
+    if model.bar is not None:
+        sel = out.prompted & valid & (torch.arange(t, device=valid.device) > 0)[None, None, :, None]
+        res["bar"] = (F.binary_cross_entropy_with_logits(out.bias_logits[sel], out.bias_labels[sel])
+                      if bool(sel.any()) else out.bias_logits.sum() * 0)
+        total = total + cfg.alpha * res["bar"]
+    if model.cgct is not None and cfg.use_consistency_loss:
+        m = tv.shape[3]
+        g = out.slot_index[:, None, None].expand(b, v, t, o)
+        vis = (tv.gather(3, g) if m else torch.zeros_like(valid)) & valid  # (B, V, T, O)
+        grid = torch.meshgrid(torch.arange(b), torch.arange(v), torch.arange(t), torch.arange(o),
+                              indexing="ij")
+        groups, views = grid[0].to(vis.device)[vis], grid[1].to(vis.device)[vis]
+        ids = out.slot_ids[:, None, None].expand(b, v, t, o)[vis]
+        intra, inter = L.consistency_loss(out.embeddings[vis], ids, views, groups,
+                                          cfg.cgct.temperature)
+        res["consistency_intra"], res["consistency_inter"] = intra, inter
+        total = total + cfg.lam * (intra + cfg.cgct.inter_weight * inter)
+    res["total"] = total
+    return res
