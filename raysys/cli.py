@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("raysys.commands.eval", "CRTrack evaluation: CVR-IDF1 / CVR-MA"),
     "label": ("raysys.commands.label", "Stage 1: cross-view pseudo labels from raw videos"),
     "quality": ("raysys.commands.quality", "score Stage 1 pseudo labels per stage (Table 4)"),
+    "train": ("raysys.commands.train", "Stage 2: train ViewSAM on pseudo labels (Ray Train)"),
     "params": ("raysys.commands.params", "ViewSAM parameter report (no checkpoint needed)"),
     "demo": ("raysys.commands.demo", "the embedded default end to end on a local Ray"),
 }

@@ -106,10 +106,14 @@ class CandidateGenerator(nn.Module):
                        nn.GroupNorm(math.gcd(32, width), width), nn.ReLU(inplace=True)]
         self.tower = nn.Sequential(*layers) if layers else nn.Conv2d(in_dim, width, 1)
         self.heat_head = nn.Conv2d(width, 1, 1)
-        nn.init.constant_(self.heat_head.bias, -math.log((1 - 0.01) / 0.01))  # prior 0.01
         self.ctr_head = nn.Conv2d(width, 1, 1)
         self.size_head = nn.Conv2d(width, 2, 1)
         self.offset_head = nn.Conv2d(width, 2, 1)
+        for head in (self.heat_head, self.ctr_head, self.size_head, self.offset_head):
+            nn.init.normal_(head.weight, std=0.01)  # RetinaNet-style: start at the bias
+            nn.init.zeros_(head.bias)
+        # centre prior 0.01, so the focal loss of the many background cells starts small
+        nn.init.constant_(self.heat_head.bias, -math.log((1 - 0.01) / 0.01))
         self.roi_head = nn.Sequential(nn.Flatten(1), nn.Linear(width * cfg.roi_size ** 2, hidden),
                                       nn.ReLU(inplace=True), nn.Linear(hidden, hidden))
         self.text_proj = nn.Sequential(nn.Linear(text_dim, hidden), nn.LayerNorm(hidden))

@@ -92,7 +92,8 @@ class CGCT(nn.Module):
         Returns ``(N, O, dim)`` L2-normalised embeddings.
         """
         masks = masks.detach()
-        parts = [p(masked_average_pool(stages[s], masks)) for s, p in zip(self.stages, self.proj)]
+        parts = [p(masked_average_pool(stages[s], masks))
+                 for s, p in zip(self.stages, self.proj, strict=True)]
         e = self.fuse(torch.cat(parts, dim=-1))  # (N, O, dim), Eq. 11
         if self.film is not None:
             assert view is not None and view.shape[0] == e.shape[0], "FiLM needs (N, d_v) views"

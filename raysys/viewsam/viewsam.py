@@ -75,6 +75,14 @@ class ViewSAM(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
 
+    def train(self, mode: bool = True) -> ViewSAM:
+        """A frozen SAM2 stays in eval mode (no dropout in its memory attention), as a frozen
+        backbone should; a trainable one follows ``mode``."""
+        super().train(mode)
+        if not any(p.requires_grad for p in self.sam2.parameters()):
+            self.sam2.eval()
+        return self
+
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """Expressions -> ``{"input_ids", "attention_mask"}`` ``(B, L)`` for :meth:`forward`."""
         return self.text_encoder.tokenize(texts)

@@ -19,12 +19,15 @@ Behaviour of sam3 worth knowing (checked in its source, 0.1.4):
   the whole generator, so the lag changes nothing but the order of arrival;
 * a new detection becomes an object when its probability is at least ``new_det_thresh``
   (0.7) and it enters matching/NMS at ``score_threshold_detection`` (0.5): the
-  ``score_threshold`` option sets both (random weights score low, so smoke runs lower it);
+  ``score_threshold`` option sets both (random weights score ~0.26, so smoke runs lower
+  it). Its mask NMS (``det_nms_thresh``) compares every pair of passing detections at full
+  mask size: with a threshold that lets all 200 queries through it needs tens of GB;
 * point prompts on a session that never ran a full propagation hit an assertion (its
   per-frame output cache is empty): ``repropagate`` fills that cache with empty entries;
 * the tracker's constructor enters a bf16 autocast for good (thread-wide); the backend
   leaves it again and wraps its own calls in bf16 autocast instead, so models built
-  after it (ReID) keep their precision;
+  after it (ReID) keep their precision. sam3 cannot run without it (it casts features
+  to bf16 itself);
 * scores: per frame, the tracker's object probability where sam3 reports one, else the
   detection probability of the object.
 """

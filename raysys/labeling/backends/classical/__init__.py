@@ -1,0 +1,1 @@
+"""The classical concept tracker's parts: background model, detector, association."""

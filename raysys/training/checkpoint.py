@@ -1,0 +1,111 @@
+"""Self-describing ViewSAM checkpoints: weights + the run's config + the build spec.
+
+A checkpoint directory holds ``model.pt`` (``torch.save`` of a dict) and ``config.json``
+(the same config and spec, readable). ``model.pt`` keys:
+
+* ``model``: state dict without the parts rebuilt from the spec (a pretrained text
+  encoder; a SAM2 base frozen from a checkpoint file);
+* ``optimizer``: AdamW state of the current stage (epoch checkpoints only);
+* ``stage``, ``stage_epoch``: stage index and epochs done in it; ``epoch``: epochs done;
+* ``history``: per-epoch metric rows so far; ``config``: ``TrainConfig`` as a dict;
+* ``build_spec``: ``model.build_spec`` plus the SAM2 YAML text and checkpoint path.
+
+:func:`load_viewsam_checkpoint` rebuilds the model and reports missing/unexpected keys.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from raysys.training.config import TrainConfig, from_dict
+
+__all__ = ["MODEL_FILE", "model_state", "skipped_prefixes", "write_checkpoint",
+           "read_checkpoint", "LoadedCheckpoint", "load_viewsam_checkpoint"]
+
+MODEL_FILE = "model.pt"
+log = logging.getLogger(__name__)
+
+
+def skipped_prefixes(build_spec: dict) -> tuple[str, ...]:
+    """State-dict prefixes left out of checkpoints because the spec rebuilds them."""
+    out = []
+    if not str(build_spec.get("text_encoder", "")).startswith("random:"):
+        out.append("text_encoder.")  # pretrained weights from a package or a local folder
+    if build_spec.get("freeze_base") and build_spec.get("sam2_checkpoint"):
+        out.append("sam2.")  # frozen base = the SAM2 checkpoint file
+    return tuple(out)
+
+
+def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict minus :func:`skipped_prefixes`, on the CPU."""
+    skip = skipped_prefixes(model.build_spec)
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()
+            if not k.startswith(skip)}
+
+
+def write_checkpoint(directory: str | os.PathLike, payload: dict) -> Path:
+    """Write ``model.pt`` + ``config.json`` into ``directory`` (created)."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, d / MODEL_FILE)
+    meta = {k: payload.get(k) for k in ("epoch", "stage", "stage_epoch", "config")}
+    meta["build_spec"] = payload.get("build_spec")
+    (d / "config.json").write_text(json.dumps(meta, indent=2, default=str))
+    return d
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The payload of a checkpoint directory (or its ``model.pt``)."""
+    p = Path(path)
+    f = p / MODEL_FILE if p.is_dir() else p
+    if not f.is_file():
+        raise FileNotFoundError(f"no ViewSAM checkpoint at {p}: expected {f} (a `raysys "
+                                f"train` output's final/ folder or an epoch checkpoint)")
+    return torch.load(f, map_location="cpu", weights_only=False)
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: nn.Module  # the rebuilt ViewSAM, weights loaded, in eval mode
+    config: TrainConfig  # the run's training config
+    epoch: int  # epochs trained
+    missing_keys: list[str] = field(default_factory=list)  # expected but absent
+    unexpected_keys: list[str] = field(default_factory=list)  # present but unknown
+    history: list[dict] = field(default_factory=list)  # per-epoch metrics
+
+
+def load_viewsam_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
+                            strict: bool = False) -> LoadedCheckpoint:
+    """Rebuild ViewSAM from a checkpoint (config + build spec) and load its weights.
+
+    Args:
+        path: checkpoint directory (holding ``model.pt``) or the file itself.
+        device: where to put the model.
+        strict: raise if keys are missing or unexpected (else they are logged and returned).
+    """
+    from raysys.training.model import build_model
+
+    payload = read_checkpoint(path)
+    cfg = from_dict(TrainConfig, payload["config"])
+    spec = payload["build_spec"]
+    model = build_model(cfg, spec["sam2_yaml"], device="cpu", build_spec=spec)
+    res = model.load_state_dict(payload["model"], strict=False)
+    skip = skipped_prefixes(spec)
+    missing = [k for k in res.missing_keys if not k.startswith(skip)]
+    unexpected = list(res.unexpected_keys)
+    if missing or unexpected:
+        msg = (f"checkpoint {path}: {len(missing)} missing keys {missing[:5]}, "
+               f"{len(unexpected)} unexpected keys {unexpected[:5]}")
+        if strict:
+            raise ValueError(msg)
+        log.warning(msg)
+    return LoadedCheckpoint(model=model.to(device).eval(), config=cfg,
+                            epoch=int(payload.get("epoch", 0)), missing_keys=missing,
+                            unexpected_keys=unexpected, history=payload.get("history", []))

@@ -1,0 +1,185 @@
+"""Stage 2 training configuration: frozen dataclasses whose defaults run.
+
+``TrainConfig()`` is the paper's staged schedule (§4.1, App. C) for the full setting:
+
+1. Candidate Generator, 12 epochs at 4e-5;
+2. VC-CMA (+ view token) and BAR, 20 epochs at 2e-5 (and the SAM2 base when it is
+   trainable, i.e. the embedded tiny base without a checkpoint); the paper first pre-trains
+   on referring VOS: :attr:`TrainConfig.init_checkpoint` is that hook (a ViewSAM checkpoint
+   whose weights are loaded before stage 1);
+3. CGCT, 10 epochs at 2e-4.
+
+:func:`quick_config` scales it down for a CPU laptop (tiny clips, a few epochs per stage,
+larger learning rates so that the loss visibly falls in minutes). ``from_dict`` /
+``to_dict`` convert to and from JSON (``--config FILE`` overrides, checkpoints).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+
+from raysys.viewsam.config import ViewSAMConfig
+
+__all__ = ["MODULE_GROUPS", "SUPERVISIONS", "VARIANTS", "StageConfig", "TrainConfig",
+           "PAPER_STAGES", "quick_config", "from_dict", "to_dict"]
+
+# trainable module groups -> ViewSAM attributes ("base" trains only a base that is not frozen)
+MODULE_GROUPS: dict[str, tuple[str, ...]] = {
+    "base": ("sam2",),
+    "vc_cma": ("vc_cma", "view_token", "text_prompt"),
+    "candidate_generator": ("candidate_generator",),
+    "bar": ("bar",),
+    "cgct": ("cgct",),
+}
+SUPERVISIONS = ("weak", "full")
+# §4.1 variants of the pseudo labels (see raysys.training.data for the reading):
+VARIANTS = ("standard", "id_agnostic", "refer_agnostic")
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    name: str  # label in metrics, plots and progress lines
+    modules: tuple[str, ...]  # MODULE_GROUPS trained in this stage; everything else frozen
+    epochs: int  # passes over the training samples
+    lr: float  # AdamW learning rate of this stage (constant)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modules", tuple(self.modules))
+        bad = [m for m in self.modules if m not in MODULE_GROUPS]
+        if bad or not self.modules:
+            raise ValueError(f"stage {self.name!r}: modules must be a non-empty subset of "
+                             f"{sorted(MODULE_GROUPS)}, got {list(self.modules)}")
+        if self.epochs < 0 or self.lr <= 0:
+            raise ValueError(f"stage {self.name!r}: need epochs >= 0 and lr > 0, "
+                             f"got {self.epochs}, {self.lr}")
+
+
+PAPER_STAGES = (
+    StageConfig("candidate_generator", ("candidate_generator",), 12, 4e-5),
+    StageConfig("vc_cma_bar", ("vc_cma", "bar", "base"), 20, 2e-5),
+    StageConfig("cgct", ("cgct",), 10, 2e-4),
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    supervision: str = "weak"  # "weak": Stage 1 pseudo labels only; "full": GT (comparison)
+    variant: str = "standard"  # pseudo-label variant of §4.1: standard | id_agnostic |
+    #                            refer_agnostic
+    clip_frames: int = 8  # T: synchronised frames per view in a clip
+    clip_stride: int = 4  # frames between the starts of consecutive clips of a scene
+    frame_step: int = 1  # take every k-th frame inside a clip (1 = consecutive frames)
+    image_size: int | None = None  # frames resized to this square side; None = SAM2's
+    sam2_image_size: int | None = None  # override the SAM2 YAML's image_size (multiple of
+    #                                      16; None keeps it; quick mode shrinks it)
+    max_objects: int = 8  # M: objects per sample (referred first, then distractors)
+    max_views: int | None = None  # first k views of a scene; None = all (same V per batch)
+    min_box_side: float = 2.0  # boxes thinner than this (input pixels) are dropped
+    use_masks: bool = True  # mask targets from the RLEs (False: boxes filled in)
+    batch_size: int = 1  # clips per worker and step
+    max_samples: int | None = None  # cap on the training samples (None = all)
+    stages: tuple[StageConfig, ...] = PAPER_STAGES  # the schedule, run in order
+    weight_decay: float = 0.01  # AdamW weight decay
+    grad_clip: float = 1.0  # max gradient norm (0 = no clipping)
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast; only on a GPU)
+    seed: int = 0  # model init and sample order
+    model: ViewSAMConfig = field(default_factory=ViewSAMConfig)  # ViewSAM + ablations
+    sam2_config: str | None = None  # SAM2 YAML (None / "tiny" = embedded tiny base)
+    sam2_checkpoint: str | None = None  # local SAM2 .pt (frozen base); None = random init
+    text_encoder: str = "minilm"  # frozen text encoder spec (minilm | hf:DIR | random:ARCH)
+    init_checkpoint: str | None = None  # ViewSAM checkpoint loaded before stage 1 (the
+    #                                     referring-VOS pre-training hook)
+    max_failures: int = 2  # worker-group restarts from the last checkpoint before failing
+    keep_checkpoints: int = 2  # epoch checkpoints kept in Ray's storage
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stages", tuple(
+            StageConfig(**s) if isinstance(s, dict) else s for s in self.stages))
+        if self.supervision not in SUPERVISIONS:
+            raise ValueError(f"supervision must be one of {SUPERVISIONS}, got "
+                             f"{self.supervision!r}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        for name in ("clip_frames", "clip_stride", "frame_step", "max_objects", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.sam2_image_size is not None and self.sam2_image_size % 16:
+            raise ValueError(f"sam2_image_size must be a multiple of 16, "
+                             f"got {self.sam2_image_size}")
+        if not self.stages or sum(s.epochs for s in self.stages) < 1:
+            raise ValueError("the schedule needs at least one stage with epochs >= 1")
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(s.epochs for s in self.stages)
+
+    @property
+    def model_config(self) -> ViewSAMConfig:
+        """The model config with the variant applied (ID-agnostic: no identity supervision,
+        so the consistency loss is off)."""
+        if self.variant == "id_agnostic":
+            return dataclasses.replace(self.model, use_consistency_loss=False)
+        return self.model
+
+
+def quick_config(**overrides) -> TrainConfig:
+    """The scaled-down CPU schedule: T=4, 128 px, 3 stages x 2 epochs, larger lrs."""
+    stages = (
+        StageConfig("candidate_generator", ("candidate_generator",), 2, 1e-3),
+        StageConfig("vc_cma_bar", ("vc_cma", "bar", "base"), 2, 5e-4),
+        StageConfig("cgct", ("cgct",), 2, 1e-3),
+    )
+    base = dict(clip_frames=4, clip_stride=4, image_size=128, sam2_image_size=128,
+                max_objects=6, max_samples=32, stages=stages)
+    return from_dict(TrainConfig, base | overrides)
+
+
+# ----------------------------------------------------------------------------- JSON
+
+
+def to_dict(cfg) -> dict:
+    """A dataclass config as plain JSON-able data (tuples become lists)."""
+    return dataclasses.asdict(cfg)
+
+
+def _convert(tp, value):
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _convert(args[0], value) if len(args) == 1 else value
+    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+        return from_dict(tp, value)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        return tuple(_convert(args[0], v) for v in value) if args else tuple(value)
+    return value
+
+
+def from_dict(cls, d: dict, base=None):
+    """Build dataclass ``cls`` from a (partial) dict; nested configs merge field by field.
+
+    Args:
+        base: instance whose values the dict overrides (default: ``cls()``).
+    """
+    if not isinstance(d, dict):
+        raise ValueError(f"{cls.__name__} overrides must be a JSON object, got {type(d)}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {unknown}; valid: {sorted(names)}")
+    kw = {}
+    for k, v in d.items():
+        cur = getattr(base, k, None) if base is not None else None
+        if dataclasses.is_dataclass(hints[k]) and isinstance(v, dict):
+            kw[k] = from_dict(hints[k], v, cur)
+        else:
+            kw[k] = _convert(hints[k], v)
+    return dataclasses.replace(base, **kw) if base is not None else cls(**kw)

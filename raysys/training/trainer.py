@@ -1,0 +1,329 @@
+"""Stage 2: train ViewSAM on Ray Train (``TorchTrainer``, DDP) over streamed clips.
+
+Driver (:func:`run_training`): plans sample descriptors, builds the Ray Data pipeline
+(descriptors -> decoding actors), runs the ``TorchTrainer`` and writes ``<out>/``:
+
+* ``ray_train/checkpoint_*``: per-epoch checkpoints in Ray's storage layout (resumable);
+* ``metrics.json``: per-epoch losses of every stage; ``loss_curves.png``;
+* ``final/``: the last model (weights + config + build spec, no optimizer), loadable with
+  :func:`raysys.training.checkpoint.load_viewsam_checkpoint`.
+
+Workers (:func:`train_loop`): build the model, restore the last checkpoint if there is one
+(``ray.train.get_checkpoint()``: after a worker failure Ray restarts the group and the
+run continues from it), then run the stages in order. Each stage freezes everything but its
+module groups, gets its own AdamW over the trainable parameters only, and wraps the model
+in DDP (gloo on CPU, NCCL on GPU; ``find_unused_parameters`` because ablations and frozen
+stages leave parameters without gradients). Each epoch all-reduces its mean losses, and
+rank 0 reports them with a checkpoint (``ray.train.report``; every rank reports).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from raysys.training.config import TrainConfig, from_dict, to_dict
+
+__all__ = ["TrainResources", "TrainingResult", "run_training", "train_loop", "RUN_NAME"]
+
+RUN_NAME = "ray_train"  # the run folder under <out> (Ray's storage layout)
+
+
+@dataclass(frozen=True)
+class TrainResources:
+    workers: int = 1  # DDP workers (Ray Train workers)
+    cpus_per_worker: float = 1.0  # CPUs per worker (fractions fit 2 workers on 2 cores)
+    use_gpu: bool = False  # one GPU per worker (NCCL)
+    loader_cpus: float = 0.25  # CPUs per clip-decoding actor (Ray Data)
+    loaders: int = 1  # max clip-decoding actors
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    out: Path  # the output folder
+    final: Path  # final checkpoint folder
+    history: list[dict]  # per-epoch metric rows
+    samples: int  # training samples per epoch
+    seconds: float  # wall time of fit()
+
+
+# ----------------------------------------------------------------------------- worker
+
+
+def _restore(model, cfg: TrainConfig) -> dict:
+    """Training state from Ray's last checkpoint, else from ``cfg.init_checkpoint``."""
+    import ray.train
+
+    from raysys.training.checkpoint import read_checkpoint
+
+    state = {"stage": 0, "stage_epoch": 0, "epoch": 0, "history": [], "optimizer": None}
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            payload = read_checkpoint(d)
+        model.load_state_dict(payload["model"], strict=False)
+        state.update({k: payload[k] for k in state if k in payload})
+    elif cfg.init_checkpoint:  # e.g. weights pre-trained on referring VOS
+        model.load_state_dict(read_checkpoint(cfg.init_checkpoint)["model"], strict=False)
+    return state
+
+
+class _WithLosses(nn.Module):
+    """``forward`` = ViewSAM forward + its losses, so that DDP's search for unused
+    parameters walks the loss graph (outputs the losses ignore, such as SAM2's object
+    scores, would otherwise count as used and leave DDP waiting for their gradients)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frames, text, targets, view_ids=None) -> dict:
+        return self.model.losses(self.model(frames, text, targets, view_ids=view_ids), targets)
+
+
+def _wrap(model, world: int, device):
+    """The loss module, in DDP over the currently trainable parameters (re-wrapped per
+    stage, as the trainable set changes)."""
+    net = _WithLosses(model)
+    if world <= 1:
+        return net
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" and device.index is not None else None
+    return DistributedDataParallel(net, device_ids=ids, find_unused_parameters=True)
+
+
+def _run_epoch(net, model, shard, opt, cfg: TrainConfig, device, keys: list[str]):
+    """One pass over this worker's shard; returns (per-key loss sums, steps) tensors."""
+    import torch
+
+    from raysys.training.data import collate
+
+    sums = torch.zeros(len(keys) + 1, dtype=torch.float64, device=device)
+    params = [p for g in opt.param_groups for p in g["params"]]
+    bf16 = cfg.precision == "bf16" and device.type == "cuda"
+    model.train()
+    for batch in shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"):
+        frames, texts, targets, view_ids = collate(batch, device)
+        text = {k: v.to(device) for k, v in model.tokenize(texts).items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            losses = net(frames, text, targets, view_ids=view_ids)
+        opt.zero_grad(set_to_none=True)
+        losses["total"].float().backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        sums[:-1] += torch.stack([losses[k].detach().double() for k in keys])
+        sums[-1] += 1
+    return sums
+
+
+def _epoch_row(sums, keys, stage_index: int, stage, stage_epoch: int, epoch: int,
+               seconds: float) -> dict:
+    """All-reduce the loss sums over workers -> one metric row."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(sums)
+    n = max(float(sums[-1]), 1.0)
+    mean = {k: float(sums[i]) / n for i, k in enumerate(keys)}
+    row = {"epoch": epoch, "stage": stage.name, "stage_index": stage_index,
+           "stage_epoch": stage_epoch, "lr": stage.lr, "steps": int(sums[-1]),
+           "seconds": round(seconds, 3), "loss": mean.pop("total")}
+    return row | {f"loss_{k}": v for k, v in mean.items()}
+
+
+def _report(row: dict, model, opt, cfg: TrainConfig, state: dict, rank: int) -> None:
+    """``ray.train.report`` on every rank; rank 0 attaches the checkpoint."""
+    import ray.train
+
+    from raysys.training.checkpoint import model_state, write_checkpoint
+
+    if rank != 0:
+        ray.train.report(row, checkpoint=None)
+        return
+    payload = {"model": model_state(model), "optimizer": opt.state_dict(),
+               "stage": state["stage"], "stage_epoch": state["stage_epoch"],
+               "epoch": state["epoch"], "history": state["history"], "config": to_dict(cfg),
+               "build_spec": model.build_spec}
+    with tempfile.TemporaryDirectory(prefix="raysys-ckpt-") as d:
+        write_checkpoint(d, payload)
+        ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(d))
+
+
+def train_loop(config: dict) -> None:
+    """Ray Train worker function. ``config``: ``{"config": TrainConfig dict, "sam2_yaml",
+    "threads", "after_epoch"}`` (``after_epoch(row, rank)``: an optional hook run after
+    each report, e.g. tests inject a worker failure there)."""
+    import ray.train
+    import ray.train.torch
+    import torch
+
+    from raysys.training.model import build_model, loss_keys, set_trainable
+
+    cfg = from_dict(TrainConfig, config["config"])
+    torch.set_num_threads(max(1, int(config.get("threads", 1))))
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, config["sam2_yaml"], device)
+    state = _restore(model, cfg)
+    keys = loss_keys(model)
+    shard = ray.train.get_dataset_shard("train")
+    hook: Callable | None = config.get("after_epoch")
+    for si, stage in enumerate(cfg.stages):
+        done = stage.epochs if si < state["stage"] else (
+            state["stage_epoch"] if si == state["stage"] else 0)
+        if done >= stage.epochs:
+            continue
+        opt = torch.optim.AdamW(set_trainable(model, stage.modules), lr=stage.lr,
+                                weight_decay=cfg.weight_decay)
+        if si == state["stage"] and done > 0 and state["optimizer"] is not None:
+            opt.load_state_dict(state["optimizer"])
+        net = _wrap(model, world, device)
+        for e in range(done, stage.epochs):
+            t0 = time.perf_counter()
+            sums = _run_epoch(net, model, shard, opt, cfg, device, keys)
+            state.update(stage=si, stage_epoch=e + 1, epoch=state["epoch"] + 1)
+            row = _epoch_row(sums, keys, si, stage, e + 1, state["epoch"],
+                             time.perf_counter() - t0)
+            state["history"] = [*state["history"], row]
+            _report(row, model, opt, cfg, state, rank)
+            if hook is not None:
+                hook(row, rank)
+        del net
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def _progress_callback():
+    """A Ray Train callback printing one line per epoch (it runs in the Train controller;
+    Ray forwards its output to the driver)."""
+    import ray.train
+
+    class EpochProgress(ray.train.UserCallback):
+        def after_report(self, run_context, metrics, checkpoint) -> None:
+            r = metrics[0] if metrics else {}
+            if "epoch" in r:
+                print(f"[raysys train] epoch {r['epoch']:3d}  stage {r['stage']:<20s} "
+                      f"({r['stage_epoch']})  loss {r['loss']:.4f}  {r['seconds']:.1f} s  "
+                      f"{r['steps']} steps", flush=True)
+
+    return EpochProgress()
+
+
+def _check_out(out: Path, want: dict) -> None:
+    f = out / "train_config.json"
+    want = json.loads(json.dumps(want, default=str))  # tuples -> lists, as read back
+    if f.exists():
+        have = json.loads(f.read_text())
+        if have != want:
+            raise ValueError(f"{out} holds a training run with other settings ({f}); use a "
+                             "new --out folder or delete that one to start over")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(want, indent=2, default=str))
+
+
+def _check_cpus(res: TrainResources) -> None:
+    """Fail fast instead of hanging: workers + one clip decoder must fit the cluster."""
+    import ray
+
+    total = float(ray.cluster_resources().get("CPU", 0.0))
+    need = res.workers * res.cpus_per_worker + res.loader_cpus
+    if total and need > total + 1e-9:
+        raise ValueError(f"{res.workers} workers x {res.cpus_per_worker} CPUs + "
+                         f"{res.loader_cpus} CPU for the clip decoder need {need:g} CPUs; the "
+                         f"cluster has {total:g}: lower --cpus-per-worker (fractions work, "
+                         "e.g. 0.5) or --workers")
+
+
+def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
+                 resources: TrainResources | None = None, *,
+                 after_epoch: Callable | None = None, progress: bool = True,
+                 ) -> TrainingResult:
+    """Train ViewSAM with Ray Train. Ray must be initialised (:func:`raysys.runtime.init_ray`;
+    for weak supervision with the guard's ``runtime_env``).
+
+    Args:
+        source: a :class:`raysys.training.data.ClipSource` (``open_source(...)``).
+        out: output folder; re-running with the same settings resumes from its checkpoints.
+        cfg: training config (default ``TrainConfig()``, the paper's schedule).
+        resources: workers, CPUs / GPU per worker, clip loaders.
+        after_epoch: hook ``(row, rank)`` run in every worker after each epoch's report.
+        progress: print one line per epoch.
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from raysys.training.data import ClipSpec, build_train_dataset, plan_samples
+    from raysys.training.model import sam2_image_size, sam2_yaml_text
+
+    cfg = cfg or TrainConfig()
+    res = resources or TrainResources()
+    _check_cpus(res)
+    if cfg.supervision != source.supervision:
+        raise ValueError(f"config says supervision={cfg.supervision!r} but the source is "
+                         f"{source.supervision!r}")
+    out = Path(out).resolve()
+    yaml_text = sam2_yaml_text(cfg.sam2_config, cfg.sam2_image_size)
+    spec = ClipSpec.from_config(cfg, cfg.image_size or sam2_image_size(yaml_text))
+    samples = plan_samples(source, spec, cfg.max_samples, cfg.seed)
+    if cfg.batch_size > 1 and len({len(s["views"]) for s in samples}) > 1:
+        raise ValueError("scenes have different view counts: batch_size > 1 needs the same V "
+                         "in every clip; set max_views or batch_size=1")
+    if len(samples) < res.workers:
+        raise ValueError(f"{len(samples)} training clips for {res.workers} workers: use fewer "
+                         "workers or more data")
+    _check_out(out, {"config": to_dict(cfg), "supervision": source.supervision,
+                     "workers": res.workers})
+    ds = build_train_dataset(samples, source, spec, res.loader_cpus, res.loaders)
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={"config": to_dict(cfg), "sam2_yaml": yaml_text,
+                           "threads": max(1, int(res.cpus_per_worker)),
+                           "after_epoch": after_epoch},
+        scaling_config=ScalingConfig(num_workers=res.workers, use_gpu=res.use_gpu,
+                                     resources_per_worker={"CPU": res.cpus_per_worker}),
+        run_config=RunConfig(
+            name=RUN_NAME, storage_path=str(out),
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=max(1, cfg.keep_checkpoints)),
+            callbacks=[_progress_callback()] if progress else None),
+        datasets={"train": ds})
+    t0 = time.perf_counter()
+    result = trainer.fit()
+    seconds = time.perf_counter() - t0
+    if result.checkpoint is None:
+        raise RuntimeError(f"training finished without a checkpoint ({result.error})")
+    return _write_outputs(out, result.checkpoint, samples, spec, res, seconds)
+
+
+def _write_outputs(out: Path, checkpoint, samples, spec, res, seconds) -> TrainingResult:
+    """``final/``, ``metrics.json`` and ``loss_curves.png`` from the last checkpoint."""
+    from dataclasses import asdict
+
+    from raysys.training.checkpoint import read_checkpoint, write_checkpoint
+    from raysys.training.curves import plot_loss_curves
+
+    with checkpoint.as_directory() as d:
+        payload = read_checkpoint(d)
+    payload.pop("optimizer", None)
+    final = write_checkpoint(out / "final", payload)
+    history = payload["history"]
+    metrics = {"history": history, "samples": len(samples), "clip": asdict(spec),
+               "resources": asdict(res), "fit_seconds": round(seconds, 2),
+               "config": payload["config"]}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    plot_loss_curves(history, out / "loss_curves.png")
+    return TrainingResult(out=out, final=final, history=history, samples=len(samples),
+                          seconds=seconds)
