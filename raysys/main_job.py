@@ -43,6 +43,16 @@ class MainJobConfig:
     extra: dict = field(default_factory=dict)  # reserved for later stages
 
 
+def _as_predictions(rows_by_view: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """GT rows (frame, id, left, top, w, h) -> prediction rows (frame, id, x1, y1, x2, y2)."""
+    out = {}
+    for view, r in rows_by_view.items():
+        p = r.copy()
+        p[:, 4:6] = r[:, 2:4] + r[:, 4:6]
+        out[view] = p
+    return out
+
+
 def _category_oracle_predictions(layout: DatasetLayout, pred_root: Path) -> int:
     """Write every person track (true ids) as the prediction of every expression."""
     from raysys.io.gt import load_scene_tracks
@@ -50,12 +60,7 @@ def _category_oracle_predictions(layout: DatasetLayout, pred_root: Path) -> int:
     n = 0
     for expr in crtrack.list_expressions(layout.gt_root):
         tracks = load_scene_tracks(layout, expr.scene, category="person")
-        rows = {}
-        for view, r in tracks.items():
-            xyxy = r.copy()
-            xyxy[:, 4:6] = r[:, 2:4] + r[:, 4:6]
-            rows[view] = xyxy
-        crtrack.write_expression_pred(pred_root, expr.name, rows)
+        crtrack.write_expression_pred(pred_root, expr.name, _as_predictions(tracks))
         n += 1
     return n
 
@@ -64,12 +69,7 @@ def _gt_as_predictions(layout: DatasetLayout, pred_root: Path) -> int:
     n = 0
     for expr in crtrack.list_expressions(layout.gt_root):
         gt = crtrack.read_expression_gt(layout.gt_root, expr.name)
-        rows = {}
-        for view, r in gt.items():
-            p = r.copy()
-            p[:, 4:6] = r[:, 2:4] + r[:, 4:6]
-            rows[view] = p
-        crtrack.write_expression_pred(pred_root, expr.name, rows)
+        crtrack.write_expression_pred(pred_root, expr.name, _as_predictions(gt))
         n += 1
     return n
 

@@ -27,7 +27,7 @@ __all__ = ["AssociationConfig", "affinity_matches", "resolve_identities", "assoc
 class AssociationConfig:
     """Cross-view association settings."""
 
-    threshold: float = 0.6  # minimum cosine affinity for a cross-view candidate
+    threshold: float = 0.5  # minimum cosine affinity for a cross-view candidate
     max_shared_frames: int = 0  # same-view tracklets sharing more frames than this conflict
     merge_same_view: bool = True  # let one view's disjoint fragments join via other views
 

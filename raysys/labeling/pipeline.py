@@ -72,16 +72,20 @@ def _ray_args(cfg: LabelConfig) -> dict:
 
 
 def _track_and_embed(units, cfg, out, loaders, progress) -> list[dict]:
+    todo = [u for u in units if not unit_path(out, u).exists()]
+    return _map_on_actor_pool(todo, TrackEmbedUDF, cfg, out, loaders.track_embed)
+
+
+def _map_on_actor_pool(rows: list[dict], udf, cfg: LabelConfig, out: Path, loader):
+    """One row per call of ``udf`` on an actor pool (models load once per actor)."""
     import ray
 
-    todo = [u for u in units if not unit_path(out, u).exists()]
-    if not todo:
+    if not rows:
         return []
-    ds = ray.data.from_items(todo).map_batches(
-        TrackEmbedUDF, batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=max(1, min(cfg.actors, len(todo)))),
-        fn_constructor_kwargs={"cfg_dict": cfg.to_dict(), "out": str(out),
-                               "loader": loaders.track_embed},
+    ds = ray.data.from_items(rows).map_batches(
+        udf, batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=max(1, min(cfg.actors, len(rows)))),
+        fn_constructor_kwargs={"cfg_dict": cfg.to_dict(), "out": str(out), "loader": loader},
         **{k: v for k, v in _ray_args(cfg).items() if v is not None})
     return ds.take_all()
 
@@ -114,8 +118,6 @@ def _scenes(units, layout, cfg, out, loaders) -> list[dict]:
 
 
 def _describe(units, cfg, out, loaders) -> list[dict]:
-    import ray
-
     view_dirs: dict[str, dict[str, str]] = {}
     for u in units:
         view_dirs.setdefault(u["scene"], {})[u["view"]] = u["view_dir"]
@@ -123,15 +125,7 @@ def _describe(units, cfg, out, loaders) -> list[dict]:
              "view_dirs": json.dumps(v)}
             for s, v in sorted(view_dirs.items()) for st in STAGES
             if not descriptions_path(out, s, st).exists()]
-    if not rows:
-        return []
-    ds = ray.data.from_items(rows).map_batches(
-        DescribeUDF, batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=max(1, min(cfg.actors, len(rows)))),
-        fn_constructor_kwargs={"cfg_dict": cfg.to_dict(), "out": str(out),
-                               "loader": loaders.describe},
-        **{k: v for k, v in _ray_args(cfg).items() if v is not None})
-    return ds.take_all()
+    return _map_on_actor_pool(rows, DescribeUDF, cfg, out, loaders.describe)
 
 
 def _group_and_write(scenes: list[str], views: dict[str, list[str]], cfg: LabelConfig,

@@ -10,19 +10,27 @@ Backends: ``"classical"`` (default, no weights; static cameras) and ``"sam3"``
 
 The classical tracker (:mod:`raysys.labeling.backends.classical`) reads only the frames:
 
-1. background: a per-pixel mode over sampled frames (robust to people who stand still
-   for a good part of the video), foreground = colour difference above a noise-adaptive
-   threshold after exposure compensation, minus cast shadows, cleaned by morphology;
-2. a perspective size model learned from the video (person height linear in the foot row,
-   RANSAC over isolated upright blobs);
-3. detection: vehicles by a filled vehicle-sized window, people by a greedy matched
-   filter of person-sized windows that splits merged blobs; boxes of people whose lower
-   body is hidden are completed from the size model;
-4. association: constant-velocity prediction, cost = IoU + colour histogram + foot
-   distance (Hungarian), coasting through misses; offline stitching of track fragments
-   and interpolation of gaps;
-5. re-propagation: the track holding the seed, continued past its end by a single-object
-   follower (detections, then the predicted box while it stays on foreground).
+1. background: a per-pixel mode over sampled frames (the median fails where people pass
+   or stand for half the video), where a second stable appearance continues the
+   surroundings without an edge it replaces an object that stood still (ghost repair);
+   foreground = colour difference above a noise-adaptive threshold after exposure
+   compensation, minus cast shadows (brightness/chromaticity/texture), morphology;
+2. a perspective size model learned from the video: person height linear in the foot row,
+   RANSAC over upright blobs (support capped per band of rows so one object seen in many
+   frames cannot outvote the rest; lines under which blobs would be giants are penalised);
+3. detection per frame: vehicles by a filled vehicle-sized window; people by a greedy
+   matched filter of person-sized windows that splits merged blobs, pixels then going to
+   the nearest window; boxes of people partly behind a nearer one reach to their feet;
+4. association: constant-velocity foot prediction, cost = 1 - IoU + colour (upper/lower
+   body RGB histograms) + foot distance, Hungarian with gates, coasting through misses;
+   offline: stitching of fragments, interpolation of short gaps, dropping short, sparse or
+   sliver tracks;
+5. re-propagation: the track that holds the seed mask, continued past its end by a
+   single-object follower (gated detections, then the predicted box while it stays on
+   foreground); a seed no track holds is followed from the start.
+
+Per-video models are cached (keyed by content, so two ``VideoFrames`` of one folder share
+them): ``track`` of another category or ``repropagate`` on a tracked view is cheap.
 """
 
 from __future__ import annotations

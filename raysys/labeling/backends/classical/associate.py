@@ -226,3 +226,4 @@ def finish_tracks(tracks: list[TrackState], cfg: ClassicalTrackerConfig):
             dets.append(d)
         out.append((np.array(idx), np.array(boxes), np.array(scores), dets))
     return sorted(out, key=lambda r: r[0][0])
+

@@ -15,14 +15,18 @@ class ClassicalTrackerConfig:
     bg_samples: int = 64  # frames sampled for the per-pixel background estimate
     bg_mode_frac: float = 0.25  # background = densest this fraction of samples (shorth mode)
     bg_inlier_tol: float = 36.0  # samples this close (sum |RGB diff|) to the mode are averaged
+    ghost_repair: bool = True  # a second stable appearance of a pixel may be the background
+    ghost_min_frac: float = 0.15  # ... if held by this fraction of the samples
+    ghost_spread: float = 12.0  # ... within this brightness range
+    ghost_edge_ratio: float = 0.8  # ... and its region's border edges drop below this ratio
     # foreground
     fg_sigma: float = 5.0  # foreground threshold in robust noise sigmas
     fg_min_threshold: float = 28.0  # ... but at least this colour difference (0-255 x 3)
     shadow_suppression: bool = True  # drop cast shadows from the foreground
     shadow_ratio: tuple[float, float] = (0.45, 0.97)  # shadow brightness / background
     shadow_chroma: float = 0.03  # max chromaticity distortion of a shadow pixel
-    shadow_texture: float | None = 0.0  # if set: min local correlation with the background
-    # texture (normalised cross-correlation) on textured ground
+    shadow_texture: float | None = 0.0  # if set, a shadow on textured ground keeps its
+    # texture: min normalised cross-correlation with the background (None: no check)
     min_area_frac: float = 2.5e-4  # smallest blob, as a fraction of the image area
     # perspective size model (person height = a * foot_y + b, learned from the video)
     size_frames: int = 40  # frames whose blobs are used to fit the size model
@@ -30,17 +34,15 @@ class ClassicalTrackerConfig:
     size_aspect: tuple[float, float] = (1.8, 3.8)  # height / width of blobs used for the fit
     size_tol: float = 0.12  # relative height residual of an inlier blob
     size_band_cap: int = 6  # inliers counted per band of foot rows (1/20 of the image)
-    size_refits: int = 3  # refits of the line on the inliers of the previous fit
+    size_refits: int = 1  # refits of the line on the inliers of the previous fit
     size_max_ratio: float = 2.0  # blobs this much taller than the line says count against it
     person_width: float = 0.3  # person box width / height of the detection window
     # detector (greedy matched filter on the foreground; see detect.py)
     det_beta: float = 0.3  # window score = (foreground - beta * area) / expected area
     det_min_score: float = 0.1  # weakest accepted person window
     det_explain: float = 0.3  # weight left on pixels of an accepted window
-    det_reach: tuple[float, float, float] = (0.35, 0.35, 0.35)  # pixels this far (person
-    # heights) above / beside / below a window join it
-    det_occlusion: float = 0.0  # share of a window's area hidden by nearer people that is
-    # spared the beta penalty
+    det_reach: tuple[float, float, float] = (0.35, 0.35, 0.35)  # pixels at most this far
+    # (person heights) above / beside / below a window join it (bags, bicycles)
     det_hidden: float = 0.15  # a window hidden this much by nearer people: box to its feet
     det_cut: float = 0.7  # boxes shorter than this x the person height at their bottom row
     # are people cut by an occluder: completed downwards from the size model
@@ -74,4 +76,6 @@ class ClassicalTrackerConfig:
     reprop_extend: bool = True  # past the end of the seed's track, follow single-handedly
     reprop_coast_fill: float = 0.3  # ... meanwhile it keeps the predicted box if this full
     cache_videos: int = 8  # per-video models kept (one scene's views)
+    # known categories; parked bicycles are background and ridden ones are people, so
+    # "bicycle" objects come only from the shape rule (no size model)
     categories: tuple[str, ...] = field(default=("person", "car", "bicycle"))

@@ -6,12 +6,16 @@ height is (nearly) a linear function of the image row of their feet, ``h = a * y
 It is fitted robustly to the isolated upright blobs of the video itself (no calibration).
 
 Detection: foreground components are grouped (components a few pixels apart belong to one
-group, e.g. a head cut off by a thin gap); vehicle-like groups (much wider than a person at
-their foot row and solidly filled) are set aside. In each group, the window of a person's
+group, e.g. a head cut off by a thin gap). A vehicle fills a vehicle-sized window at its
+bottom row; its columns are set aside. In the rest of each group, the window of a person's
 expected size that best explains the foreground (score: foreground pixels minus ``beta``
 times the window area, per expected area) is taken, its pixels are explained away, and
 the search repeats until no window scores enough. Each group pixel then goes to the
-nearest accepted window; a person's box is the box of their pixels.
+nearest accepted window; a person's box is the box of their pixels, reaching down to the
+window's feet when a nearer person hides part of it, and completed from the size model
+when it is much shorter than a person standing at its bottom row (cut by an occluder).
+Without a size model (too few upright blobs), each group is one object classified by its
+aspect ratio.
 """
 
 from __future__ import annotations
@@ -142,13 +146,12 @@ def _rect_sum(ii: np.ndarray, y0, y1, x0, x1) -> np.ndarray:
 
 def _window_scores(ii: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: SizeModel,
                    shape: tuple[float, float, float], off: tuple[int, int],
-                   img_hw: tuple[int, int], front=(), discount: float = 1.0):
+                   img_hw: tuple[int, int], front=()):
     """Matched-filter score of windows with their bottom centre at (rows, cols) (crop
     coordinates). ``shape`` = (height, width, beta): height and width as multiples of the
-    person height at the bottom row; score = (weight sum - beta * visible window area) /
-    expected area. Visible: inside the image and not behind one of the accepted windows
-    ``front`` [(x0, x1, y0, y1)] whose bottom is lower (nearer the camera); ``discount``
-    scales how much of the hidden area is spared the penalty.
+    person height at the bottom row; score = (weight sum - beta * window area inside the
+    image) / expected area. Also returned: the fraction of the window hidden behind the
+    accepted windows ``front`` [(x0, x1, y0, y1)] whose bottom is lower (nearer the camera).
 
     ``ii`` is the integral image of the crop's weights; returns (score, hidden fraction,
     x0, x1, y0) arrays of shape (len(rows), len(cols)), windows in crop coordinates.
@@ -169,7 +172,7 @@ def _window_scores(ii: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: Siz
         ox = np.clip(np.minimum(x1, fx1) - np.maximum(x0, fx0), 0, None)
         oy = np.clip(np.minimum(yb, fy1) - np.maximum(y0, fy0), 0, None)
         hidden = np.maximum(hidden, np.where(fy1 > yb, ox * oy, 0.0))
-    score = (s - beta * np.maximum(area - discount * hidden, 0.0)) / (hh * ww)
+    score = (s - beta * area) / (hh * ww)
     return score, hidden / (hh * ww), x0, x1, y0
 
 
@@ -187,7 +190,7 @@ def _split_group(crop: np.ndarray, off: tuple[int, int], size: SizeModel,
         ii[1:, 1:] = wts.cumsum(0).cumsum(1)
         score, hidden, x0, x1, y0 = _window_scores(
             ii, rows, cols, size, (1.0, cfg.person_width, cfg.det_beta), off, img_hw,
-            [w[1:5] for w in found], cfg.det_occlusion)
+            [w[1:5] for w in found])
         r, c = np.unravel_index(int(np.argmax(score)), score.shape)
         if score[r, c] < cfg.det_min_score:
             break
@@ -239,9 +242,9 @@ def _find_vehicle(crop: np.ndarray, off: tuple[int, int], size: SizeModel,
                   cfg: ClassicalTrackerConfig, img_hw: tuple[int, int]) -> np.ndarray | None:
     """Pixels of a vehicle in a group (bool mask like ``crop``) or None.
 
-    A vehicle fills a window as high as ~0.8 and as wide as ~1.5 person heights at its
-    bottom row (people, even side by side, leave it half empty); its extent is the run of
-    columns around that window that stay filled in its rows.
+    A vehicle fills a window as high as ~0.6 and as wide as ~0.9 person heights at its
+    bottom row (people, even side by side, leave gaps); its extent is the run of columns
+    around that window that stay filled in its rows.
     """
     gh, gw = crop.shape
     if gw < cfg.car_window[1] * float(size.height(off[0] + gh)) * 0.9:
@@ -256,8 +259,8 @@ def _find_vehicle(crop: np.ndarray, off: tuple[int, int], size: SizeModel,
     if score[r, c] < cfg.car_min_fill:
         return None
     ya, yb = max(0, int(round(y0[r, c]))), int(rows[r])
-    col_fill = crop[ya:yb].mean(axis=0)
     a, b = max(0, int(round(x0[r, c]))), min(gw, int(round(x1[r, c])))
+    col_fill = crop[ya:yb].mean(axis=0)
     while a > 0 and col_fill[a - 1] >= 0.5 * cfg.car_min_fill:
         a -= 1
     while b < gw and col_fill[b] >= 0.5 * cfg.car_min_fill:

@@ -31,7 +31,7 @@ def _seed_detection(st, i: int, seed_mask: MaskRLE,
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     box = np.array([x0, y0, x1 - x0, y1 - y0], float)
     crop = m[y0:y1, x0:x1]
-    hist = colour_histogram(np.asarray(st.video[i])[y0:y1, x0:x1], crop, cfg.app_parts,
+    hist = colour_histogram(st.fg.frame(i)[y0:y1, x0:x1], crop, cfg.app_parts,
                             cfg.app_bins)
     return Detection(box, 1.0, "seed", (int(y0), int(y1), int(x0), int(x1)), crop), hist
 

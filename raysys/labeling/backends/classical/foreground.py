@@ -23,13 +23,50 @@ def _sample_indices(n_frames: int, n: int) -> np.ndarray:
     return np.unique(np.linspace(0, n_frames - 1, min(n, n_frames)).round().astype(int))
 
 
-def estimate_background(frames: list[np.ndarray], mode_frac: float,
-                        inlier_tol: float) -> np.ndarray:
+def _mode(gray: np.ndarray, flat: list[np.ndarray], m: int, valid: np.ndarray | None = None):
+    """Per pixel, the sample at the middle of the tightest window of ``m`` sorted
+    brightness values among the ``valid`` (S, N) samples: (colour (N, 3), spread (N,))."""
+    s, n = len(flat), gray.shape[0]
+    if valid is not None:  # invalid samples sort last, far apart: no window takes them
+        gray = np.where(valid.T, gray, 20000 + 100 * np.arange(s, dtype=np.int16))
+    gs = np.sort(gray, axis=1)
+    spread = gs[:, m - 1:] - gs[:, : s - m + 1]
+    k = np.argmin(spread, axis=1)
+    rows = np.arange(n)
+    pick = np.argmax(gray == gs[rows, k + m // 2][:, None], axis=1)
+    mode = np.empty((n, 3), np.float32)
+    for j in range(s):
+        sel = pick == j
+        mode[sel] = flat[j][sel]
+    return mode, spread[rows, k]
+
+
+def _refine(flat: list[np.ndarray], mode: np.ndarray, tol: float,
+            valid: np.ndarray | None = None):
+    """Mean of the samples within ``tol`` of ``mode`` (less noise) and which they are."""
+    import cv2
+
+    n = mode.shape[0]
+    acc = np.zeros((n, 3), np.float32)
+    near = np.zeros((len(flat), n), bool)
+    ones = np.ones((1, 3), np.float32)
+    for j, f in enumerate(flat):
+        ff = f.astype(np.float32)
+        d = cv2.transform(cv2.absdiff(ff, mode).reshape(n, 1, 3), ones).ravel()
+        near[j] = d < tol if valid is None else (d < tol) & valid[j]
+        acc += ff * near[j][:, None]
+    cnt = near.sum(axis=0)
+    return np.where(cnt[:, None] > 0, acc / np.maximum(cnt, 1)[:, None], mode), near
+
+
+def estimate_background(frames: list[np.ndarray], cfg: ClassicalTrackerConfig) -> np.ndarray:
     """(H, W, 3) float32 background from S (H, W, 3) uint8 sample frames.
 
-    Per pixel, the ``mode_frac`` of the samples with the tightest brightness range holds
-    the mode; the background is the mean of the samples within ``inlier_tol`` (sum of
-    absolute RGB differences) of the sample at the mode.
+    Per pixel, the ``bg_mode_frac`` of the samples with the tightest brightness range holds
+    the mode; the background is the mean of the samples within ``bg_inlier_tol`` (sum of
+    absolute RGB differences) of the sample at the mode. Where the other samples hold a
+    second stable appearance, the one that continues the surrounding background without
+    an edge wins (a person who stood still most of the video is not background).
     """
     import cv2
 
@@ -38,27 +75,52 @@ def estimate_background(frames: list[np.ndarray], mode_frac: float,
     n = h * w
     gray = np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY).ravel()
                      for f in frames], axis=1).astype(np.int16)  # (N, S)
-    gs = np.sort(gray, axis=1)
-    m = max(1, min(s, int(round(mode_frac * s))))
-    k = np.argmin(gs[:, m - 1:] - gs[:, : s - m + 1], axis=1)
-    mode_gray = gs[np.arange(n), k + m // 2]
-    pick = np.argmax(gray == mode_gray[:, None], axis=1)  # a sample at the mode
     flat = [np.asarray(f).reshape(n, 3) for f in frames]
-    mode = np.empty((n, 3), np.float32)
-    for j in range(s):
-        sel = pick == j
-        mode[sel] = flat[j][sel]
-    acc = np.zeros((n, 3), np.float32)
-    cnt = np.zeros(n, np.float32)
-    ones = np.ones((1, 3), np.float32)
-    for f in flat:  # refine: the mean of the samples close to the mode (less noise)
-        ff = f.astype(np.float32)
-        d = cv2.transform(cv2.absdiff(ff, mode).reshape(n, 1, 3), ones).ravel()
-        near = (d < inlier_tol).astype(np.float32)
-        acc += ff * near[:, None]
-        cnt += near
-    bg = np.where(cnt[:, None] > 0, acc / np.maximum(cnt, 1.0)[:, None], mode)
+    m = max(1, min(s, int(round(cfg.bg_mode_frac * s))))
+    bg, near = _refine(flat, _mode(gray, flat, m)[0], cfg.bg_inlier_tol)
+    m2 = max(2, int(round(cfg.ghost_min_frac * s)))
+    if cfg.ghost_repair and s >= 2 * m2:
+        other = ~near
+        mode2, spread2 = _mode(gray, flat, m2, other)
+        bg2, near2 = _refine(flat, mode2, cfg.bg_inlier_tol, other)
+        cand = (spread2 <= cfg.ghost_spread) & (near2.sum(axis=0) >= m2)
+        bg = _repair_ghosts(bg.reshape(h, w, 3), bg2.reshape(h, w, 3), cand.reshape(h, w),
+                            cfg.ghost_edge_ratio)
     return bg.reshape(h, w, 3).astype(np.float32)
+
+
+def _repair_ghosts(bg: np.ndarray, alt: np.ndarray, cand: np.ndarray,
+                   ratio: float) -> np.ndarray:
+    """Regions of ``cand`` take the alternative background where it has weaker edges along
+    the region's border than ``bg`` (an object standing in ``bg`` is outlined by edges; the
+    ground it hides continues its surroundings)."""
+    import cv2
+
+    k3 = np.ones((3, 3), np.uint8)
+    c = cv2.morphologyEx(cand.astype(np.uint8), cv2.MORPH_OPEN, k3)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(c, connectivity=8)
+    if n <= 1:
+        return bg
+    mixed = np.where(c[..., None] > 0, alt, bg).astype(np.float32)
+
+    def edges(img):
+        g = cv2.cvtColor(img.astype(np.float32), cv2.COLOR_RGB2GRAY)
+        return np.abs(cv2.Sobel(g, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(g, cv2.CV_32F, 0, 1))
+
+    e1, e2 = edges(bg), edges(mixed)
+    out = bg.copy()
+    h, w = c.shape
+    for r in range(1, n):
+        x, y, bw, bh, area = stats[r]
+        if area < 20:
+            continue
+        y0, y1, x0, x1 = max(0, y - 3), min(h, y + bh + 3), max(0, x - 3), min(w, x + bw + 3)
+        reg = (labels[y0:y1, x0:x1] == r).astype(np.uint8)
+        band = (cv2.dilate(reg, k3, iterations=2) > 0) & ~(cv2.erode(reg, k3) > 0)
+        if e2[y0:y1, x0:x1][band].mean() < ratio * e1[y0:y1, x0:x1][band].mean():
+            sel = cv2.dilate(reg, k3) > 0
+            out[y0:y1, x0:x1][sel] = alt[y0:y1, x0:x1][sel]
+    return out
 
 
 class Foreground:
@@ -69,8 +131,7 @@ class Foreground:
 
         self.cv2, self.cfg, self.video = cv2, cfg, video
         idx = _sample_indices(len(video), cfg.bg_samples)
-        bg = estimate_background([np.asarray(video[int(i)]) for i in idx], cfg.bg_mode_frac,
-                                 cfg.bg_inlier_tol)
+        bg = estimate_background([np.asarray(video[int(i)]) for i in idx], cfg)
         self.bg = cv2.GaussianBlur(bg, (5, 5), 0)
         self._bg_gray = cv2.transform(self.bg, _GRAY[None]).reshape(self.bg.shape[:2])
         self._bg_norm2 = np.maximum((self.bg * self.bg).sum(axis=2), 1.0)
@@ -84,6 +145,13 @@ class Foreground:
         self.k_open = np.ones((3, 3), np.uint8)
         self.k_close = np.ones((k, k), np.uint8)
         self._cache: dict[int, np.ndarray] = {}
+        self._frame: tuple[int, np.ndarray | None] = (-1, None)
+
+    def frame(self, i: int) -> np.ndarray:
+        """The i-th frame (the last one read is kept: detections of a frame share it)."""
+        if self._frame[0] != i:
+            self._frame = (i, np.asarray(self.video[i]))
+        return self._frame[1]
 
     def mask(self, i: int) -> np.ndarray:
         """(H, W) bool foreground of the i-th frame (cached)."""
@@ -91,7 +159,7 @@ class Foreground:
         if out is not None:
             return out
         cv2 = self.cv2
-        f = cv2.GaussianBlur(np.asarray(self.video[i]).astype(np.float32), (5, 5), 0)
+        f = cv2.GaussianBlur(self.frame(i).astype(np.float32), (5, 5), 0)
         f = self._compensate_gain(f)
         diff = cv2.absdiff(f, self.bg)
         d = cv2.transform(diff, np.ones((1, 3), np.float32)).reshape(self.shape)

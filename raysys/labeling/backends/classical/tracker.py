@@ -40,6 +40,8 @@ class ClassicalConceptTracker:
     def track(self, video, category: str) -> list[Tracklet]:
         """All ``category`` objects of one view as tracklets (1-based frame numbers)."""
         self._check_category(category)
+        if len(video) == 0:
+            return []
         st = self._state(video)
         out = []
         for idx, boxes, scores, dets in st.tracks(category):

@@ -89,7 +89,7 @@ class VideoState:
         if (i, k) not in self._hists:
             d = self.detections(i)[k]
             y0, y1, x0, x1 = d.region
-            frame = np.asarray(self.video[i])
+            frame = self.fg.frame(i)
             self._hists[(i, k)] = colour_histogram(frame[y0:y1, x0:x1], d.mask,
                                                    self.cfg.app_parts, self.cfg.app_bins)
         return self._hists[(i, k)]
