@@ -63,12 +63,12 @@ class ClassicalTrackerConfig:
     app_bins: int = 6  # histogram bins per RGB channel
     app_smooth: float = 0.8  # track histogram: running mean keeping this much of the past
     vel_smooth: float = 0.6  # foot velocity: running mean keeping this much of the past
-    max_age: int = 12  # frames a track may coast without detections before it ends
+    max_age: int = 20  # frames a track may coast without detections before it ends
     stitch_gap: int = 20  # tracks that end and start at most this many frames apart ...
     stitch_dist: float = 0.8  # ... with feet this close (box heights, after extrapolation)
     stitch_app: float = 0.45  # ... and colours this close are joined
-    max_gap: int = 8  # gaps up to this many frames are filled by interpolation
-    min_det_frac: float = 0.6  # tracks detected in fewer of the frames they span are dropped
+    max_gap: int = 25  # gaps up to this many frames are filled by interpolation
+    min_det_frac: float = 0.5  # tracks detected in fewer of the frames they span are dropped
     max_aspect: float = 4.0  # person tracks with a taller median height / width are dropped
     min_hits: int = 3  # detections before a track is reported
     min_length: int = 8  # shortest reported tracklet (detected frames)

@@ -260,15 +260,21 @@ def _find_vehicle(crop: np.ndarray, off: tuple[int, int], size: SizeModel,
         return None
     ya, yb = max(0, int(round(y0[r, c]))), int(rows[r])
     a, b = max(0, int(round(x0[r, c]))), min(gw, int(round(x1[r, c])))
-    col_fill = crop[ya:yb].mean(axis=0)
-    while a > 0 and col_fill[a - 1] >= 0.5 * cfg.car_min_fill:
-        a -= 1
-    while b < gw and col_fill[b] >= 0.5 * cfg.car_min_fill:
-        b += 1
-    out = np.zeros_like(crop)
-    out[:yb, a:b] = crop[:yb, a:b]
-    # the roof may rise above the window: keep the pixels above it in those columns
-    return out
+    return _grow_vehicle(crop, (ya, yb, a, b))
+
+
+def _grow_vehicle(crop: np.ndarray, win: tuple[int, int, int, int]) -> np.ndarray:
+    """The vehicle's pixels: the parts of the group that touch its window once thin links
+    are cut (an erosion separates a person who merely touches the vehicle)."""
+    import cv2
+
+    k = np.ones((3, 3), np.uint8)
+    core = cv2.erode(crop.astype(np.uint8), k, iterations=2)
+    n, labels = cv2.connectedComponents(core, connectivity=4)
+    ya, yb, a, b = win
+    ids = np.unique(labels[ya:yb, a:b])
+    sel = np.isin(labels, ids[ids > 0]).astype(np.uint8)
+    return (cv2.dilate(sel, k, iterations=3) > 0) & crop
 
 
 def detect_frame(fg, i: int, size: SizeModel | None, cfg: ClassicalTrackerConfig):
