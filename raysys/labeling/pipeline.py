@@ -71,7 +71,7 @@ def _ray_args(cfg: LabelConfig) -> dict:
     return {"num_cpus": cfg.actor_cpus, "num_gpus": cfg.actor_gpus or None}
 
 
-def _track_and_embed(units, cfg, out, loaders, progress) -> list[dict]:
+def _track_and_embed(units, cfg, out, loaders) -> list[dict]:
     todo = [u for u in units if not unit_path(out, u).exists()]
     return _map_on_actor_pool(todo, TrackEmbedUDF, cfg, out, loaders.track_embed)
 
@@ -207,7 +207,7 @@ def run_labeling(layout: DatasetLayout, out: str | Path, cfg: LabelConfig | None
             views[u["scene"]].append(u["view"])
     times = {}
     t = time.perf_counter()
-    unit_stats = _track_and_embed(units, cfg, out, loaders, progress)
+    unit_stats = _track_and_embed(units, cfg, out, loaders)
     times["track_embed_s"] = time.perf_counter() - t
     t = time.perf_counter()
     scene_stats = _scenes(units, layout, cfg, out, loaders)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from raysys.eval.pairs import iou_xywh
 from raysys.types import MaskRLE, Tracklet
 
 __all__ = ["RepromptConfig", "prototype", "choose_seed", "reprompt_scene"]
@@ -70,11 +71,8 @@ def _merge_into(reprop: Tracklet, originals: list[Tracklet], local_id: int) -> T
 
 
 def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
+    """IoU of two xywh boxes (the evaluator's row-wise IoU)."""
+    return float(iou_xywh(np.asarray(a, float)[None], np.asarray(b, float)[None])[0])
 
 
 def _drop_frames(t: Tracklet, drop: set[int]) -> Tracklet | None:
