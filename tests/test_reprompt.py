@@ -76,3 +76,88 @@ def test_repropagation_onto_another_identity_is_dropped():
                          np.array([1, 2]), repropagate, RepromptConfig())
     assert out[1]["View1"].frames.tolist() == [1, 2]
     assert out[2]["View1"].frames.tolist() == [1, 2, 3, 4, 5]
+
+
+def _world_repropagate(world):
+    """Scripted tracker: follows the world track (per view) whose box holds the seed."""
+    def repropagate(view, f0, mask, direction):
+        seed = mask.to_box().xywh
+        for t in world[view]:
+            k = np.flatnonzero(t.frames == f0)
+            if k.size and np.allclose(t.boxes[k[0]], seed):
+                keep = t.frames >= f0 if direction == "forward" else t.frames <= f0
+                return Tracklet("S1", view, 0, "person", t.frames[keep], t.boxes[keep],
+                                t.scores[keep],
+                                tuple(m for m, g in zip(t.masks, keep, strict=True) if g))
+        raise AssertionError("seed on no world track")
+    return repropagate
+
+
+def _embs(tracklets, vectors):
+    vectors = [np.asarray(v, float) / np.linalg.norm(v) for v in vectors]
+    return [np.tile(v, (len(t), 1)) for t, v in zip(tracklets, vectors, strict=True)], \
+        np.stack(vectors)
+
+
+def test_identity_is_reprompted_in_a_view_it_missed_and_duplicates_merge():
+    # person A is in three views; association split it into {View1, View2} and {View3}.
+    # Each identity re-prompted in the views it missed lands on the other's tracked boxes:
+    # the two are one identity.
+    tl = [_tracklet("View1", 1, list(range(1, 9)), 0), _tracklet("View2", 1, list(range(1, 9)), 0),
+          _tracklet("View3", 1, list(range(1, 9)), 0)]
+    fe, emb = _embs(tl, [[1, 0.1], [1, 0.0], [1, 0.3]])
+    world = {t.view: [t] for t in tl}
+    out = reprompt_scene(tl, fe, emb, np.array([1, 1, 2]), _world_repropagate(world))
+    assert list(out) == [1]
+    assert sorted(out[1]) == ["View1", "View2", "View3"]
+    assert out[1]["View3"].frames.tolist() == list(range(1, 9))
+
+
+def test_unsupported_single_view_identity_is_dropped():
+    # identity 2 is seen in View1 only and nothing in View2 is close to its prototype:
+    # no cross-view support, it is no cross-view pseudo label (unless min_views=1)
+    tl = [_tracklet("View1", 1, [1, 2, 3, 4], 0), _tracklet("View2", 1, [1, 2, 3, 4], 0),
+          _tracklet("View1", 2, [1, 2, 3, 4], 30)]
+    fe, emb = _embs(tl, [[1, 0], [1, 0.1], [0, 1]])
+    world = {"View1": tl[::2], "View2": tl[1:2]}
+    rep = _world_repropagate(world)
+    out = reprompt_scene(tl, fe, emb, np.array([1, 1, 2]), rep)
+    assert list(out) == [1] and sorted(out[1]) == ["View1", "View2"]
+    out = reprompt_scene(tl, fe, emb, np.array([1, 1, 2]), rep, RepromptConfig(min_views=1))
+    assert len(out) == 2
+    # a scene with a single view keeps its single-view identities
+    out = reprompt_scene(tl[::2], fe[::2], emb[::2], np.array([1, 2]), rep)
+    assert len(out) == 2
+
+
+def test_contested_view_goes_to_the_closer_prototype():
+    # association wrongly put A's View1 tracklet with B's View2 and View3 tracklets
+    # (identity 1); A's View2 and View3 tracklets are identity 2. Identity 2, re-prompted
+    # in View1, lands on A's View1 track, which is closer to A's prototype than to B's.
+    a = [_tracklet(v, 1, list(range(1, 9)), 0) for v in ("View1", "View2", "View3")]
+    b = [_tracklet(v, 2, list(range(1, 9)), 30) for v in ("View2", "View3")]
+    tl = [a[0], *b, a[1], a[2]]
+    fe, emb = _embs(tl, [[1, 0.2], [0.5, 1], [0.5, 1], [1, 0], [1, 0.1]])
+    world = {"View1": [a[0]], "View2": [a[1], b[0]], "View3": [a[2], b[1]]}
+    out = reprompt_scene(tl, fe, emb, np.array([1, 1, 1, 2, 2]), _world_repropagate(world))
+    where = {g: {v: int(t.boxes[0, 0]) for v, t in per.items()} for g, per in out.items()}
+    assert sorted(where.values(), key=len) == [
+        {"View2": 31, "View3": 31}, {"View1": 1, "View2": 1, "View3": 1}]
+
+
+def test_identities_reprompted_onto_a_third_one_do_not_merge():
+    # identities 1 (View2) and 2 (View3) are both closest to identity 3's tracks in the
+    # views they miss. Their re-propagated boxes coincide in View1, but that is no evidence
+    # that 1 and 2 are one person; identity 3 keeps its tracks (closer to its own
+    # prototype) and the re-propagated frames on them are dropped.
+    p = [_tracklet("View2", 1, [1, 2, 3, 4], 0), _tracklet("View3", 1, [1, 2, 3, 4], 0),
+         _tracklet("View1", 1, [1, 2, 3, 4], 30), _tracklet("View2", 2, [1, 2, 3, 4], 30),
+         _tracklet("View3", 2, [1, 2, 3, 4], 30)]
+    fe, emb = _embs(p, [[1, 0.6], [1, -0.6], [1, 0], [1, 0.05], [1, -0.05]])
+    world = {"View1": [p[2]], "View2": [p[0], p[3]], "View3": [p[1], p[4]]}
+    out = reprompt_scene(p, fe, emb, np.array([1, 2, 3, 3, 3]), _world_repropagate(world),
+                         RepromptConfig(min_views=1))
+    where = sorted(sorted((v, int(t.boxes[0, 0])) for v, t in per.items())
+                   for per in out.values())
+    assert where == [[("View1", 31), ("View2", 31), ("View3", 31)], [("View2", 1)],
+                     [("View3", 1)]]

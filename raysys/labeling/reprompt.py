@@ -1,13 +1,26 @@
 """Bi-directional re-prompting (ViewSAM paper, §3.2, Eq. 2).
 
 For each identity found by cross-view association, the prototype is the normalised mean
-of its member tracklets' embeddings (Eq. 2). In each view where the identity has
-tracklets, the member frame whose embedding is closest to the prototype is the seed; the
-concept tracker is re-prompted with that frame's mask forward and backward in time. The
-re-propagated track replaces the identity's fragments in that view (frames it misses keep
-the original boxes). Finally duplicate identities are resolved: re-propagated frames that
-land on another identity's box are dropped, and identities whose tracks coincide in a
-view are merged when nothing forbids it.
+of its member tracklets' embeddings (Eq. 2). In every view of the scene, the candidate
+mask closest to the prototype is the seed: among the identity's own tracklet frames in a
+view where it has tracklets, among all of the view's tracklet frames (if at least
+``seed_threshold`` close) in a view where association found none. The concept tracker is
+re-prompted with the seed's mask forward and backward in time. In a view with tracklets
+the re-propagated track fills and extends the identity's fragments (frames it misses keep
+the original boxes); in a view without, it is the identity's track there.
+
+Then duplicate identities are resolved. "Tracked" boxes below are those of the
+identity's own tracklets, the others were re-propagated:
+
+1. a view's tracklets that an identity b was re-prompted onto, held by an identity a
+   that b clashes with (both tracked elsewhere as two objects), go to whichever
+   prototype is closer: b's or that of a's tracklets in the other views;
+2. identities whose tracked boxes coincide in a view, or one re-prompted onto the
+   other's tracked boxes, are merged when they never clash;
+3. re-propagated boxes left on another identity's box are dropped;
+4. identities then seen in fewer than ``min_views`` views (capped at the scene's view
+   count) have no cross-view support and are dropped: the pseudo labels are cross-view
+   trajectories.
 
 The concept tracker is reached through ``repropagate(view, seed_frame, seed_mask,
 direction) -> Tracklet`` so that a scene actor can call tracker actors back.
@@ -32,9 +45,12 @@ Repropagate = Callable[[str, int, MaskRLE, str], Tracklet]
 class RepromptConfig:
     """Re-prompting settings."""
 
-    overlap_iou: float = 0.5  # a re-propagated box on another identity's box at IoU >= this
-    duplicate_frac: float = 0.5  # identities sharing this fraction of frames in a view merge
+    overlap_iou: float = 0.5  # boxes at IoU >= this coincide (same object)
+    duplicate_frac: float = 0.5  # tracks coinciding on this fraction of frames: one object
     min_seed_score: float = 0.0  # seed frames need at least this detection score
+    all_views: bool = True  # also re-prompt views where the identity has no tracklet ...
+    seed_threshold: float = 0.5  # ... from a candidate frame this close (cosine) to it
+    min_views: int = 2  # identities seen in fewer views at the end are dropped (1: keep)
 
 
 def prototype(embeddings: np.ndarray) -> np.ndarray:
@@ -92,7 +108,7 @@ def reprompt_scene(
     repropagate: Repropagate,
     cfg: RepromptConfig = RepromptConfig(),
 ) -> dict[int, dict[str, Tracklet]]:
-    """Re-prompt every identity of one scene in every view where it has tracklets.
+    """Re-prompt every identity of one scene in every view, then resolve duplicates.
 
     Args:
         tracklets: the scene's n single-view tracklets.
@@ -106,6 +122,7 @@ def reprompt_scene(
     """
     out: dict[int, dict[str, Tracklet]] = {}
     original_frames: dict[tuple[int, str], set[int]] = {}
+    all_views = sorted({t.view for t in tracklets})
     for g in np.unique(gids).tolist():
         idx = np.flatnonzero(gids == g)
         proto = prototype(emb[idx])
@@ -121,13 +138,92 @@ def reprompt_scene(
             m, k = choose_seed(members, [frame_embs[i] for i in mem], proto,
                                cfg.min_seed_score)
             seed_t = members[m]
-            f0, mask0 = int(seed_t.frames[k]), seed_t.masks[k]
-            fwd = repropagate(v, f0, mask0, "forward")
-            bwd = repropagate(v, f0, mask0, "backward")
-            both = _merge_into(fwd, [bwd], seed_t.local_id)
+            both = _bidirectional(repropagate, v, int(seed_t.frames[k]), seed_t.masks[k],
+                                  seed_t.local_id)
             out[g][v] = _merge_into(both, members, seed_t.local_id)
+        if not cfg.all_views:
+            continue
+        for v in all_views:
+            if v in out[g]:
+                continue
+            # a view the identity was not matched in: the candidate mask closest to the
+            # prototype among all of the view's tracklet frames, if it is close enough
+            cand = [int(i) for i in range(len(tracklets))
+                    if tracklets[i].view == v and tracklets[i].masks]
+            if not cand:
+                continue
+            m, k = choose_seed([tracklets[i] for i in cand], [frame_embs[i] for i in cand],
+                               proto, cfg.min_seed_score)
+            seed_t = tracklets[cand[m]]
+            if float(np.asarray(frame_embs[cand[m]])[k] @ proto) < cfg.seed_threshold:
+                continue
+            out[g][v] = _bidirectional(repropagate, v, int(seed_t.frames[k]), seed_t.masks[k],
+                                       0)
+            original_frames[(g, v)] = set()
+    views_of = np.array([t.view for t in tracklets])
+    _reassign_contested(out, original_frames, views_of, emb, gids, cfg)
+    out = _merge_duplicates(out, original_frames, cfg)
     _drop_claimed_frames(out, original_frames, cfg)
-    return _merge_duplicates(out, cfg)
+    need = min(max(1, cfg.min_views), len(all_views))  # a one-view scene keeps all
+    kept = [g for g in sorted(out) if len(out[g]) >= need]
+    return {new: out[g] for new, g in enumerate(kept, start=1)}
+
+
+def _reassign_contested(out, original_frames, views: np.ndarray, emb: np.ndarray,
+                        gids: np.ndarray, cfg: RepromptConfig) -> None:
+    """A view's track that another identity was re-prompted onto goes to the closer prototype.
+
+    When identity b, re-prompted in a view it had no tracklet in, lands on the tracked
+    boxes of identity a (seen in other views too), a's tracklets in that view are claimed
+    by both. They go to b when their embedding is closer to b's prototype than to the
+    prototype of a's *other* tracklets (leave-one-view-out, so that they do not vote for
+    themselves). Moved tracks keep their boxes; ``out`` is updated in place.
+    """
+    claims: dict[tuple[int, str], list[int]] = {}
+    for b, per_view in out.items():
+        for v, tb in per_view.items():
+            if original_frames.get((b, v)):
+                continue  # b was tracked in v: not a re-prompted view
+            for a, pa in out.items():
+                if a == b or v not in pa or not original_frames.get((a, v)) or len(pa) < 2:
+                    continue
+                if _compare(pa[v], tb, original_frames[(a, v)], set(), cfg)[2]:
+                    claims.setdefault((a, v), []).append(b)
+    for (a, v), bs in sorted(claims.items()):
+        if v not in out[a]:
+            continue
+        mine = np.flatnonzero((gids == a) & (views == v))
+        rest = np.flatnonzero((gids == a) & (views != v))
+        if not mine.size or not rest.size:
+            continue
+        e = prototype(emb[mine])
+        best, arg = float(e @ prototype(emb[rest])), None
+        for b in bs:
+            if v in out[b] and original_frames.get((b, v)):
+                continue  # already given a tracked track in v
+            if not _clash(out, original_frames, a, b, cfg):
+                continue  # not two objects: duplicate resolution merges them
+            sim = float(e @ prototype(emb[gids == b]))
+            if sim > best:
+                best, arg = sim, b
+        if arg is not None:
+            out[arg][v] = out[a].pop(v)
+            original_frames[(arg, v)] = original_frames.pop((a, v))
+
+
+def _clash(out, original_frames, a: int, b: int, cfg: RepromptConfig) -> bool:
+    """Identities a and b were tracked as two objects in some view."""
+    return any(_compare(out[a][v], out[b][v], original_frames.get((a, v), set()),
+                        original_frames.get((b, v), set()), cfg)[3]
+               for v in set(out[a]) & set(out[b]))
+
+
+def _bidirectional(repropagate: Repropagate, view: str, f0: int, mask0: MaskRLE,
+                   local_id: int) -> Tracklet:
+    """The seed re-propagated forward and backward, as one track."""
+    fwd = repropagate(view, f0, mask0, "forward")
+    bwd = repropagate(view, f0, mask0, "backward")
+    return _merge_into(fwd, [bwd], local_id)
 
 
 def _drop_claimed_frames(out, original_frames, cfg: RepromptConfig) -> None:
@@ -156,8 +252,16 @@ def _drop_claimed_frames(out, original_frames, cfg: RepromptConfig) -> None:
                     out[g][v] = t
 
 
-def _merge_duplicates(out: dict[int, dict[str, Tracklet]], cfg: RepromptConfig):
-    """Merge identities whose tracks coincide in some view and co-exist nowhere."""
+def _merge_duplicates(out: dict[int, dict[str, Tracklet]],
+                      original_frames: dict[tuple[int, str], set[int]],
+                      cfg: RepromptConfig) -> dict[int, dict[str, Tracklet]]:
+    """Merge identities that are one object: their tracked boxes coincide in some view,
+    or one was re-prompted onto the other's tracked boxes, and they never clash (see
+    :func:`_compare`).
+
+    On frames both tracks hold, a tracked box wins over a re-propagated one.
+    ``original_frames`` is updated for the merged identities.
+    """
     gs = sorted(g for g in out if out[g])
     parent = {g: g for g in gs}
 
@@ -171,24 +275,65 @@ def _merge_duplicates(out: dict[int, dict[str, Tracklet]], cfg: RepromptConfig):
             ra, rb = find(a), find(b)
             if ra == rb:
                 continue
-            same, clash = False, False
+            same, a_on_b, b_on_a, clash = False, False, False, False
             for v in set(out[ra]) & set(out[rb]):
-                ta, tb = out[ra][v], out[rb][v]
-                shared = np.intersect1d(ta.frames, tb.frames)
-                if shared.size == 0:
-                    continue
-                ba = dict(zip(ta.frames.tolist(), ta.boxes, strict=True))
-                bb = dict(zip(tb.frames.tolist(), tb.boxes, strict=True))
-                hits = sum(_box_iou(ba[f], bb[f]) >= cfg.overlap_iou for f in shared.tolist())
-                if hits >= cfg.duplicate_frac * min(len(ta), len(tb)):
-                    same = True
-                else:
-                    clash = True
+                r = _compare(out[ra][v], out[rb][v], original_frames.get((ra, v), set()),
+                             original_frames.get((rb, v), set()), cfg)
+                same, a_on_b = same or r[0], a_on_b or r[1]
+                b_on_a, clash = b_on_a or r[2], clash or r[3]
+            # tracked boxes that coincide, or one re-prompted onto the other's tracked boxes
+            same = same or a_on_b or b_on_a
             if same and not clash:
                 for v, t in out[rb].items():
-                    out[ra][v] = _merge_into(t, [out[ra][v]], out[ra][v].local_id) \
-                        if v in out[ra] else t
+                    orig_a = original_frames.get((ra, v), set())
+                    orig_b = original_frames.get((rb, v), set())
+                    if v in out[ra]:
+                        ta = out[ra][v]
+                        # later parts win: re-propagated boxes, then tracked ones
+                        parts = [x for x in (_keep_frames(ta, None, orig_a),
+                                             _keep_frames(t, None, orig_b),
+                                             _keep_frames(t, orig_b),
+                                             _keep_frames(ta, orig_a)) if x is not None]
+                        out[ra][v] = _merge_into(parts[-1], parts[:-1], ta.local_id)
+                    else:
+                        out[ra][v] = t
+                    original_frames[(ra, v)] = orig_a | orig_b
                 out[rb] = {}
                 parent[rb] = ra
-    ordered = [g for g in gs if out[g]]
-    return {new: out[g] for new, g in enumerate(ordered, start=1)}
+    return {g: out[g] for g in gs if out[g]}
+
+
+def _compare(ta: Tracklet, tb: Tracklet, orig_a: set[int], orig_b: set[int],
+             cfg: RepromptConfig) -> tuple[bool, bool, bool, bool]:
+    """(same, a_on_b, b_on_a, clash) of two identities' tracks in one view.
+
+    Boxes "coincide" at box IoU >= ``overlap_iou``; "original" boxes are tracked ones,
+    the others were re-propagated. Same: the original tracks coincide on at least
+    ``duplicate_frac`` of the shorter one. a_on_b: a's re-propagated boxes coincide with
+    b's original ones on that fraction of the shorter of the two (and b_on_a the other way
+    round). Clash: both were tracked at the same frames, mostly in different places: two
+    objects. A re-propagated box that disagrees is no evidence (re-propagation may drift).
+    """
+    ba = dict(zip(ta.frames.tolist(), ta.boxes, strict=True))
+    bb = dict(zip(tb.frames.tolist(), tb.boxes, strict=True))
+    fa, fb = set(ba), set(bb)
+
+    def on(x: set[int], y: set[int]) -> bool:
+        shared = x & y
+        if not shared:
+            return False
+        hits = sum(_box_iou(ba[f], bb[f]) >= cfg.overlap_iou for f in shared)
+        return hits >= cfg.duplicate_frac * min(len(x), len(y))
+
+    oa, ob = fa & orig_a, fb & orig_b
+    both = oa & ob
+    hits = sum(_box_iou(ba[f], bb[f]) >= cfg.overlap_iou for f in both)
+    clash = bool(both) and hits < cfg.duplicate_frac * len(both)
+    return on(oa, ob), on(fa - orig_a, ob), on(oa, fb - orig_b), clash
+
+
+def _keep_frames(t: Tracklet, keep: set[int] | None, drop: set[int] | None = None):
+    """``t`` restricted to the frames in ``keep`` (all if None) and not in ``drop``."""
+    gone = {f for f in t.frames.tolist()
+            if (keep is not None and f not in keep) or (drop is not None and f in drop)}
+    return _drop_frames(t, gone)

@@ -13,7 +13,7 @@ import torch
 
 from raysys.viewsam.candidate_generator import CandidateOutput
 
-__all__ = ["ClipTargets", "ViewSAMOutput"]
+__all__ = ["ClipEncoding", "ClipTargets", "ViewSAMOutput"]
 
 
 @dataclass
@@ -74,3 +74,15 @@ class ViewSAMOutput:
     bias_logits: torch.Tensor  # (B, V, T, O)
     bias_labels: torch.Tensor  # (B, V, T, O) disjointness labels (Eq. 19), no gradient
     image_size: int  # SAM2 model side S (model pixel coordinates are in [0, S])
+
+
+@dataclass
+class ClipEncoding:
+    """What :meth:`ViewSAM.encode_clip` computes once per clip (steps 1-3)."""
+
+    enc: dict  # encode_images output over B*V*T frames: "stages", "fpn", "pos"
+    views: torch.Tensor | None  # (B, V, T, d_a) view tokens (None without a view token)
+    view_state: torch.Tensor | None  # (B, V, d_a) EMA state after the clip (online carry)
+    cand: CandidateOutput | None  # CG outputs over B*V*T frames, model pixels
+    scale: torch.Tensor  # (4,) input px -> model px factors
+    text_token: torch.Tensor | None  # (B, d) plain-text prompt token (VC-CMA ablation)

@@ -30,7 +30,7 @@ from raysys.viewsam.candidate_generator import CandidateGenerator, PseudoLabelTe
 from raysys.viewsam.candidate_generator import candidate_losses as _candidate_losses
 from raysys.viewsam.cgct import CGCT
 from raysys.viewsam.config import ViewSAMConfig
-from raysys.viewsam.data import ClipTargets, ViewSAMOutput
+from raysys.viewsam.data import ClipEncoding, ClipTargets, ViewSAMOutput
 from raysys.viewsam.prompts import frame_prompts, plan_slots
 from raysys.viewsam.text_encoder import FrozenTextEncoder
 from raysys.viewsam.vc_cma import VCCMA
@@ -100,10 +100,32 @@ class ViewSAM(nn.Module):
             view_ids: ``(B, V)`` camera index of each view, default ``0..V-1``.
         """
         b, v, t, h, w = self._check(frames, text, targets)
+        targets = None if targets is None else targets.to(frames.device)
+        ce = self.encode_clip(frames, text, view_ids)
+        s = self.image_size
+        cb = None if ce.cand is None else ce.cand.boxes.reshape(b * v, t, *ce.cand.boxes.shape[1:])
+        cr = None if ce.cand is None else ce.cand.refer_logits.reshape(b * v, t, -1)
+        plan = plan_slots(targets, self.teacher, cb, cr, shape=(b, v, t), scale=ce.scale,
+                          image_size=s, prompt_source=self.cfg.prompt_source,
+                          num_objects=self.cfg.num_objects)
+        tr = self._track(ce.enc, plan, cb, ce.text_token, (b, v, t))
+        return self._assemble(tr, ce.enc, ce.views, ce.cand, plan, ce.scale, (b, v, t, h, w))
+
+    def encode_clip(self, frames: torch.Tensor, text: dict[str, torch.Tensor],
+                    view_ids: torch.Tensor | None = None,
+                    view_state: torch.Tensor | None = None) -> ClipEncoding:
+        """Steps 1-3 of the module doc for a clip ``(B, V, T, 3, H, W)``: text, image encoder
+        with view token and VC-CMA, Candidate Generator. The online tracker
+        (:mod:`raysys.tracking`) calls it once per clip and tracks frame by frame with
+        :meth:`track_frame`.
+
+        Args:
+            view_state: ``(B, V, d_a)`` view-token EMA state of the previous clip (online).
+        """
+        b, v, t, h, w = self._check(frames, text, None)
         dev = frames.device
         if view_ids is None:
             view_ids = torch.arange(v, device=dev).expand(b, v)
-        targets = None if targets is None else targets.to(dev)
         s = self.image_size
         images = F.interpolate(frames.flatten(0, 2), size=(s, s), mode="bilinear",
                                align_corners=False) if (h, w) != (s, s) else frames.flatten(0, 2)
@@ -111,20 +133,15 @@ class ViewSAM(nn.Module):
         tokens, tmask = self.text_encoder(text["input_ids"], text["attention_mask"])
         m = tmask[..., None].to(tokens.dtype)
         pooled = (tokens * m).sum(1) / m.sum(1).clamp(min=1)  # (B, D_t)
-        enc, views = self._encode(images, tokens, tmask, view_ids, (b, v, t))
+        enc, views, state = self._encode(images, tokens, tmask, view_ids, (b, v, t), view_state)
         cand = None
         if self.candidate_generator is not None:
             cand = self.candidate_generator(enc["fpn"][-1], pooled.repeat_interleave(v * t, 0),
                                             self.sam2.backbone_stride)
         scale = torch.tensor([s / w, s / h, s / w, s / h], device=dev)
-        cb = None if cand is None else cand.boxes.reshape(b * v, t, *cand.boxes.shape[1:])
-        cr = None if cand is None else cand.refer_logits.reshape(b * v, t, -1)
-        plan = plan_slots(targets, self.teacher, cb, cr, shape=(b, v, t), scale=scale,
-                          image_size=s, prompt_source=self.cfg.prompt_source,
-                          num_objects=self.cfg.num_objects)
         text_tok = None if self.text_prompt is None else self.text_prompt(pooled)  # (B, d)
-        tr = self._track(enc, plan, cb, text_tok, (b, v, t))
-        return self._assemble(tr, enc, views, cand, plan, scale, (b, v, t, h, w))
+        return ClipEncoding(enc=enc, views=views, view_state=state, cand=cand, scale=scale,
+                            text_token=text_tok)
 
     def _check(self, frames, text, targets) -> tuple[int, int, int, int, int]:
         if frames.dim() != 6 or frames.shape[3] != 3:
@@ -139,10 +156,12 @@ class ViewSAM(nn.Module):
             targets.check(b, v, t, h, w)
         return b, v, t, h, w
 
-    def _encode(self, images, tokens, tmask, view_ids, shape) -> tuple[dict, torch.Tensor | None]:
-        """Image encoder with the view token and VC-CMA hooks (steps 2 of the module doc)."""
+    def _encode(self, images, tokens, tmask, view_ids, shape, view_state=None,
+                ) -> tuple[dict, torch.Tensor | None, torch.Tensor | None]:
+        """Image encoder with the view token and VC-CMA hooks (steps 2 of the module doc).
+        Returns the encodings, the view tokens ``(B, V, T, d_a)`` and the EMA state."""
         b, v, t = shape
-        state: dict = {"view": None, "text": None}
+        state: dict = {"view": None, "text": None, "ema": None}
         if self.vc_cma is not None:
             state["text"] = self.vc_cma.init_text(tokens, v)  # (B*V, L, d_a)
         text_mask = tmask.repeat_interleave(v, dim=0)  # (B*V, L)
@@ -150,13 +169,13 @@ class ViewSAM(nn.Module):
         def hook(stage: int, x: torch.Tensor) -> torch.Tensor:  # x: (B*V*T, h, w, C)
             if self.view_token is not None and stage == self.cfg.view_token.stage:
                 pooled = x.mean((1, 2)).reshape(b, v, t, -1)
-                state["view"], _ = self.view_token(pooled, view_ids)  # (B, V, T, d_a)
+                state["view"], state["ema"] = self.view_token(pooled, view_ids, view_state)
             if self.vc_cma is not None and stage in self.vc_cma.stages:
                 vt = None if state["view"] is None else state["view"].reshape(b * v * t, -1)
                 x, state["text"] = self.vc_cma(stage, x, state["text"], text_mask, vt, t)
             return x
 
-        return encode_images(self.sam2, images, hook), state["view"]
+        return encode_images(self.sam2, images, hook), state["view"], state["ema"]
 
     def _track(self, enc, plan, cand_boxes, text_tok, shape) -> dict[str, torch.Tensor]:
         """Frame-by-frame SAM2 tracking with BAR (step 5). Returns stacked ``(B*V, T, O, ...)``."""
@@ -172,16 +191,27 @@ class ViewSAM(nn.Module):
             prev = frames[-1]["masks"] if frames else None
             boxes, has_box = frame_prompts(plan, i, cand_boxes, prev, self.image_size,
                                            self.cfg.track_iou)
-            out = self._track_frame(i, t, feats, pos[:, i].repeat_interleave(o, 0), boxes,
-                                    has_box, extra, bank)
+            out = self.track_frame(i, t, feats, pos[:, i].repeat_interleave(o, 0), boxes,
+                                   has_box, extra, bank, init=i == 0)
             frames.append(out | {"boxes": boxes, "has_box": has_box})
         # each (N, ...) with rows (b, v, o) -> (B*V, T, O, ...)
         return {k: torch.stack([f[k].reshape(b * v, o, *f[k].shape[1:]) for f in frames], 1)
                 for k in frames[0]}
 
-    def _track_frame(self, i, num_frames, feats, pos, boxes, has_box, extra, bank,
-                     ) -> dict[str, torch.Tensor]:
-        """One frame for all ``N`` slots: memory-guided (+ memory-free) decoding, BAR, memory."""
+    def track_frame(self, i: int, num_frames: int, feats: list[torch.Tensor], pos: torch.Tensor,
+                    boxes: torch.Tensor, has_box: torch.Tensor, extra: torch.Tensor | None,
+                    bank: dict, init: bool) -> dict[str, torch.Tensor]:
+        """One frame for ``N`` objects: memory-guided (+ memory-free) decoding, BAR, memory.
+
+        Args:
+            i: frame index in the stream (SAM2's temporal positions in ``bank``).
+            num_frames: stream length bound for SAM2's object-pointer window.
+            feats: FPN levels of the frame, each ``(N, C, h, w)``; pos: top-level pos enc.
+            boxes, has_box: ``(N, 4)`` model-pixel prompts and whether each is used.
+            extra: extra sparse prompt tokens ``(N, k, d)`` (plain-text ablation) or None.
+            bank: SAM2 ``output_dict`` of these objects, updated in place with frame ``i``.
+            init: first frame of the objects (no memory; stored as a conditioning frame).
+        """
         top = to_tokens(feats[-1])  # (hw, N, d)
         size = [tuple(feats[-1].shape[-2:])]
         high_res = feats[:-1] or None
@@ -193,11 +223,11 @@ class ViewSAM(nn.Module):
                 current_vision_pos_embeds=[to_tokens(pos)], feat_sizes=size, output_dict=bank,
                 num_frames=num_frames)
 
-        mem = decode_masks(sam2, condition(i == 0), high_res, boxes, has_box, extra)
+        mem = decode_masks(sam2, condition(init), high_res, boxes, has_box, extra)
         masks, obj_ptr = mem.masks, mem.obj_ptr
         zeros = masks.new_zeros(masks.shape[0])
         p, logit, label = zeros, zeros, zeros
-        if self.bar is not None and i > 0:
+        if self.bar is not None and not init:
             free = decode_masks(sam2, condition(True), high_res, boxes, has_box, extra)
             rec = self.bar(mem.token, free.token, mem.masks, free.masks)
             masks, p, logit = rec.mask_logits, rec.p_bias, rec.bias_logit
@@ -208,7 +238,7 @@ class ViewSAM(nn.Module):
         feat_mem, pos_mem = sam2._encode_new_memory(
             current_vision_feats=[top], feat_sizes=size, pred_masks_high_res=high,
             object_score_logits=mem.object_score_logits, is_mask_from_pts=True)
-        key = "cond_frame_outputs" if i == 0 else "non_cond_frame_outputs"
+        key = "cond_frame_outputs" if init else "non_cond_frame_outputs"
         bank[key][i] = {"maskmem_features": feat_mem, "maskmem_pos_enc": pos_mem,
                         "obj_ptr": obj_ptr}
         return {"masks": masks, "scores": mem.object_score_logits[:, 0], "p_bias": p,

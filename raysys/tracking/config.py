@@ -1,0 +1,42 @@
+"""Settings of the online ViewSAM tracker (:class:`raysys.tracking.ViewSAMTracker`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["TrackConfig"]
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    clip_frames: int = 8  # T: synchronised frame sets encoded together (no look-ahead beyond)
+    refer_threshold: float = 0.5  # min sigmoid(referring logit) of a proposal to open a track
+    objectness_threshold: float = 0.1  # min CG objectness of a proposal to open a track
+    track_iou: float = 0.3  # min IoU of a proposal with a track's last box to re-prompt it
+    new_track_iou: float = 0.3  # a proposal overlapping a live track this much opens nothing
+    duplicate_iou: float = 0.7  # two live tracks of a view this similar: the younger ends
+    max_tracks: int = 8  # live tracks per view (bounded state)
+    max_lost: int = 8  # frames a track may be absent (object score < 0) before it ends
+    min_refer: float = 0.5  # a track is output while its mean referring probability >= this
+    id_threshold: float = 0.5  # min cosine of a new track's CGCT embedding to an identity
+    id_momentum: float = 0.8  # EMA of identity prototypes over clips
+    max_identities: int = 256  # identities kept for re-identification (least recent dropped)
+    memory_frames: int | None = None  # per-track memory frames kept; None = what SAM2 reads
+    #                                  (max(num_maskmem, max_obj_ptrs_in_encoder))
+    keep_masks: bool = True  # return full-resolution masks (else boxes only)
+
+    def __post_init__(self) -> None:
+        if self.clip_frames < 1:
+            raise ValueError(f"clip_frames must be >= 1, got {self.clip_frames}")
+        for name in ("refer_threshold", "track_iou", "new_track_iou", "duplicate_iou",
+                     "min_refer", "id_momentum"):
+            val = getattr(self, name)
+            if not 0.0 <= val <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {val}")
+        for name in ("max_tracks", "max_identities"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_lost < 0:
+            raise ValueError(f"max_lost must be >= 0, got {self.max_lost}")
+        if self.memory_frames is not None and self.memory_frames < 1:
+            raise ValueError(f"memory_frames must be >= 1 or None, got {self.memory_frames}")

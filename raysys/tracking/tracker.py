@@ -1,0 +1,361 @@
+"""Online cross-view referring tracker on a trained ViewSAM (paper §3.3, inference).
+
+:class:`ViewSAMTracker` takes one synchronised set of frames (one image per view) at a time
+and keeps its own bounded state, so the same object runs offline over a dataset
+(:mod:`raysys.tracking.run`) and behind a server. Per clip of ``T`` frame sets (no
+look-ahead beyond the clip):
+
+1. :meth:`ViewSAM.encode_clip` over the ``V x T`` frames with the expression: image encoder
+   with the view token (EMA state carried from clip to clip) and VC-CMA adapters, then the
+   Candidate Generator's proposals and referring logits.
+2. Frame by frame and view by view, every live single-view track runs SAM2 on its own
+   memory bank (:meth:`ViewSAM.track_frame`: memory attention, mask decoder prompted by the
+   proposal overlapping its last box when there is one, BAR against the memory-free
+   decoding, memory encoding). Proposals that refer to the expression and overlap no live
+   track open new tracks (a conditioning frame, no memory). A track absent for
+   ``max_lost`` frames ends; the younger of two coinciding tracks ends.
+3. CGCT embeddings of every present track; at the end of the clip new tracks get global
+   ids from :class:`raysys.tracking.identity.IdentityBank` (assignment across views, new
+   ids for new objects), and identity prototypes are updated.
+
+Bounded state: at most ``max_tracks`` live tracks per view, each with SAM2 memory of the
+last ``memory_frames`` frames plus its conditioning frame; at most ``max_identities``
+identity prototypes; one clip of buffered frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from raysys.tracking.config import TrackConfig
+from raysys.tracking.identity import IdentityBank
+
+__all__ = ["TrackedObject", "FrameResult", "ViewSAMTracker"]
+
+_NUM_FRAMES = 1 << 30  # open-ended stream for SAM2's object-pointer window
+
+
+@dataclass
+class TrackedObject:
+    """One referred object in one view and frame."""
+
+    global_id: int  # identity across views and time
+    track_id: int  # the single-view track it came from
+    box: tuple[float, float, float, float]  # (left, top, width, height) input pixels
+    score: float  # sigmoid of SAM2's object-presence logit
+    refer: float  # the track's mean referring probability
+    mask: np.ndarray | None = None  # (H, W) bool, when ``keep_masks``
+
+
+@dataclass
+class FrameResult:
+    index: int  # frame set index in the stream (0-based, in the order given to ``step``)
+    views: list[list[TrackedObject]]  # per view, the objects in it
+
+
+@dataclass
+class _Track:
+    tid: int
+    view: int
+    start: int
+    box: torch.Tensor  # (4,) last box, model pixels
+    bank: dict = field(default_factory=lambda: {"cond_frame_outputs": {},
+                                                "non_cond_frame_outputs": {}})
+    lost: int = 0
+    gid: int | None = None
+    refer_sum: float = 0.0
+    refer_n: int = 0
+    emb: list = field(default_factory=list)  # this clip's CGCT embeddings
+
+    @property
+    def refer(self) -> float:
+        return self.refer_sum / max(self.refer_n, 1)
+
+
+class ViewSAMTracker:
+    """Online ViewSAM tracking of one expression over ``V`` synchronised views.
+
+    Args:
+        model: a trained ViewSAM (eval mode; its device is used).
+        expression: the referring sentence.
+        num_views: views per frame set.
+        cfg: tracker settings.
+        view_ids: camera index of each view for the view token (default ``0..V-1``).
+
+    ``step(frames)`` returns the results of the frame sets whose clip is complete (an empty
+    list while a clip is filling); ``flush()`` processes a partial clip at the end.
+    """
+
+    def __init__(self, model, expression: str, num_views: int, cfg: TrackConfig | None = None,
+                 view_ids: Sequence[int] | None = None) -> None:
+        if num_views < 1:
+            raise ValueError(f"num_views must be >= 1, got {num_views}")
+        self.model = model.eval()
+        self.cfg = cfg or TrackConfig()
+        self.num_views = num_views
+        self.expression = expression
+        self.device = next(model.parameters()).device
+        ids = list(range(num_views)) if view_ids is None else list(view_ids)
+        if len(ids) != num_views:
+            raise ValueError(f"{len(ids)} view ids for {num_views} views")
+        nv = model.view_token.num_views if model.view_token is not None else None
+        if nv is not None and max(ids) >= nv:
+            raise ValueError(f"view id {max(ids)} but the model has {nv} view slots; pass "
+                             f"view_ids below {nv}")
+        self.view_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
+        self.text = {k: v.to(self.device) for k, v in model.tokenize([expression]).items()}
+        sam2 = model.sam2
+        keep = max(int(sam2.num_maskmem), int(getattr(sam2, "max_obj_ptrs_in_encoder", 1)))
+        self.memory_frames = self.cfg.memory_frames or keep
+        self.identities = IdentityBank(self.cfg.id_threshold, self.cfg.id_momentum,
+                                       self.cfg.max_identities)
+        self.tracks: list[list[_Track]] = [[] for _ in range(num_views)]
+        self.view_state: torch.Tensor | None = None
+        self.buffer: list[list[np.ndarray]] = []
+        self.frame_size: tuple[int, int] | None = None
+        self.next_frame = 0  # stream index of the first buffered frame set
+        self.next_tid = 1
+
+    # ------------------------------------------------------------------ public API
+    def step(self, frames: Sequence[np.ndarray]) -> list[FrameResult]:
+        """Add one synchronised frame set (one ``(H, W, 3)`` uint8 RGB image per view)."""
+        if len(frames) != self.num_views:
+            raise ValueError(f"expected {self.num_views} frames (one per view), got "
+                             f"{len(frames)}")
+        for k, f in enumerate(frames):
+            f = np.asarray(f)
+            if f.ndim != 3 or f.shape[2] != 3 or f.dtype != np.uint8:
+                raise ValueError(f"view {k}: frames must be (H, W, 3) uint8 RGB, got "
+                                 f"{f.shape} {f.dtype}")
+            if self.frame_size is None:
+                self.frame_size = f.shape[:2]
+            elif f.shape[:2] != self.frame_size:
+                raise ValueError(f"view {k}: frame size {f.shape[:2]} differs from the "
+                                 f"stream's {self.frame_size}; resize views to one size")
+        self.buffer.append([np.asarray(f) for f in frames])
+        if len(self.buffer) < self.cfg.clip_frames:
+            return []
+        return self._run_clip()
+
+    def flush(self) -> list[FrameResult]:
+        """Process the buffered frame sets of an incomplete clip (end of a stream)."""
+        return self._run_clip() if self.buffer else []
+
+    def state_bytes(self) -> int:
+        """Bytes held in tensors and arrays of the tracker's state (memory banks, tracks,
+        identities, buffered frames): what a long stream must keep flat."""
+        n = sum(f.nbytes for fs in self.buffer for f in fs)
+        n += sum(p.nbytes for p in self.identities.prototypes.values())
+        for tracks in self.tracks:
+            for tr in tracks:
+                for part in tr.bank.values():
+                    for entry in part.values():
+                        n += sum(_nbytes(v) for v in entry.values())
+        if self.view_state is not None:
+            n += self.view_state.numel() * self.view_state.element_size()
+        return n
+
+    @property
+    def num_live_tracks(self) -> int:
+        return sum(len(t) for t in self.tracks)
+
+    # ------------------------------------------------------------------ one clip
+    @torch.no_grad()
+    def _run_clip(self) -> list[FrameResult]:
+        model = self.model
+        t, v = len(self.buffer), self.num_views
+        h, w = self.frame_size
+        arr = np.stack([np.stack(fs) for fs in self.buffer], 1)  # (V, T, H, W, 3)
+        x = torch.from_numpy(arr).to(self.device).permute(0, 1, 4, 2, 3).float().div_(255)
+        ce = model.encode_clip(x[None], self.text, self.view_ids, self.view_state)
+        self.view_state = ce.view_state
+        enc = ce.enc
+        s = model.image_size
+        cand = ce.cand
+        extra = None if ce.text_token is None else ce.text_token[:, None]  # (1, 1, d)
+        raw: list[list[list[tuple]]] = [[[] for _ in range(v)] for _ in range(t)]
+        seen: dict[int, _Track] = {}
+        for i in range(t):
+            g = self.next_frame + i
+            for k in range(v):
+                n = k * t + i  # encodings are ordered (view, frame)
+                feats = [lvl[n:n + 1] for lvl in enc["fpn"]]
+                pos = enc["pos"][-1][n:n + 1]
+                props = refer = obj = None
+                if cand is not None:
+                    props = cand.boxes[n]
+                    refer = cand.refer_logits[n].sigmoid()
+                    obj = cand.objectness[n]
+                present = self._step_view(k, g, feats, pos, props, refer, obj, extra)
+                if not present:
+                    continue
+                embs = self._embed(enc, ce.views, n, [p[1] for p in present])
+                for j, (tr, low, score) in enumerate(present):
+                    seen[tr.tid] = tr
+                    if embs is not None:
+                        tr.emb.append(embs[j])
+                    raw[i][k].append((tr, low, score))
+        self._assign_ids(seen)
+        results = [FrameResult(self.next_frame + i,
+                               [self._objects(raw[i][k], (h, w), s) for k in range(v)])
+                   for i in range(t)]
+        self.next_frame += t
+        self.buffer = []
+        return results
+
+    def _step_view(self, k, g, feats, pos, props, refer, obj, extra) -> list[tuple]:
+        """Track view ``k`` at stream frame ``g``; returns ``(track, mask logits, score)`` of
+        the tracks present in the frame."""
+        cfg, model = self.cfg, self.model
+        s = model.image_size
+        out: list[tuple] = []
+        keep: list[_Track] = []
+        for tr in self.tracks[k]:
+            box, has = tr.box, False
+            if props is not None and props.shape[0]:
+                iou = _iou(tr.box[None], props)[0]
+                j = int(iou.argmax())
+                if float(iou[j]) >= cfg.track_iou:
+                    box, has = props[j], True
+                    tr.refer_sum += float(refer[j])
+                    tr.refer_n += 1
+            res = model.track_frame(g, _NUM_FRAMES, feats, pos, box[None], _flag(has, box),
+                                    extra, tr.bank, init=False)
+            self._prune(tr.bank, g)
+            low, score = res["masks"], float(res["scores"][0])
+            if score > 0 and bool((low > 0).any()):
+                tr.lost = 0
+                tr.box = _mask_box(low, s)
+                out.append((tr, low, score))
+                keep.append(tr)
+            else:
+                tr.lost += 1
+                if tr.lost <= cfg.max_lost:
+                    keep.append(tr)
+        out, keep = self._dedup(out, keep)
+        # new tracks from referred proposals that overlap no present track
+        if props is not None and props.shape[0] and len(keep) < cfg.max_tracks:
+            ok = (refer >= cfg.refer_threshold) & (obj >= cfg.objectness_threshold)
+            order = [j for j in torch.argsort(refer * obj, descending=True).tolist()
+                     if bool(ok[j])]
+            taken = [tr.box for tr, _, _ in out]
+            attempts = cfg.max_tracks - len(keep)  # bounded work per frame
+            for j in order:
+                if attempts <= 0:
+                    break
+                b = props[j]
+                if taken and float(_iou(b[None], torch.stack(taken))[0].max()) >= \
+                        cfg.new_track_iou:
+                    continue
+                attempts -= 1
+                tr = _Track(tid=self.next_tid, view=k, start=g, box=b.clone())
+                res = model.track_frame(g, _NUM_FRAMES, feats, pos, b[None], _flag(True, b),
+                                        extra, tr.bank, init=True)
+                low, score = res["masks"], float(res["scores"][0])
+                taken.append(b)
+                if score <= 0 or not bool((low > 0).any()):
+                    continue
+                self.next_tid += 1
+                tr.refer_sum, tr.refer_n = float(refer[j]), 1
+                tr.box = _mask_box(low, s)
+                keep.append(tr)
+                out.append((tr, low, score))
+        self.tracks[k] = keep
+        return out
+
+    def _dedup(self, out, keep):
+        """End the younger of two present tracks whose boxes coincide."""
+        drop: set[int] = set()
+        for a in range(len(out)):
+            for b in range(a + 1, len(out)):
+                ta, tb = out[a][0], out[b][0]
+                if ta.tid in drop or tb.tid in drop:
+                    continue
+                if float(_iou(ta.box[None], tb.box[None])[0, 0]) >= self.cfg.duplicate_iou:
+                    drop.add(max(ta.tid, tb.tid))
+        if not drop:
+            return out, keep
+        return ([o for o in out if o[0].tid not in drop],
+                [tr for tr in keep if tr.tid not in drop])
+
+    def _prune(self, bank: dict, g: int) -> None:
+        """Bound a track's memory: SAM2 reads at most the last ``memory_frames`` frames."""
+        non = bank["non_cond_frame_outputs"]
+        for f in [f for f in non if f <= g - self.memory_frames]:
+            del non[f]
+
+    def _embed(self, enc, views, n: int, lows: list[torch.Tensor]) -> list[np.ndarray] | None:
+        cgct = self.model.cgct
+        if cgct is None:
+            return None
+        masks = torch.cat(lows, 1).sigmoid()  # (1, O, h, w)
+        vt = None
+        if cgct.film is not None and views is not None:
+            vt = views.reshape(-1, views.shape[-1])[n:n + 1]
+        e = cgct([st[n:n + 1] for st in enc["stages"]], masks, vt)[0]  # (O, D)
+        return list(e.float().cpu().numpy())
+
+    def _assign_ids(self, seen: dict[int, _Track]) -> None:
+        """Global ids for this clip's new tracks (per view, an assignment to identities that
+        no other live track of the view holds), then prototype updates."""
+        for k in range(self.num_views):
+            new = [tr for tr in seen.values() if tr.view == k and tr.gid is None]
+            if not new:
+                continue
+            busy = {tr.gid for tr in seen.values() if tr.view == k and tr.gid is not None}
+            busy |= {tr.gid for tr in self.tracks[k] if tr.gid is not None}
+            embs = [np.mean(tr.emb, 0) if tr.emb else None for tr in new]
+            for tr, gid in zip(new, self.identities.assign(embs, busy), strict=True):
+                tr.gid = gid
+        for tr in seen.values():
+            if tr.emb:
+                self.identities.update(tr.gid, np.mean(tr.emb, 0))
+            tr.emb = []
+
+    def _objects(self, rows, hw, s) -> list[TrackedObject]:
+        out = []
+        h, w = hw
+        for tr, low, score in rows:
+            if tr.refer < self.cfg.min_refer:
+                continue
+            logits = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+            mask = (logits > 0).cpu().numpy()
+            ys, xs = np.nonzero(mask)
+            if ys.size == 0:
+                continue
+            x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+            out.append(TrackedObject(
+                global_id=int(tr.gid), track_id=tr.tid,
+                box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
+                score=float(1 / (1 + np.exp(-score))), refer=tr.refer,
+                mask=mask if self.cfg.keep_masks else None))
+        return out
+
+
+def _flag(has: bool, like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor([has], dtype=torch.bool, device=like.device)
+
+
+def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    from raysys.viewsam.candidate_generator import pairwise_iou
+
+    return pairwise_iou(a, b)
+
+
+def _mask_box(low: torch.Tensor, s: int) -> torch.Tensor:
+    from raysys.viewsam.prompts import masks_to_boxes
+
+    return masks_to_boxes(low, s)[0]
+
+
+def _nbytes(x) -> int:
+    if isinstance(x, torch.Tensor):
+        return x.numel() * x.element_size()
+    if isinstance(x, (list, tuple)):
+        return sum(_nbytes(y) for y in x)
+    return 0

@@ -1,0 +1,171 @@
+"""The online ViewSAM tracker: clip buffering, bounded state, identities, offline runner.
+
+The model is the real ViewSAM (embedded tiny SAM2 at 64 px, MiniLM) with random weights:
+what is tested is the tracker's mechanics, not the quality of its labels (the quality is
+measured by ``raysys report`` on trained checkpoints).
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from raysys.io import crtrack
+from raysys.io.dataset import DatasetLayout
+from raysys.tracking import IdentityBank, TrackConfig, ViewSAMTracker
+from raysys.training.checkpoint import model_state, write_checkpoint
+from raysys.training.config import StageConfig, quick_config, to_dict
+from raysys.training.model import build_model, sam2_yaml_text
+
+ray = pytest.importorskip("ray")
+
+OPEN = dict(refer_threshold=0.0, objectness_threshold=0.0, min_refer=0.0)
+
+
+def _cfg():
+    return quick_config(clip_frames=2, image_size=64, sam2_image_size=64, max_objects=4,
+                        max_samples=4, stages=(StageConfig("all", ("cgct",), 1, 1e-3),))
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = build_model(_cfg(), sam2_yaml_text(None, 64)).eval()
+    # random heads: make SAM2 call every decoded object present, so tracks open and live
+    with torch.no_grad():
+        head = m.sam2.sam_mask_decoder.pred_obj_score_head
+        last = head.layers[-1] if hasattr(head, "layers") else head
+        last.weight.zero_()
+        last.bias.fill_(5.0)
+    return m
+
+
+def _frames(rng, v=2, h=48, w=80):
+    return [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(v)]
+
+
+def test_identity_bank_assigns_matches_and_new_ids():
+    bank = IdentityBank(threshold=0.8, momentum=0.5, max_identities=3)
+    a, b = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    g1, g2 = bank.assign([a, b], busy=set())
+    assert (g1, g2) == (1, 2) and len(bank) == 2  # empty bank: new identities
+    # another view sees both, swapped: the assignment follows the embeddings
+    assert bank.assign([b * 2, a + 0.01], busy=set()) == [g2, g1]
+    # an identity held by a live track of the view is not eligible: a new id instead
+    assert bank.assign([a], busy={g1}) == [3]
+    # below the threshold: new identity; no embedding (CGCT ablation): new identity
+    assert bank.assign([np.array([0, 0, 1.0])], busy=set()) == [4]
+    assert bank.assign([None], busy=set()) == [5]
+    assert len(bank) == 3  # bounded: the least recently updated were forgotten
+    assert 1 not in bank.prototypes
+
+
+def test_identity_bank_update_moves_prototype():
+    bank = IdentityBank(threshold=0.5, momentum=0.5, max_identities=8)
+    g = bank.new_identity(np.array([1.0, 0.0]))
+    bank.update(g, np.array([0.0, 1.0]))
+    p = bank.prototypes[g]
+    assert np.isclose(np.linalg.norm(p), 1.0) and np.allclose(p, [2 ** -0.5, 2 ** -0.5])
+
+
+def test_tracker_buffers_clips_and_flushes(model):
+    rng = np.random.default_rng(0)
+    tr = ViewSAMTracker(model, "a person in a red coat", 2, TrackConfig(clip_frames=3, **OPEN))
+    out = [tr.step(_frames(rng)) for _ in range(7)]
+    assert [len(r) for r in out] == [0, 0, 3, 0, 0, 3, 0]  # results once a clip is full
+    tail = tr.flush()
+    assert [r.index for r in tail] == [6] and tr.flush() == []
+    results = [r for rs in out for r in rs] + tail
+    assert [r.index for r in results] == list(range(7))
+    objs = [o for r in results for v in r.views for o in v]
+    assert objs, "present-forced SAM2 should open tracks from the proposals"
+    for o in objs:
+        x, y, w, h = o.box
+        assert w > 0 and h > 0 and 0 <= x and x + w <= 80 and 0 <= y and y + h <= 48
+        assert o.mask is not None and o.mask.shape == (48, 80) and o.mask.any()
+        assert o.global_id >= 1 and 0 < o.score <= 1
+    # within one frame and view, global ids are unique (one object is once in a view)
+    for r in results:
+        for v in r.views:
+            ids = [o.global_id for o in v]
+            assert len(ids) == len(set(ids))
+
+
+def test_tracker_state_stays_bounded_on_a_long_stream(model):
+    rng = np.random.default_rng(1)
+    cfg = TrackConfig(clip_frames=2, max_tracks=2, memory_frames=3, max_identities=4,
+                      keep_masks=False, **OPEN)
+    tr = ViewSAMTracker(model, "a person", 2, cfg)
+    sizes = []
+    for i in range(24):
+        tr.step(_frames(rng))
+        assert tr.num_live_tracks <= 2 * cfg.max_tracks
+        if i % 2 == 1:
+            sizes.append(tr.state_bytes())
+    assert len(tr.identities) <= cfg.max_identities
+    for ts in tr.tracks:
+        for t in ts:
+            assert len(t.bank["non_cond_frame_outputs"]) <= cfg.memory_frames
+            assert len(t.bank["cond_frame_outputs"]) == 1
+    # after warm-up the state no longer grows with the stream
+    assert max(sizes[6:]) <= 1.05 * max(sizes[:6]), sizes
+
+
+def test_tracker_rejects_bad_input(model):
+    tr = ViewSAMTracker(model, "a person", 2, TrackConfig(clip_frames=2))
+    rng = np.random.default_rng(2)
+    with pytest.raises(ValueError, match="expected 2 frames"):
+        tr.step(_frames(rng, v=3))
+    with pytest.raises(ValueError, match="uint8"):
+        tr.step([np.zeros((8, 8, 3), np.float32)] * 2)
+    tr.step(_frames(rng))
+    with pytest.raises(ValueError, match="differs"):
+        tr.step(_frames(rng, h=40))
+    with pytest.raises(ValueError, match="view slots"):
+        ViewSAMTracker(model, "a person", 2, view_ids=[0, 99])
+    with pytest.raises(ValueError, match="clip_frames"):
+        TrackConfig(clip_frames=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from raysys.synth import SynthConfig, generate
+
+    root = tmp_path_factory.mktemp("trk") / "data"
+    generate(SynthConfig(scenes=1, views=2, frames=6, width=160, height=96, people=3, cars=0,
+                         bicycles=0, expressions=2, splits=("test",), domains=("In-domain",)),
+             root)
+    return root
+
+
+def test_track_split_writes_predictions_that_evaluate_and_resumes(model, tiny_data, tmp_path):
+    from raysys.eval import evaluate
+    from raysys.tracking.run import track_split
+
+    ck = tmp_path / "ck"
+    write_checkpoint(ck, {"model": model_state(model), "config": to_dict(_cfg()),
+                          "build_spec": model.build_spec, "epoch": 1})
+    layout = DatasetLayout(tiny_data, "In-domain", "test")
+    pred = tmp_path / "pred"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        res = track_split(ck, layout, pred, TrackConfig(clip_frames=4, **OPEN), actors=1,
+                          actor_cpus=0.5, progress=False)
+        exprs = crtrack.list_expressions(layout.gt_root)
+        assert res.units == len(exprs) == 2 and res.skipped == 0 and res.frames == 12
+        for e in exprs:
+            for v in crtrack.gt_views(e):
+                assert (pred / e.name / f"{v}.txt").is_file()
+        score = evaluate(layout.gt_root, pred).to_json()["All"]
+        assert 0.0 <= score["CVR-IDF1"] <= 100.0
+        before = {p: p.stat().st_mtime_ns for p in pred.rglob("View*.txt")}
+        again = track_split(ck, layout, pred, TrackConfig(clip_frames=4, **OPEN), actors=1,
+                            actor_cpus=0.5, progress=False)
+        assert again.skipped == 2 and again.frames == 0
+        assert before == {p: p.stat().st_mtime_ns for p in pred.rglob("View*.txt")}
+        assert json.loads((pred / "track_config.json").read_text())["track"]["clip_frames"] == 4
+        with pytest.raises(FileNotFoundError, match="checkpoint"):
+            track_split(tmp_path / "nope", layout, pred, actors=1, actor_cpus=0.5)
+    finally:
+        ray.shutdown()
