@@ -19,9 +19,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "label": ("raysys.commands.label", "Stage 1: cross-view pseudo labels from raw videos"),
     "quality": ("raysys.commands.quality", "score Stage 1 pseudo labels per stage (Table 4)"),
     "train": ("raysys.commands.train", "Stage 2: train ViewSAM on pseudo labels (Ray Train)"),
+    "pretrain-base": ("raysys.commands.pretrain_base",
+                      "pre-train the embedded tiny SAM2 base on generated scenes"),
     "track": ("raysys.commands.track", "cross-view referring tracking with a trained ViewSAM"),
     "baseline": ("raysys.commands.baseline",
                  "zero-shot Table 1 baselines: concept (SAM3 row) | sam2"),
+    "report": ("raysys.commands.report",
+               "the paper's tables on the generated benchmark (md/json/charts)"),
     "params": ("raysys.commands.params", "ViewSAM parameter report (no checkpoint needed)"),
     "demo": ("raysys.commands.demo", "the embedded default end to end on a local Ray"),
 }

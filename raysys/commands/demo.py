@@ -1,8 +1,10 @@
-"""``raysys demo``: the main job on the embedded default (see raysys.main_job)."""
+"""``raysys demo``: the main job, the whole pipeline on the embedded default
+(see :mod:`raysys.main_job`)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -16,14 +18,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--views", type=int, default=d.views)
     p.add_argument("--frames", type=int, default=d.frames)
     p.add_argument("--people", type=int, default=d.people)
+    p.add_argument("--ablations", default="none",
+                   help="Tables 2-3: none (default, fits 20 min on 2 cores) | all | a,b")
     p.add_argument("--address", default=None,
                    help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
 
 
 def run(args: argparse.Namespace) -> int:
     from raysys.main_job import MainJobConfig, run_main_job
+    from raysys.report import parse_ablations
+    from raysys.report.runner import StepError
 
-    cfg = MainJobConfig(out=args.out, seed=args.seed, scenes=args.scenes, views=args.views,
-                        frames=args.frames, people=args.people, address=args.address)
-    run_main_job(cfg)
+    try:
+        cfg = MainJobConfig(out=args.out, seed=args.seed, scenes=args.scenes, views=args.views,
+                            frames=args.frames, people=args.people, address=args.address,
+                            ablations=parse_ablations(args.ablations))
+        run_main_job(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"raysys demo: error: {e}", file=sys.stderr)
+        return 2
+    except StepError as e:
+        print(f"raysys demo: {e}", file=sys.stderr)
+        return 1
     return 0

@@ -1,0 +1,170 @@
+"""``run_report``: the whole study on one Ray cluster, step by step, resumable.
+
+Order: benchmark (synth) -> Stage 1 labels of In-domain train -> Table 4 (quality) ->
+ViewSAM weak and fully supervised (trained on In-domain train only) -> zero-shot baselines
+and tracking on the In-domain and Cross-domain test splits (models trained In-domain and
+tracked on Cross-domain test: the paper's cross-domain setting) -> evaluation -> one weak
+run per ablation switch, tracked on In-domain test -> mosaic GIF -> report.json,
+report.md, charts.
+
+The driver starts (or joins) one Ray cluster and hands its GCS address to every CLI
+subprocess (:mod:`raysys.report.runner` says why subprocesses). A failing baseline is
+recorded in the report's notes and leaves its row out (baselines are other people's
+optional pieces); any other failing step stops the report with an error naming its log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from raysys.report.config import ReportConfig
+from raysys.report.runner import StepError, StepRunner
+from raysys.report.steps import (
+    DOMAINS,
+    baseline_step,
+    eval_step,
+    label_step,
+    quality_step,
+    synth_step,
+    track_step,
+    train_step,
+    video_step,
+)
+
+__all__ = ["run_report", "write_report"]
+
+
+def _start_ray(cfg: ReportConfig) -> tuple[dict, str | None]:
+    import ray
+
+    from raysys.runtime import init_ray
+
+    resources = init_ray(cfg.address, cfg.num_cpus)
+    return resources, ray.get_runtime_context().gcs_address
+
+
+def _data_root(r: StepRunner, cfg: ReportConfig, map_fn) -> Path:
+    if cfg.data is not None:
+        return cfg.data
+    if cfg.labels is not None:
+        return Path(json.loads((cfg.labels / "config.json").read_text())["data"])
+    return synth_step(r, cfg, map_fn)
+
+
+def _train_main(r: StepRunner, cfg: ReportConfig, data: Path, labels: Path) -> dict:
+    """name -> (checkpoint, upstream fingerprint) of the weak and the full model."""
+    models = {}
+    if cfg.weak is not None:
+        models["viewsam_weak"] = (cfg.weak, None)
+    else:
+        ck = train_step(r, cfg, "weak", supervision="weak", data=data, labels=labels)
+        models["viewsam_weak"] = (ck, r.fingerprints["train_weak"])
+    if cfg.full is not None:
+        models["viewsam_full"] = (cfg.full, None)
+    else:
+        ck = train_step(r, cfg, "full", supervision="full", data=data, labels=None)
+        models["viewsam_full"] = (ck, r.fingerprints["train_full"])
+    return models
+
+
+def run_report(cfg: ReportConfig, *, map_fn=None) -> dict:
+    """Run every step the report needs (skipping finished ones) and write the report.
+
+    Args:
+        cfg: what to run and where (``cfg.out``).
+        map_fn: how scenes render (default: Ray tasks on the report's cluster).
+
+    Returns:
+        the report.json dict (also written to ``cfg.out/report.json``).
+
+    Raises:
+        FileNotFoundError: an override path is not what it should be (names the fix).
+        StepError: a step failed (names its log under ``cfg.out/logs``).
+    """
+    from raysys.runtime import ray_map
+
+    cfg.validate_inputs()
+    out = cfg.out
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    resources, address = _start_ray(cfg)
+    print(f"[raysys report] Ray up: {resources.get('CPU', 0):g} CPUs, "
+          f"{resources.get('GPU', 0):g} GPUs ({address}); profile {cfg.profile!r}; "
+          f"ablations: {', '.join(cfg.ablations) or 'none'}", flush=True)
+    r = StepRunner(out, address)
+    if map_fn is None:
+        def map_fn(fn, items):
+            return ray_map(fn, items, num_cpus=1, desc="render scenes")
+
+    data = _data_root(r, cfg, map_fn)
+    labels = cfg.labels if cfg.labels is not None else label_step(r, data)
+    quality = quality_step(r, labels)
+    models = _train_main(r, cfg, data, labels)
+
+    notes: list[str] = []
+    domains = DOMAINS if cfg.cross_domain else DOMAINS[:1]
+    tables: dict[str, dict] = {d: {} for d in domains}
+    for d in domains:
+        for b in cfg.baselines:
+            weights = models["viewsam_weak"] if b == "zero_shot_sam2" else (None, None)
+            try:
+                pred = baseline_step(r, b, data, d, checkpoint=weights[0], upstream=weights[1])
+            except StepError as e:
+                notes.append(f"baseline {b} on {d} test did not run: {e}")
+                print(f"[raysys report] {notes[-1]}", flush=True)
+                continue
+            tables[d][b] = eval_step(r, b, data, d, pred)
+        for m in ("viewsam_weak", "viewsam_full"):
+            ck, up = models[m]
+            tables[d][m] = eval_step(r, m, data, d, track_step(r, cfg, m, ck, data, d, up))
+    ablations = {}  # after Table 1, so that its numbers come first
+    for a in cfg.ablations:
+        ck = train_step(r, cfg, f"ablation_{a}", supervision="weak", data=data, labels=labels,
+                        model_overrides={a: False})
+        up = r.fingerprints[f"train_ablation_{a}"]
+        ablations[a] = eval_step(r, a, data, "In-domain",
+                                 track_step(r, cfg, a, ck, data, "In-domain", up))
+    if not cfg.ablations:
+        notes.append(f"Ablations (Tables 2-3) were not run in the {cfg.profile!r} profile; "
+                     "`raysys report --out DIR --ablations all` runs them.")
+    if models["viewsam_weak"][1] is not None:
+        notes.append("The zero-shot SAM2 baseline takes its SAM2 weights from the weak "
+                     "ViewSAM checkpoint: the embedded default has no pretrained SAM2.")
+    video = None
+    if cfg.video:
+        video = video_step(r, data, out / "predictions" / "In-domain" / "viewsam_weak",
+                           "ViewSAM (weak)", r.fingerprints.get("track_viewsam_weak_in"))
+    # steps_sum: every step's wall time, skipped ones at their last run's (a from-scratch cost)
+    r.timing["steps_sum"] = sum(r.timing.values())
+    r.timing["total"] = time.perf_counter() - t0  # this run, skips included
+    config = {**cfg.to_dict(), "data": str(data), "labels": str(labels),
+              "skipped_steps": list(r.skipped)}
+    return write_report(out, tables["In-domain"], tables.get("Cross-domain", {}), ablations,
+                        quality, timing=r.timing, config=config, video=video, notes=notes)
+
+
+def write_report(out: Path, table1: dict, cross_domain: dict, ablations: dict,
+                 quality: dict | None, *, timing: dict, config: dict,
+                 video: dict | None = None, notes: list[str] | None = None) -> dict:
+    """Assemble report.json, draw the charts, write report.md; returns report.json."""
+    from raysys.io.crtrack import atomic_write_text
+    from raysys.report.charts import write_charts
+    from raysys.report.tables import assemble_report, render_markdown
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if video and video.get("gif"):
+        try:
+            video = {**video, "gif_rel": str(Path(video["gif"]).resolve().relative_to(
+                out.resolve()))}
+        except ValueError:
+            pass
+    report = assemble_report(table1, cross_domain, ablations, quality, timing=timing,
+                             config=config, video=video, notes=notes)
+    charts = write_charts(report, out / "charts")
+    report["charts"] = charts
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=str))
+    atomic_write_text(out / "report.md", render_markdown(report, charts))
+    return report

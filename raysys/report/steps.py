@@ -1,0 +1,265 @@
+"""The report's steps, one function each; every one is resumable through
+:class:`raysys.report.runner.StepRunner`.
+
+Where each runs, and why:
+
+* ``synth``: in the driver, scenes as Ray tasks (the generator writes GT by design).
+* ``label``, ``train_*``, ``track_*``: subprocesses of ``raysys label`` / ``train`` /
+  ``track`` on the report's Ray cluster, so each gets its command's own guard and
+  runtime_env (weak labeling and weak training can never read GT; full training may).
+* ``baseline_*``: a subprocess of :mod:`raysys.report.baseline_job`, which installs the GT
+  guard (the zero-shot baselines see frames, category labels and expression names only).
+* ``quality``, ``eval``, ``video``: in the driver, which reads GT to score (it is never
+  guarded).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from raysys.report.config import ReportConfig
+from raysys.report.runner import StepRunner
+
+__all__ = ["synth_step", "label_step", "quality_step", "train_step", "track_step",
+           "baseline_step", "eval_step", "video_step", "train_config_dict", "file_stamp"]
+
+DOMAINS = ("In-domain", "Cross-domain")
+
+
+def file_stamp(path: Path) -> dict:
+    """Identity of an input made outside the report (path, size, mtime of its model file)."""
+    p = Path(path)
+    f = p / "model.pt" if p.is_dir() else p
+    st = f.stat() if f.exists() else None
+    return {"path": str(p.resolve()), "size": st.st_size if st else None,
+            "mtime": st.st_mtime if st else None}
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def synth_step(r: StepRunner, cfg: ReportConfig, map_fn=None) -> Path:
+    """Generate the benchmark into ``out/data`` (scenes as Ray tasks via ``map_fn``)."""
+    from raysys.synth import SynthConfig, generate
+
+    data = cfg.out / "data"
+    s = cfg.synth_settings()
+    synth_cfg = SynthConfig(**s)
+
+    def work():
+        summary = generate(synth_cfg, data, map_fn=map_fn)
+        return {"root": str(data), "rendered": summary["rendered"],
+                "skipped": summary["skipped"], "scenes": len(summary["scenes"])}
+
+    r.run("synth", {"synth": synth_cfg.to_dict()}, work,
+          outputs=[data / "dataset.json"], owned=[data])
+    return data
+
+
+def label_step(r: StepRunner, data: Path) -> Path:
+    """Stage 1 on the In-domain train split (``raysys label``, guarded)."""
+    out = r.out / "labels"
+
+    def work():
+        r.cli("label", ["label", "--data", data, "--domain", "In-domain", "--split", "train",
+                        "--out", out])
+        return {"labels": str(out)}
+
+    settings = {"data": str(data.resolve()), "upstream": r.fingerprints.get("synth"),
+                "label_config": _label_defaults()}
+    r.run("label", settings, work, outputs=[out / "expressions.parquet"], owned=[out])
+    return out
+
+
+def _label_defaults() -> dict:
+    from raysys.labeling.config import LabelConfig
+
+    return LabelConfig().to_dict()
+
+
+def quality_step(r: StepRunner, labels: Path) -> dict:
+    """Table 4: score each Stage 1 stage against the GT of the split it was made from."""
+    from raysys.io.dataset import DatasetLayout
+    from raysys.labeling.quality import quality_report
+
+    meta = json.loads((labels / "config.json").read_text())
+    layout = DatasetLayout(Path(meta["data"]), meta["domain"], meta["split"])
+
+    def work():
+        rep = quality_report(labels, layout)
+        return {**rep, "split": f"{layout.domain}/{layout.split}"}
+
+    settings = {"labels": str(labels.resolve()), "upstream": r.fingerprints.get("label"),
+                "stamp": file_stamp(labels / "expressions.parquet")}
+    return r.run("quality", settings, work, outputs=[labels / "quality.json"])
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train_config_dict(cfg: ReportConfig, overrides: dict) -> dict:
+    """The full TrainConfig a run gets: ``quick_config()`` (or the paper schedule) with the
+    report's and the run's overrides merged in, as JSON."""
+    from raysys.training.config import TrainConfig, from_dict, quick_config, to_dict
+
+    base = quick_config() if cfg.quick else TrainConfig()
+    merged = _merge(cfg.extra_train, overrides)
+    return to_dict(from_dict(TrainConfig, merged, base))
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def train_step(r: StepRunner, cfg: ReportConfig, name: str, *, supervision: str,
+               data: Path, labels: Path | None, model_overrides: dict | None = None) -> Path:
+    """Train one ViewSAM (``raysys train``); returns its ``final/`` checkpoint folder.
+
+    Args:
+        name: run name (``weak``, ``full``, ``ablation_use_bar``); the run goes to
+            ``out/runs/<name>``.
+        supervision: ``weak`` (pseudo labels from ``labels``) or ``full`` (GT of ``data``'s
+            In-domain train split).
+        model_overrides: ViewSAMConfig fields (the ablation switch).
+    """
+    run_dir = r.out / "runs" / name
+    overrides = _merge(cfg.extra_train, {"model": model_overrides} if model_overrides else {})
+    conf_file = r.out / "configs" / f"train_{name}.json"
+    settings = {"supervision": supervision, "train_config": train_config_dict(cfg, overrides),
+                "workers": cfg.train_workers, "cpus": cfg.train_cpus_per_worker,
+                "upstream": r.fingerprints.get("label" if supervision == "weak" else "synth"),
+                "data": str(data.resolve()), "labels": str(labels.resolve()) if labels else None}
+
+    def work():
+        conf_file.parent.mkdir(parents=True, exist_ok=True)
+        conf_file.write_text(json.dumps(overrides, indent=2))
+        args = ["train", "--out", run_dir, "--config", conf_file, "--supervision", supervision,
+                "--workers", cfg.train_workers, "--cpus-per-worker", cfg.train_cpus_per_worker]
+        args += ["--quick"] if cfg.quick else []
+        if supervision == "weak":
+            args += ["--labels", labels]
+        else:
+            args += ["--data", data, "--domain", "In-domain", "--split", "train"]
+        r.cli(f"train_{name}", args)
+        metrics = run_dir / "metrics.json"
+        hist = json.loads(metrics.read_text()) if metrics.is_file() else None
+        return {"checkpoint": str(run_dir / "final"), "metrics": hist}
+
+    r.run(f"train_{name}", settings, work, outputs=[run_dir / "final" / "model.pt"],
+          owned=[run_dir])
+    return run_dir / "final"
+
+
+# ----------------------------------------------------------------------------- predictions
+
+
+def _track_defaults() -> dict:
+    from raysys.tracking import TrackConfig
+
+    return asdict(TrackConfig())
+
+
+def track_step(r: StepRunner, cfg: ReportConfig, method: str, checkpoint: Path,
+               data: Path, domain: str, upstream: str | None) -> Path:
+    """Track every expression of ``domain``'s test split (``raysys track``)."""
+    pred = r.out / "predictions" / domain / method
+    name = f"track_{method}_{_short(domain)}"
+    settings = {"checkpoint": file_stamp(checkpoint), "upstream": upstream,
+                "data": str(data.resolve()), "domain": domain, "track": _track_defaults()}
+
+    def work():
+        r.cli(name, ["track", "--model", checkpoint, "--data", data, "--domain", domain,
+                     "--split", "test", "--out", pred, "--actors", cfg.track_actors,
+                     "--actor-cpus", cfg.track_actor_cpus])
+        return {"pred_root": str(pred)}
+
+    r.run(name, settings, work, outputs=[pred / "track_config.json"], owned=[pred])
+    return pred
+
+
+def baseline_step(r: StepRunner, method: str, data: Path, domain: str,
+                  checkpoint: Path | None = None, upstream: str | None = None) -> Path:
+    """A zero-shot baseline on ``domain``'s test split, guarded (:mod:`baseline_job`)."""
+    import sys
+
+    pred = r.out / "predictions" / domain / method
+    name = f"baseline_{method}_{_short(domain)}"
+    settings = {"method": method, "data": str(data.resolve()), "domain": domain,
+                "checkpoint": file_stamp(checkpoint) if checkpoint else None,
+                "upstream": upstream}
+    done = pred / "baseline.json"
+
+    def work():
+        cmd = [sys.executable, "-m", "raysys.report.baseline_job", "--method", method,
+               "--data", str(data), "--domain", domain, "--split", "test",
+               "--out", str(pred)]
+        if checkpoint is not None:
+            cmd += ["--checkpoint", str(checkpoint)]
+        if r.address:
+            cmd += ["--address", r.address]
+        r.subprocess(name, cmd)
+        return json.loads(done.read_text()) if done.is_file() else {"pred_root": str(pred)}
+
+    r.run(name, settings, work, outputs=[done], owned=[pred])
+    return pred
+
+
+def _short(domain: str) -> str:
+    return {"In-domain": "in", "Cross-domain": "cross"}.get(domain, domain)
+
+
+def eval_step(r: StepRunner, method: str, data: Path, domain: str, pred: Path) -> dict:
+    """Score predictions (CVR-IDF1 / CVR-MA) in the driver; the full JSON per expression is
+    kept in ``out/eval/<domain>/<method>.json``; returns All and scenes."""
+    from raysys.eval import evaluate
+    from raysys.io.dataset import DatasetLayout
+
+    layout = DatasetLayout(data, domain, "test")
+    out = r.out / "eval" / domain / f"{method}.json"
+    settings = {"pred": str(pred), "upstream": r.fingerprints.get(
+        f"track_{method}_{_short(domain)}") or r.fingerprints.get(
+        f"baseline_{method}_{_short(domain)}"), "gt": str(layout.gt_root.resolve())}
+
+    def work():
+        res = evaluate(layout.gt_root, pred, missing_as_empty=True).to_json()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=2))
+        return {"All": res["All"], "scenes": res.get("scenes", {})}
+
+    return r.run(f"eval_{method}_{_short(domain)}", settings, work, outputs=[out])
+
+
+def video_step(r: StepRunner, data: Path, pred: Path, method_label: str,
+               upstream: str | None) -> dict:
+    """A mosaic GIF of one In-domain test scene: the predictions of one expression with
+    their global ids, false positives red and missed GT boxes dashed."""
+    from raysys.io import crtrack
+    from raysys.io.dataset import DatasetLayout
+    from raysys.viz import write_scene_video
+
+    layout = DatasetLayout(data, "In-domain", "test")
+    out = r.out / "video"
+
+    def work():
+        views = crtrack.list_image_views(layout.image_root)
+        scene = sorted(views)[0]
+        exprs = [e for e in crtrack.list_expressions(layout.gt_root) if e.scene == scene]
+        # the expression with the most GT boxes: the most to see
+        gts = {e.name: crtrack.read_expression_gt(layout.gt_root, e.name) for e in exprs}
+        expr = max(exprs, key=lambda e: sum(len(v) for v in gts[e.name].values()))
+        rows, _ = crtrack.read_expression_pred(pred, expr.name, views[scene])
+        paths = {v: dict(crtrack.list_frames(layout.view_dir(scene, v))) for v in views[scene]}
+        frames = sorted(paths[views[scene][0]])[::2]
+        res = write_scene_video(paths, rows, out, frames=frames, box_format="xyxy",
+                                ref_rows_by_view=gts[expr.name], png=False,
+                                title=f"{method_label}: {expr.text!r} (red FP, dashed FN)")
+        return {"gif": res["gif"], "scene": scene, "expression": expr.name, "text": expr.text,
+                "frames": len(res["frames"]), "method": method_label}
+
+    settings = {"pred": str(pred), "upstream": upstream}
+    return r.run("video", settings, work, outputs=[out / "mosaic.gif"], owned=[out])

@@ -1,0 +1,262 @@
+"""``raysys report``: tables, report.json shape, target checks, charts, resumable steps,
+input errors. No model runs here (the pipeline itself is exercised by the main job)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import pytest
+
+from raysys.report.config import ABLATIONS, ReportConfig, parse_ablations
+from raysys.report.runner import StepError, StepRunner
+from raysys.report.tables import check_targets, render_markdown
+
+
+def ev(idf1: float, ma: float, scenes: dict | None = None) -> dict:
+    """An evaluation result as raysys.eval's to_json() gives it (expressions left out)."""
+    scenes = scenes or {"PlazaTest01": (idf1 + 1, ma + 1), "PlazaTest02": (idf1 - 1, ma - 1)}
+    return {"All": {"CVR-IDF1": idf1, "CVR-MA": ma, "n": 20},
+            "scenes": {s: {"CVR-IDF1": a, "CVR-MA": b, "n": 10} for s, (a, b) in scenes.items()},
+            "expressions": {"ignored": {}}}
+
+
+QUALITY = {"identity": {st: {"CVR-IDF1": v, "CVR-MA": v / 2, "n": 2}
+                        for st, v in (("tracklets", 34.5), ("association", 73.7),
+                                      ("reprompt", 73.6))},
+           "referring": {"tracklets": {"CVR-IDF1": 16.0, "CVR-MA": 7.2, "n": 20},
+                         "association": {"CVR-IDF1": 10.2, "CVR-MA": 3.7, "n": 20},
+                         "reprompt": {"CVR-IDF1": 14.3, "CVR-MA": 4.9, "n": 20},
+                         "similarity": 0.656},
+           "split": "In-domain/train"}
+
+
+def table1(weak=50.0, full=55.0, concept=30.0, sam2=34.0) -> dict:
+    return {"zero_shot_concept": ev(concept, 5.0), "zero_shot_sam2": ev(sam2, 8.0),
+            "viewsam_weak": ev(weak, 20.0), "viewsam_full": ev(full, 25.0)}
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize("spec, want", [
+    ("all", ABLATIONS), (None, ABLATIONS), ("none", ()), ("", ()),
+    ("bar,use_cgct", ("use_bar", "use_cgct")),  # prefix optional, table order kept
+    ("use_consistency_loss,vc_cma", ("use_vc_cma", "use_consistency_loss")),
+])
+def test_parse_ablations(spec, want):
+    assert parse_ablations(spec) == want
+
+
+def test_parse_ablations_unknown_lists_valid():
+    with pytest.raises(ValueError, match="use_vc_cma"):
+        parse_ablations("use_bar,use_magic")
+
+
+def test_bad_weak_checkpoint_is_a_clear_error(tmp_path):
+    cfg = ReportConfig(out=tmp_path / "rep", weak=tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match=r"--weak .*nope.*model\.pt"):
+        cfg.validate_inputs()
+
+
+def test_report_command_bad_weak_exits_2(tmp_path, capsys):
+    from raysys.commands import report as cmd
+
+    p = argparse.ArgumentParser()
+    cmd.add_arguments(p)
+    args = p.parse_args(["--out", str(tmp_path / "rep"), "--weak", str(tmp_path / "missing")])
+    assert cmd.run(args) == 2  # before Ray starts or anything runs
+    err = capsys.readouterr().err
+    assert "raysys report: error: --weak" in err and "final/" in err
+    assert not (tmp_path / "rep").exists()
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+def test_targets_all_met():
+    abl = {a: ev(45.0 - i, 15.0) for i, a in enumerate(ABLATIONS)}
+    t = check_targets(table1(weak=50.0, full=55.0), abl, QUALITY)
+    # 1: 50 - max(30, 34) = 16 >= 15; 2: all ablations < 50; 3: 50 / 55 = 90.9% >= 80%
+    assert [x["passed"] for x in t] == [True, True, True]
+    assert t[0]["numbers"]["best_baseline"] == "zero_shot_sam2"
+    assert t[0]["numbers"]["gap"] == pytest.approx(16.0)
+    assert t[2]["numbers"]["ratio"] == pytest.approx(50 / 55)
+
+
+def test_targets_missed_say_why():
+    abl = {"use_bar": ev(52.0, 15.0), "use_cgct": ev(40.0, 15.0)}
+    t = check_targets(table1(weak=40.0, full=60.0), abl, QUALITY)
+    # 1: 40 - 34 = 6 < 15, and full clears it (60 - 34 = 26): the pseudo labels limit it
+    assert t[0]["passed"] is False
+    assert "+6.00" in t[0]["text"] and "pseudo labels limit" in t[0]["text"]
+    assert "14.30" in t[0]["text"]  # Stage 1 referring CVR-IDF1 quoted
+    # 2: w/o BAR 52 >= 40 misses, w/o CGCT 40 >= 40 misses too (ties do not count as below)
+    assert t[1]["passed"] is False and "2 of 2" in t[1]["text"] and "w/o BAR 52.00" in t[1]["text"]
+    # 3: 40 / 60 = 66.7%
+    assert t[2]["passed"] is False and "66.7%" in t[2]["text"]
+
+
+def test_targets_full_also_short_blames_model():
+    t = check_targets(table1(weak=36.0, full=40.0), {}, QUALITY)
+    # 36 - 34 = 2; full 40 - 34 = 6 < 15 as well
+    assert t[0]["passed"] is False and "does not clear it either" in t[0]["text"]
+    assert t[1]["passed"] is None  # no ablations run: not measured, not met
+
+
+def test_targets_not_measured_without_rows():
+    t = check_targets({}, {}, None)
+    assert [x["passed"] for x in t] == [None, None, None]
+
+
+# ----------------------------------------------------------------------------- report files
+
+
+def test_write_report_shape_markdown_charts(tmp_path):
+    from raysys.report.pipeline import write_report
+
+    abl = {"use_bar": ev(44.0, 12.0), "use_vcca": ev(47.0, 14.0)}
+    gif = tmp_path / "video" / "mosaic.gif"
+    gif.parent.mkdir()
+    gif.write_bytes(b"GIF89a")
+    rep = write_report(tmp_path, table1(), table1(weak=30.0, full=35.0, concept=20.0,
+                                                   sam2=22.0), abl, QUALITY,
+                       timing={"synth": 1.5, "total": 9.0},
+                       config={"profile": "test", "seed": 0, "scenes": 2, "frames": 60},
+                       video={"gif": str(gif), "scene": "PlazaTest01", "text": "a man",
+                              "method": "ViewSAM (weak)"},
+                       notes=["a note"])
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    assert on_disk == json.loads(json.dumps(rep))
+    assert set(on_disk["table1"]) == {"zero_shot_concept", "zero_shot_sam2", "viewsam_weak",
+                                      "viewsam_full"}
+    assert set(on_disk["cross_domain"]) == set(on_disk["table1"])
+    w = on_disk["table1"]["viewsam_weak"]
+    assert w["All"] == {"CVR-IDF1": 50.0, "CVR-MA": 20.0, "n": 20}
+    assert set(w["scenes"]) == {"PlazaTest01", "PlazaTest02"} and "expressions" not in w
+    assert set(on_disk["ablations"]) == {"use_bar", "use_vcca"}
+    assert on_disk["ablations"]["use_bar"]["All"]["CVR-IDF1"] == 44.0
+    assert on_disk["pseudo_labels"]["identity"]["association"]["CVR-IDF1"] == 73.7
+    assert on_disk["timing"]["total"] == 9.0 and len(on_disk["targets"]) == 3
+    for name in ("table1_in", "table1_cross", "ablations", "pseudo_labels"):
+        png = tmp_path / on_disk["charts"][name]
+        assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
+    md = (tmp_path / "report.md").read_text()
+    assert "| ViewSAM, weak (ours) | 51.00 / 21.00 | 49.00 / 19.00 | 50.00 | 20.00 |" in md
+    assert "| w/o BAR | 44.00 | 12.00 | -6.00 |" in md  # Table 2, delta vs complete (50)
+    assert "| w/o VCCA (plain cross attention) | 47.00 | 14.00 | -3.00 |" in md  # Table 3
+    assert "| + association | 73.70 | 36.85 | 10.20 | 3.70 |" in md  # Table 4
+    assert "![mosaic](video/mosaic.gif)" in md and "a note" in md
+    assert "charts/table1_in_domain.png" in md
+
+
+def test_markdown_without_ablations_or_cross_domain():
+    from raysys.report.tables import assemble_report
+
+    rep = assemble_report(table1(), {}, {}, None, timing={}, config={})
+    md = render_markdown(rep)
+    assert md.count("_not run in this profile_") == 2  # Tables 2 and 3
+    assert "not measured" in md
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def test_step_runner_skips_done_and_reruns_on_change(tmp_path):
+    calls = []
+    owned = tmp_path / "work"
+
+    def work(tag):
+        def fn():
+            calls.append(tag)
+            owned.mkdir(exist_ok=True)
+            (owned / f"{tag}.txt").write_text(tag)
+            return {"tag": tag}
+        return fn
+
+    r = StepRunner(tmp_path)
+    assert r.run("s", {"a": 1}, work("one"), outputs=[owned], owned=[owned]) == {"tag": "one"}
+    r2 = StepRunner(tmp_path)  # a second run of the report: skipped, result recorded
+    assert r2.run("s", {"a": 1}, work("two"), outputs=[owned], owned=[owned]) == {"tag": "one"}
+    assert calls == ["one"] and r2.skipped == ["s"] and "s" in r2.timing
+    assert r2.fingerprints["s"] == r.fingerprints["s"]
+    # changed settings: the owned output is removed before the step runs again
+    r3 = StepRunner(tmp_path)
+    assert r3.run("s", {"a": 2}, work("three"), outputs=[owned], owned=[owned])["tag"] == "three"
+    assert sorted(p.name for p in owned.iterdir()) == ["three.txt"]
+    assert r3.fingerprints["s"] != r.fingerprints["s"]
+    # an output that went missing: runs again
+    (owned / "three.txt").unlink()
+    owned.rmdir()
+    StepRunner(tmp_path).run("s", {"a": 2}, work("four"), outputs=[owned], owned=[owned])
+    assert calls == ["one", "three", "four"]
+
+
+def test_step_runner_never_deletes_outside_out(tmp_path):
+    outside = tmp_path / "user_data"
+    outside.mkdir()
+    r = StepRunner(tmp_path / "rep")
+    r.run("s", {"a": 1}, lambda: 1, owned=[outside])
+    r.run("s", {"a": 2}, lambda: 2, owned=[outside])
+    assert outside.is_dir()
+
+
+def test_failed_subprocess_names_its_log(tmp_path, capsys):
+    r = StepRunner(tmp_path)
+    with pytest.raises(StepError, match=r"step boom failed \(exit 3\).*boom\.log"):
+        r.subprocess("boom", [sys.executable, "-c",
+                              "import sys; print('half way'); sys.exit(3)"])
+    assert "half way" in (tmp_path / "logs" / "boom.log").read_text()
+    assert "half way" in capsys.readouterr().out  # streamed to the console
+
+
+def test_baseline_job_maps_weights_argument(tmp_path, monkeypatch):
+    from raysys.report import baseline_job
+
+    (tmp_path / "fake_baseline.py").write_text(
+        "def run_fake(layout, pred_root, *, sam2_checkpoint=None, progress=True):\n"
+        "    return {'layout': layout, 'pred': str(pred_root), 'w': sam2_checkpoint}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(baseline_job.METHODS, "zero_shot_sam2", ("fake_baseline", "run_fake"))
+    res = baseline_job.run_baseline("zero_shot_sam2", "L", tmp_path / "p", tmp_path / "ck")
+    assert res == {"layout": "L", "pred": str(tmp_path / "p"), "w": str(tmp_path / "ck")}
+    monkeypatch.setitem(baseline_job.METHODS, "zero_shot_sam2", ("fake_baseline", "nope"))
+    with pytest.raises(ValueError, match="not available"):
+        baseline_job.run_baseline("zero_shot_sam2", "L", tmp_path / "p")
+
+
+def test_baseline_job_builds_sam2_spec(tmp_path, monkeypatch):
+    from raysys.report import baseline_job
+
+    (tmp_path / "fake_sam2.py").write_text(
+        "from dataclasses import dataclass\n"
+        "@dataclass(frozen=True)\n"
+        "class Sam2Spec:\n"
+        "    config: str | None = None\n"
+        "    checkpoint: str | None = None\n"
+        "    viewsam_checkpoint: str | None = None\n"
+        "def run_fake(layout, pred_root, *, sam2=Sam2Spec(), progress=True):\n"
+        "    return {'spec': sam2}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(baseline_job.METHODS, "zero_shot_sam2", ("fake_sam2", "run_fake"))
+    folder = tmp_path / "final"
+    folder.mkdir()
+    spec = baseline_job.run_baseline("zero_shot_sam2", "L", tmp_path / "p", folder)["spec"]
+    assert spec.viewsam_checkpoint == str(folder) and spec.checkpoint is None
+
+
+def test_ratio_target_undefined_when_full_scores_zero():
+    t = check_targets(table1(weak=0.0, full=0.0), {}, None)
+    assert t[2]["passed"] is None and "undefined" in t[2]["text"]
+
+
+def test_main_job_profile_is_the_report_without_ablations(tmp_path):
+    from raysys.main_job import MainJobConfig, report_config
+
+    rc = report_config(MainJobConfig(out=tmp_path))
+    assert rc.out == tmp_path and rc.ablations == () and rc.data is None
+    assert rc.baselines == ("zero_shot_concept", "zero_shot_sam2") and rc.cross_domain
+    assert "ablations off" in rc.profile
+    rc = report_config(MainJobConfig(out=tmp_path, ablations=("use_bar",)))
+    assert rc.ablations == ("use_bar",)
