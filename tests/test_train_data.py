@@ -61,13 +61,16 @@ def test_config_defaults_are_the_paper_schedule_and_json_overrides_merge():
         ("candidate_generator", 12, 4e-5), ("vc_cma_bar", 20, 2e-5), ("cgct", 10, 2e-4)]
     assert cfg.total_epochs == 12 + 20 + 10 and cfg.clip_frames == 8
     q = quick_config()
-    assert q.clip_frames == 4 and q.total_epochs == 6
+    assert q.clip_frames == 4 and q.total_epochs == 7
+    assert q.sam2_checkpoint == "embedded" and q.model.candidate_generator.fine
+    assert quick_config(model={"use_bar": False}).model.candidate_generator.fine  # merged
     # nested and partial overrides; the round trip through JSON is exact
     d = {"clip_frames": 2, "model": {"use_bar": False, "cgct": {"temperature": 0.2}},
          "stages": [{"name": "cg", "modules": ["candidate_generator"], "epochs": 1, "lr": 1e-3}]}
     c = from_dict(TrainConfig, d, q)
     assert c.clip_frames == 2 and c.image_size == 128  # the rest stays quick
     assert not c.model.use_bar and c.model.cgct.temperature == 0.2 and c.model.use_cgct
+    assert c.model.candidate_generator.fine  # the quick model settings stay too
     assert c.stages == (StageConfig("cg", ("candidate_generator",), 1, 1e-3),)
     assert from_dict(TrainConfig, json.loads(json.dumps(to_dict(c)))) == c
     assert TrainConfig(variant="id_agnostic").model_config.use_consistency_loss is False

@@ -59,8 +59,10 @@ def build_config(args: argparse.Namespace):
         v = getattr(args, name)
         if v is not None:
             d[name] = v
-    if d.get("sam2_checkpoint") and not Path(d["sam2_checkpoint"]).is_file():
-        raise FileNotFoundError(f"--sam2-checkpoint {d['sam2_checkpoint']} not found")
+    if d.get("sam2_checkpoint"):
+        from raysys.viewsam.base import resolve_sam2_checkpoint
+
+        resolve_sam2_checkpoint(d["sam2_checkpoint"])  # a clear error before Ray starts
     return from_dict(TrainConfig, d, base)
 
 

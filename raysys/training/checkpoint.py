@@ -68,7 +68,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if not f.is_file():
         raise FileNotFoundError(f"no ViewSAM checkpoint at {p}: expected {f} (a `raysys "
                                 f"train` output's final/ folder or an epoch checkpoint)")
-    return torch.load(f, map_location="cpu", weights_only=False)
+    try:
+        payload = torch.load(f, map_location="cpu", weights_only=False)
+    except Exception as e:  # not a torch file (e.g. a Ray checkpoint manifest)
+        raise ValueError(f"{f} is not a ViewSAM checkpoint ({type(e).__name__}: {e}); pass a "
+                         "`raysys train` run's final/ folder") from None
+    if not isinstance(payload, dict) or "model" not in payload:
+        raise ValueError(f"{f} is not a ViewSAM checkpoint (no 'model' entry)")
+    return payload
 
 
 @dataclass

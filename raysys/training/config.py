@@ -128,14 +128,26 @@ class TrainConfig:
 
 
 def quick_config(**overrides) -> TrainConfig:
-    """The scaled-down CPU schedule: T=4, 128 px, 3 stages x 2 epochs, larger lrs."""
+    """The scaled-down CPU schedule (minutes on a laptop).
+
+    T=4 frames at 128 px on the embedded pre-trained tiny SAM2 base (frozen, as the paper
+    freezes SAM2.1; see :mod:`raysys.training.pretrain`), the Candidate Generator on its
+    fine stride-8 grid (small people at 128 px), and short stages with larger learning
+    rates: CG 5 epochs (CG losses only, no tracking: cheap), VC-CMA + BAR 1 epoch, CGCT 1.
+    """
     stages = (
-        StageConfig("candidate_generator", ("candidate_generator",), 2, 1e-3),
-        StageConfig("vc_cma_bar", ("vc_cma", "bar", "base"), 2, 5e-4),
-        StageConfig("cgct", ("cgct",), 2, 1e-3),
+        StageConfig("candidate_generator", ("candidate_generator",), 5, 2e-3),
+        StageConfig("vc_cma_bar", ("vc_cma", "bar", "base"), 1, 5e-4),
+        StageConfig("cgct", ("cgct",), 1, 1e-3),
     )
+    model = {"candidate_generator": {"fine": True}}
     base = dict(clip_frames=4, clip_stride=4, image_size=128, sam2_image_size=128,
-                max_objects=6, max_samples=32, stages=stages)
+                max_objects=6, max_samples=64, stages=stages, sam2_checkpoint="embedded",
+                model=model)
+    if isinstance(overrides.get("model"), ViewSAMConfig):
+        base.pop("model")  # a whole model config replaces the quick default
+    elif isinstance(overrides.get("model"), dict):
+        overrides = {**overrides, "model": {**model, **overrides["model"]}}
     return from_dict(TrainConfig, base | overrides)
 
 

@@ -80,18 +80,26 @@ class _WithLosses(nn.Module):
     parameters walks the loss graph (outputs the losses ignore, such as SAM2's object
     scores, would otherwise count as used and leave DDP waiting for their gradients)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, cg_only: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.cg_only = cg_only  # a stage training only the CG: its losses alone, no tracking
 
     def forward(self, frames, text, targets, view_ids=None) -> dict:
+        if self.cg_only:
+            return self.model.candidate_losses(frames, text, targets, view_ids=view_ids)
         return self.model.losses(self.model(frames, text, targets, view_ids=view_ids), targets)
 
 
-def _wrap(model, world: int, device):
+def _cg_only(model, stage) -> bool:
+    return model.candidate_generator is not None and tuple(stage.modules) == (
+        "candidate_generator",)
+
+
+def _wrap(model, world: int, device, cg_only: bool = False):
     """The loss module, in DDP over the currently trainable parameters (re-wrapped per
     stage, as the trainable set changes)."""
-    net = _WithLosses(model)
+    net = _WithLosses(model, cg_only)
     if world <= 1:
         return net
     from torch.nn.parallel import DistributedDataParallel
@@ -188,12 +196,15 @@ def train_loop(config: dict) -> None:
                                 weight_decay=cfg.weight_decay)
         if si == state["stage"] and done > 0 and state["optimizer"] is not None:
             opt.load_state_dict(state["optimizer"])
-        net = _wrap(model, world, device)
+        cg_only = _cg_only(model, stage)
+        stage_keys = [k for k in keys if k == "total" or k.startswith("cg_")] if cg_only \
+            else keys
+        net = _wrap(model, world, device, cg_only)
         for e in range(done, stage.epochs):
             t0 = time.perf_counter()
-            sums = _run_epoch(net, model, shard, opt, cfg, device, keys)
+            sums = _run_epoch(net, model, shard, opt, cfg, device, stage_keys)
             state.update(stage=si, stage_epoch=e + 1, epoch=state["epoch"] + 1)
-            row = _epoch_row(sums, keys, si, stage, e + 1, state["epoch"],
+            row = _epoch_row(sums, stage_keys, si, stage, e + 1, state["epoch"],
                              time.perf_counter() - t0)
             state["history"] = [*state["history"], row]
             _report(row, model, opt, cfg, state, rank)

@@ -29,6 +29,8 @@ from torch import nn
 
 __all__ = [
     "TINY_SAM2_CONFIG",
+    "EMBEDDED_SAM2_CHECKPOINT",
+    "resolve_sam2_checkpoint",
     "Sam2Dims",
     "MaskDecoding",
     "resolve_sam2_config",
@@ -40,6 +42,11 @@ __all__ = [
 ]
 
 TINY_SAM2_CONFIG = "tiny"  # alias of the embedded default, configs/sam2_tiny.yaml
+# alias of the embedded tiny base pre-trained by `raysys pretrain-base` (weights/ in the
+# package; made by this project's own code on its own generated data, see
+# raysys.training.pretrain); it fits the tiny config at 128 px
+EMBEDDED_SAM2_CHECKPOINT = "embedded"
+EMBEDDED_SAM2_FILE = "sam2_tiny128_synth.pt"
 
 
 def resolve_sam2_config(config: str | Path | None) -> Path:
@@ -66,6 +73,28 @@ def resolve_sam2_config(config: str | Path | None) -> Path:
                             f"package; valid names: 'tiny', {', '.join(known)}")
 
 
+def resolve_sam2_checkpoint(checkpoint: str | Path | None) -> Path | None:
+    """A SAM2 ``.pt`` path: ``None`` (random init), ``"embedded"`` (the package's pre-trained
+    tiny base) or a local file; a missing file raises an error naming it and how to get it."""
+    if checkpoint is None:
+        return None
+    if str(checkpoint) == EMBEDDED_SAM2_CHECKPOINT:
+        path = Path(str(resources.files("raysys.viewsam") / "weights" / EMBEDDED_SAM2_FILE))
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"the embedded SAM2 base {path} is missing from this install: make it with "
+                "`raysys pretrain-base --out RUN` and copy RUN/sam2_base.pt there, or pass "
+                "--sam2-checkpoint FILE")
+        return path
+    ckpt = Path(checkpoint)
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"SAM2 checkpoint {ckpt} not found: pass a local SAM2 .pt "
+                                "file (e.g. sam2.1_hiera_base_plus.pt from the SAM2 releases), "
+                                "'embedded' for the package's pre-trained tiny base, or None "
+                                "for random init")
+    return ckpt
+
+
 def build_sam2_base(
     config: str | Path | None = None, checkpoint: str | Path | None = None,
     device: str | torch.device = "cpu",
@@ -73,8 +102,9 @@ def build_sam2_base(
     """Instantiate ``SAM2Base`` from a YAML and optionally load a local checkpoint.
 
     The YAML is read with OmegaConf and instantiated directly (no Hydra compose, so any
-    local file works). A checkpoint is a SAM2 ``.pt`` with a ``"model"`` state dict; missing
-    or unexpected keys raise (``sam2.build_sam._load_checkpoint``).
+    local file works). A checkpoint is a SAM2 ``.pt`` with a ``"model"`` state dict (or
+    ``"embedded"``, :func:`resolve_sam2_checkpoint`); missing or unexpected keys raise
+    (``sam2.build_sam._load_checkpoint``).
     """
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
@@ -86,12 +116,8 @@ def build_sam2_base(
     OmegaConf.resolve(cfg)
     cfg.model._target_ = "sam2.modeling.sam2_base.SAM2Base"  # not the video predictor
     model = instantiate(cfg.model, _recursive_=True)
-    if checkpoint is not None:
-        ckpt = Path(checkpoint)
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"SAM2 checkpoint {ckpt} not found: pass a local SAM2 .pt "
-                                    "file (e.g. sam2.1_hiera_base_plus.pt) or None for random "
-                                    "init")
+    ckpt = resolve_sam2_checkpoint(checkpoint)
+    if ckpt is not None:
         from sam2.build_sam import _load_checkpoint
 
         _load_checkpoint(model, str(ckpt))

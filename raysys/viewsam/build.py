@@ -67,8 +67,10 @@ def build_viewsam(
         text_prompt = nn.Sequential(nn.Linear(text.dim, dims.d_model), nn.LayerNorm(dims.d_model))
     cg = None
     if cfg.use_candidate_generator:
+        fine_dim = (int(sam2.sam_mask_decoder.conv_s1.out_channels)
+                    if sam2.use_high_res_features_in_sam else dims.d_model)
         cg = CandidateGenerator(dims.d_model, text.dim, cfg.candidate_generator, wd.cg_width,
-                                wd.cg_hidden)
+                                wd.cg_hidden, fine_dim=fine_dim)
     bar = BiasAwareRecalibration(dims.d_model, cfg.bar) if cfg.use_bar else None
     cgct = None
     if cfg.use_cgct:

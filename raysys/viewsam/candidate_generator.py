@@ -1,6 +1,8 @@
 """Candidate Generator, CG (paper Eq. 14-18): box proposals that prompt SAM2.
 
-Two branches on the top FPN level (stride 16) of the VC-CMA-adapted image encoder:
+Two branches on the top FPN level (stride 16) of the VC-CMA-adapted image encoder (with
+``fine=True``, on the top level upsampled and fused with the stride-8 level, FPN-style: a
+grid fine enough for small people in low-resolution CPU runs):
 
 * dense proposal branch (Eq. 14-16): a shared conv tower and four 1x1 heads per location:
   centre heatmap (sigmoid focal loss against Gaussian targets), centerness (BCE inside
@@ -50,6 +52,7 @@ class CandidateGeneratorConfig:
     sigma_ratio: float = 1 / 6  # Gaussian sigma of the heatmap target, per box side
     pos_iou: float = 0.5  # IoU with a referred box at which a proposal counts as positive
     rank_margin: float = 0.2  # margin of the ranking loss (on sigmoid scores)
+    fine: bool = False  # proposals on a stride-8 grid (top level x2 + the stride-8 level)
 
 
 class BoxTeacher(Protocol):
@@ -98,8 +101,12 @@ class CandidateGenerator(nn.Module):
     """
 
     def __init__(self, in_dim: int, text_dim: int, cfg: CandidateGeneratorConfig, width: int,
-                 hidden: int) -> None:
+                 hidden: int, fine_dim: int = 0) -> None:
         super().__init__()
+        # fine: lateral 1x1 conv of the stride-8 level, added to the upsampled top level
+        self.lateral = nn.Conv2d(fine_dim, in_dim, 1) if cfg.fine else None
+        if cfg.fine and fine_dim <= 0:
+            raise ValueError("CandidateGeneratorConfig.fine needs the stride-8 level's width")
         layers: list[nn.Module] = []
         for i in range(cfg.num_convs):
             layers += [nn.Conv2d(in_dim if i == 0 else width, width, 3, padding=1),
@@ -121,11 +128,24 @@ class CandidateGenerator(nn.Module):
                                         nn.Linear(hidden, 1))
         self.cfg = cfg
 
-    def forward(self, feat: torch.Tensor, text: torch.Tensor, stride: int) -> CandidateOutput:
-        """Args: feat ``(N, C, h, w)``; text ``(N, D_t)`` pooled expression feature per frame;
-        stride: model pixels per cell."""
+    def stride(self, top_stride: int) -> int:
+        """Model pixels per proposal cell given the top level's stride."""
+        return top_stride // 2 if self.lateral is not None else top_stride
+
+    def forward(self, feat: torch.Tensor, text: torch.Tensor, stride: int,
+                fine_feat: torch.Tensor | None = None) -> CandidateOutput:
+        """Args: feat ``(N, C, h, w)`` top level; text ``(N, D_t)`` pooled expression feature
+        per frame; stride: model pixels per cell of ``feat``; fine_feat: the stride-8 level
+        ``(N, C_f, 2h, 2w)`` (required with ``fine``). Outputs are on the grid of
+        :meth:`stride`."""
         from torchvision.ops import roi_align
 
+        if self.lateral is not None:
+            if fine_feat is None:
+                raise ValueError("a fine Candidate Generator needs the stride-8 features")
+            feat = F.interpolate(feat, size=fine_feat.shape[-2:], mode="nearest") + \
+                self.lateral(fine_feat)
+            stride = self.stride(stride)
         n, _, h, w = feat.shape
         assert text.shape[0] == n, f"text rows {text.shape[0]} != frames {n}"
         x = self.tower(feat)  # (N, W, h, w)

@@ -5,7 +5,9 @@ same global id in every view, so the cross-view consistency loss has positives. 
 prompt in a (view, frame) where the teacher sees it is, by ``prompt_source``:
 ``"candidates"`` the CG proposal of highest IoU with the teacher box (CG boxes prompt SAM2,
 as in the paper), or ``"teacher"`` the teacher box itself. Without CG (ablation) the
-teacher box prompts frame 0 only and SAM2's memory carries the object on.
+teacher box prompts frame 0 only and SAM2's memory carries the object on; without CG and
+with ``"teacher"`` (the SAM2 base pre-training, :mod:`raysys.training.pretrain`) the
+teacher box prompts every frame where the object is visible.
 
 Inference (no targets): the ``num_objects`` top referred proposals of frame 0 open the
 slots; on a later frame a slot is prompted by the proposal that overlaps its previous
@@ -91,8 +93,10 @@ def plan_slots(targets, teacher, cand_boxes: torch.Tensor | None, refer_logits, 
     sb = t_boxes.gather(3, g[..., None].expand(-1, -1, -1, -1, 4)) * scale  # (B, V, T, O, 4)
     sv = t_vis.gather(3, g) & valid[:, None, None]  # (B, V, T, O)
     sb, sv = sb.reshape(b * v, t, o, 4), sv.reshape(b * v, t, o)
-    if cand_boxes is None:
+    if cand_boxes is None and prompt_source == "candidates":  # the CG ablation
         sv = sv & (torch.arange(t, device=dev) == 0)[None, :, None]
+    elif cand_boxes is None:  # "teacher" without CG: teacher boxes on every frame
+        pass
     elif prompt_source == "candidates" and cand_boxes.shape[2] > 0:
         best = pairwise_iou(sb, cand_boxes).argmax(-1)  # (BV, T, O)
         sb = cand_boxes.gather(2, best[..., None].expand(-1, -1, -1, 4))

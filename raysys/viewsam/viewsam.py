@@ -137,7 +137,7 @@ class ViewSAM(nn.Module):
         cand = None
         if self.candidate_generator is not None:
             cand = self.candidate_generator(enc["fpn"][-1], pooled.repeat_interleave(v * t, 0),
-                                            self.sam2.backbone_stride)
+                                            self.sam2.backbone_stride, enc["fpn"][-2])
         scale = torch.tensor([s / w, s / h, s / w, s / h], device=dev)
         text_tok = None if self.text_prompt is None else self.text_prompt(pooled)  # (B, d)
         return ClipEncoding(enc=enc, views=views, view_state=state, cand=cand, scale=scale,
@@ -277,6 +277,31 @@ class ViewSAM(nn.Module):
             bias_labels=tr["bias_label"].reshape(b, v, t, o), image_size=self.image_size)
 
     # ------------------------------------------------------------------ losses
+    def candidate_losses(self, frames: torch.Tensor, text: dict[str, torch.Tensor],
+                         targets: ClipTargets, view_ids: torch.Tensor | None = None,
+                         ) -> dict[str, torch.Tensor]:
+        """The Candidate Generator's losses alone (Eq. 15-18) and their weighted ``total``.
+
+        Steps 1-3 only: a stage that trains nothing but the CG needs no SAM2 tracking, which
+        is most of the cost of a full forward pass.
+        """
+        if self.candidate_generator is None:
+            raise ValueError("this ViewSAM has no Candidate Generator")
+        b, v, t, h, w = self._check(frames, text, targets)
+        targets = targets.to(frames.device)
+        ce = self.encode_clip(frames, text, view_ids)
+        tb, tv = self.teacher(targets)
+        s, m = self.image_size, tb.shape[3]
+        scale = torch.tensor([s / w, s / h, s / w, s / h], device=tb.device)
+        ref = targets.referred[:, None, None].expand(b, v, t, m)
+        res = _candidate_losses(ce.cand, (tb * scale).reshape(-1, m, 4), tv.reshape(-1, m),
+                                ref.reshape(-1, m),
+                                self.candidate_generator.stride(self.sam2.backbone_stride),
+                                self.cfg.candidate_generator)
+        lc = self.cfg.loss
+        res["total"] = sum(getattr(lc, k) * val for k, val in res.items())
+        return res
+
     def losses(self, outputs: ViewSAMOutput, targets: ClipTargets) -> dict[str, torch.Tensor]:
         """Named losses of a forward pass run with ``targets``, plus their weighted ``total``.
 
@@ -326,7 +351,8 @@ def compute_losses(model: ViewSAM, out: ViewSAMOutput, targets: ClipTargets,
         m = tb.shape[3]
         ref = targets.referred[:, None, None].expand(b, v, t, m)
         cg = _candidate_losses(out.candidates, (tb * scale).reshape(-1, m, 4), tv.reshape(-1, m),
-                               ref.reshape(-1, m), model.sam2.backbone_stride,
+                               ref.reshape(-1, m),
+                               model.candidate_generator.stride(model.sam2.backbone_stride),
                                cfg.candidate_generator)
         res |= cg
         total = total + sum(getattr(lc, k) * val for k, val in cg.items())

@@ -1,0 +1,103 @@
+"""The embedded SAM2 base: pre-training config, export to a SAM2 .pt, loading by alias; and
+the Candidate Generator's fine (stride-8) grid."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from raysys.training.checkpoint import model_state, write_checkpoint
+from raysys.training.config import to_dict
+from raysys.training.model import build_model, sam2_yaml_text
+from raysys.training.pretrain import export_base, pretrain_config
+from raysys.viewsam.base import build_sam2_base, resolve_sam2_checkpoint
+
+
+def test_pretrain_config_trains_sam2_alone_on_all_objects():
+    cfg = pretrain_config()
+    assert cfg.supervision == "full" and cfg.variant == "refer_agnostic"
+    assert [s.modules for s in cfg.stages] == [("base",)]
+    m = cfg.model
+    assert not (m.use_vc_cma or m.use_candidate_generator or m.use_bar or m.use_cgct)
+    assert pretrain_config(max_samples=7).max_samples == 7
+
+
+def test_export_base_round_trips_into_build_sam2_base(tmp_path):
+    torch.manual_seed(0)
+    cfg = pretrain_config(image_size=64, sam2_image_size=64)
+    yaml = sam2_yaml_text(None, 64)
+    model = build_model(cfg, yaml)
+    with torch.no_grad():
+        for p in model.sam2.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    write_checkpoint(tmp_path / "ck", {"model": model_state(model), "config": to_dict(cfg),
+                                       "build_spec": model.build_spec, "epoch": 3})
+    pt = export_base(tmp_path / "ck", tmp_path / "base.pt")
+    (tmp_path / "sam2.yaml").write_text(yaml)
+    base = build_sam2_base(tmp_path / "sam2.yaml", pt)
+    for (k, a), b in zip(model.sam2.state_dict().items(), base.state_dict().values(),
+                         strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-3, rtol=1e-3), k
+    assert pt.stat().st_size < 0.6 * sum(v.numel() * 4 for v in base.state_dict().values())
+
+
+def test_export_refuses_a_checkpoint_without_sam2(tmp_path):
+    write_checkpoint(tmp_path / "ck", {"model": {"x": torch.zeros(1)}, "config": {},
+                                       "build_spec": {}})
+    with pytest.raises(ValueError, match="no SAM2 weights"):
+        export_base(tmp_path / "ck", tmp_path / "b.pt")
+
+
+def test_sam2_checkpoint_errors_name_the_file(tmp_path):
+    assert resolve_sam2_checkpoint(None) is None
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        resolve_sam2_checkpoint(tmp_path / "nope.pt")
+    try:
+        path = resolve_sam2_checkpoint("embedded")
+    except FileNotFoundError as e:  # an install without the weights: the message says how
+        assert "raysys pretrain-base" in str(e)
+    else:
+        assert path.is_file() and path.name.endswith(".pt")
+
+
+def test_fine_candidate_generator_doubles_the_grid():
+    from raysys.training.config import quick_config
+    from raysys.viewsam.config import ViewSAMConfig
+
+    mc = ViewSAMConfig()
+    fine = dataclasses.replace(mc, candidate_generator=dataclasses.replace(
+        mc.candidate_generator, fine=True))
+    torch.manual_seed(0)
+    frames = torch.rand(1, 2, 2, 3, 64, 64)
+    outs = {}
+    for name, m in (("coarse", mc), ("fine", fine)):
+        cfg = quick_config(image_size=64, sam2_image_size=64, model=m)
+        model = build_model(cfg, sam2_yaml_text(None, 64)).eval()
+        with torch.no_grad():
+            outs[name] = model.encode_clip(frames, model.tokenize(["a person"]))
+        assert model.candidate_generator.stride(16) == (8 if name == "fine" else 16)
+    hc, hf = outs["coarse"].cand.heatmap.shape[-1], outs["fine"].cand.heatmap.shape[-1]
+    assert hf == 2 * hc == 8
+
+
+def test_fine_candidate_generator_trains():
+    from raysys.training.config import quick_config
+    from raysys.viewsam.config import ViewSAMConfig
+    from raysys.viewsam.data import ClipTargets
+
+    mc = ViewSAMConfig()
+    fine = dataclasses.replace(mc, candidate_generator=dataclasses.replace(
+        mc.candidate_generator, fine=True))
+    torch.manual_seed(0)
+    model = build_model(quick_config(image_size=64, sam2_image_size=64, model=fine),
+                        sam2_yaml_text(None, 64))
+    boxes = torch.tensor([[4.0, 8.0, 14.0, 40.0], [30.0, 10.0, 40.0, 50.0]])
+    tg = ClipTargets(boxes=boxes.expand(1, 2, 2, 2, 4).clone(),
+                     visible=torch.ones(1, 2, 2, 2, dtype=torch.bool),
+                     ids=torch.tensor([[1, 2]]), referred=torch.tensor([[True, False]]))
+    frames = torch.rand(1, 2, 2, 3, 64, 64)
+    out = model(frames, model.tokenize(["a person"]), tg)
+    losses = model.losses(out, tg)
+    assert torch.isfinite(losses["total"]) and losses["cg_heatmap"] > 0
+    losses["total"].backward()
+    assert model.candidate_generator.lateral.weight.grad.abs().sum() > 0
