@@ -169,3 +169,36 @@ def test_track_split_writes_predictions_that_evaluate_and_resumes(model, tiny_da
             track_split(tmp_path / "nope", layout, pred, actors=1, actor_cpus=0.5)
     finally:
         ray.shutdown()
+
+
+def test_best_f1_threshold():
+    from raysys.tracking.calibrate import best_f1_threshold
+
+    t, f1 = best_f1_threshold(np.array([0.9, 0.8, 0.3, 0.2]), np.array([1, 1, 0, 0]))
+    assert t == 0.8 and f1 == 1.0
+    t, f1 = best_f1_threshold(np.array([0.9, 0.5, 0.5, 0.1]), np.array([0, 1, 1, 0]))
+    assert t == 0.5 and np.isclose(f1, 0.8)  # ties are cut together
+    assert best_f1_threshold(np.array([0.3]), np.array([0])) == (1.0, 0.0)
+
+
+def test_calibration_feeds_the_tracker(model):
+    from raysys.tracking.calibrate import calibrate_thresholds
+
+    rng = np.random.default_rng(3)
+    clip = {"frames": rng.integers(0, 255, (2, 2, 3, 64, 64), dtype=np.uint8),
+            "boxes": np.tile(np.array([4.0, 8.0, 20.0, 50.0], np.float32), (2, 2, 2, 1)),
+            "visible": np.ones((2, 2, 2), bool), "ids": np.array([1, 2]),
+            "referred": np.array([True, False]), "masks": np.zeros((0,), bool),
+            "text": np.array("a person"), "view_ids": np.array([0, 1])}
+    clip["boxes"][:, :, 1] = [36.0, 4.0, 50.0, 40.0]  # a second, non-referred object
+    cal = calibrate_thresholds(model, [clip, clip])
+    assert cal["clips"] == 2 and cal["proposals"] > 0
+    assert 0.0 <= cal["objectness_threshold"] <= 1.0 and 0.0 <= cal["refer_threshold"] <= 1.0
+    model.calibration = {"refer_threshold": 0.77, "objectness_threshold": 0.33}
+    try:
+        tr = ViewSAMTracker(model, "a person", 2)
+        assert (tr.refer_threshold, tr.objectness_threshold, tr.min_refer) == (0.77, 0.33, 0.77)
+        tr = ViewSAMTracker(model, "a person", 2, TrackConfig(refer_threshold=0.2))
+        assert tr.refer_threshold == 0.2 and tr.objectness_threshold == 0.33
+    finally:
+        model.calibration = {}

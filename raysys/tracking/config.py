@@ -10,14 +10,17 @@ __all__ = ["TrackConfig"]
 @dataclass(frozen=True)
 class TrackConfig:
     clip_frames: int = 8  # T: synchronised frame sets encoded together (no look-ahead beyond)
-    refer_threshold: float = 0.5  # min sigmoid(referring logit) of a proposal to open a track
-    objectness_threshold: float = 0.1  # min CG objectness of a proposal to open a track
+    refer_threshold: float | None = None  # min sigmoid(referring logit) of a proposal to
+    #   open a track; None: the checkpoint's calibration (raysys.tracking.calibrate), else 0.5
+    objectness_threshold: float | None = None  # min CG objectness to open a track; None:
+    #   the checkpoint's calibration, else 0.1
     track_iou: float = 0.3  # min IoU of a proposal with a track's last box to re-prompt it
     new_track_iou: float = 0.3  # a proposal overlapping a live track this much opens nothing
     duplicate_iou: float = 0.7  # two live tracks of a view this similar: the younger ends
     max_tracks: int = 8  # live tracks per view (bounded state)
     max_lost: int = 8  # frames a track may be absent (object score < 0) before it ends
-    min_refer: float = 0.5  # a track is output while its mean referring probability >= this
+    min_refer: float | None = None  # a track is output while its mean referring probability
+    #   is >= this; None: the refer threshold in use
     id_threshold: float = 0.5  # min cosine of a new track's CGCT embedding to an identity
     id_momentum: float = 0.8  # EMA of identity prototypes over clips
     max_identities: int = 256  # identities kept for re-identification (least recent dropped)
@@ -28,10 +31,10 @@ class TrackConfig:
     def __post_init__(self) -> None:
         if self.clip_frames < 1:
             raise ValueError(f"clip_frames must be >= 1, got {self.clip_frames}")
-        for name in ("refer_threshold", "track_iou", "new_track_iou", "duplicate_iou",
-                     "min_refer", "id_momentum"):
+        for name in ("refer_threshold", "objectness_threshold", "track_iou", "new_track_iou",
+                     "duplicate_iou", "min_refer", "id_momentum"):
             val = getattr(self, name)
-            if not 0.0 <= val <= 1.0:
+            if val is not None and not 0.0 <= val <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {val}")
         for name in ("max_tracks", "max_identities"):
             if getattr(self, name) < 1:

@@ -108,6 +108,14 @@ class ViewSAMTracker:
             raise ValueError(f"view id {max(ids)} but the model has {nv} view slots; pass "
                              f"view_ids below {nv}")
         self.view_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
+        calib = getattr(model, "calibration", None) or {}
+        c = self.cfg
+        self.refer_threshold = c.refer_threshold if c.refer_threshold is not None else \
+            float(calib.get("refer_threshold", 0.5))
+        self.objectness_threshold = c.objectness_threshold \
+            if c.objectness_threshold is not None else \
+            float(calib.get("objectness_threshold", 0.1))
+        self.min_refer = c.min_refer if c.min_refer is not None else self.refer_threshold
         self.text = {k: v.to(self.device) for k, v in model.tokenize([expression]).items()}
         sam2 = model.sam2
         keep = max(int(sam2.num_maskmem), int(getattr(sam2, "max_obj_ptrs_in_encoder", 1)))
@@ -240,7 +248,7 @@ class ViewSAMTracker:
         out, keep = self._dedup(out, keep)
         # new tracks from referred proposals that overlap no present track
         if props is not None and props.shape[0] and len(keep) < cfg.max_tracks:
-            ok = (refer >= cfg.refer_threshold) & (obj >= cfg.objectness_threshold)
+            ok = (refer >= self.refer_threshold) & (obj >= self.objectness_threshold)
             order = [j for j in torch.argsort(refer * obj, descending=True).tolist()
                      if bool(ok[j])]
             taken = [tr.box for tr, _, _ in out]
@@ -321,7 +329,7 @@ class ViewSAMTracker:
         out = []
         h, w = hw
         for tr, low, score in rows:
-            if tr.refer < self.cfg.min_refer:
+            if tr.refer < self.min_refer:
                 continue
             logits = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[0, 0]
             mask = (logits > 0).cpu().numpy()

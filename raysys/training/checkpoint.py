@@ -8,6 +8,7 @@ A checkpoint directory holds ``model.pt`` (``torch.save`` of a dict) and ``confi
 * ``optimizer``: AdamW state of the current stage (epoch checkpoints only);
 * ``stage``, ``stage_epoch``: stage index and epochs done in it; ``epoch``: epochs done;
 * ``history``: per-epoch metric rows so far; ``config``: ``TrainConfig`` as a dict;
+* ``calibration``: the tracker's thresholds chosen on the training clips (final only);
 * ``build_spec``: ``model.build_spec`` plus the SAM2 YAML text and checkpoint path.
 
 :func:`load_viewsam_checkpoint` rebuilds the model and reports missing/unexpected keys.
@@ -113,6 +114,8 @@ def load_viewsam_checkpoint(path: str | os.PathLike, device: str | torch.device 
         if strict:
             raise ValueError(msg)
         log.warning(msg)
+    # tracker thresholds calibrated on the training clips (raysys.tracking.calibrate)
+    model.calibration = payload.get("calibration") or {}
     return LoadedCheckpoint(model=model.to(device).eval(), config=cfg,
                             epoch=int(payload.get("epoch", 0)), missing_keys=missing,
                             unexpected_keys=unexpected, history=payload.get("history", []))

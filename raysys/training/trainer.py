@@ -316,10 +316,35 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
     seconds = time.perf_counter() - t0
     if result.checkpoint is None:
         raise RuntimeError(f"training finished without a checkpoint ({result.error})")
-    return _write_outputs(out, result.checkpoint, samples, spec, res, seconds)
+    return _write_outputs(out, result.checkpoint, samples, spec, res, seconds, source)
 
 
-def _write_outputs(out: Path, checkpoint, samples, spec, res, seconds) -> TrainingResult:
+def _calibrate(payload: dict, source, spec, samples, clips: int = 32) -> dict:
+    """Tracker thresholds on the run's own training clips (:mod:`raysys.tracking.calibrate`).
+
+    Runs in the driver (which, for a weak run, is under the GT guard like the workers)."""
+    import tempfile
+
+    import torch
+
+    from raysys.tracking.calibrate import calibrate_thresholds
+    from raysys.training.checkpoint import load_viewsam_checkpoint, write_checkpoint
+    from raysys.training.data import load_clip
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory(prefix="raysys-calib-") as d:
+            write_checkpoint(d, payload)
+            model = load_viewsam_checkpoint(d).model
+        decoded = [load_clip(source, s, spec) for s in samples[:clips]]
+        return calibrate_thresholds(model, decoded)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _write_outputs(out: Path, checkpoint, samples, spec, res, seconds,
+                   source=None) -> TrainingResult:
     """``final/``, ``metrics.json`` and ``loss_curves.png`` from the last checkpoint."""
     from dataclasses import asdict
 
@@ -329,9 +354,12 @@ def _write_outputs(out: Path, checkpoint, samples, spec, res, seconds) -> Traini
     with checkpoint.as_directory() as d:
         payload = read_checkpoint(d)
     payload.pop("optimizer", None)
+    if source is not None and "calibration" not in payload:
+        payload["calibration"] = _calibrate(payload, source, spec, samples)
     final = write_checkpoint(out / "final", payload)
     history = payload["history"]
     metrics = {"history": history, "samples": len(samples), "clip": asdict(spec),
+               "calibration": payload.get("calibration"),
                "resources": asdict(res), "fit_seconds": round(seconds, 2),
                "config": payload["config"]}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
