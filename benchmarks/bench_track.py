@@ -80,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="640x360", help="frame size WxH")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--expression", default="A person wearing a blue coat")
+    ap.add_argument("--refer-threshold", type=float, default=None,
+                    help="override the checkpoint's calibrated threshold (0 with "
+                         "--objectness-threshold 0: every proposal opens a track, a stress "
+                         "test of the bounded state)")
+    ap.add_argument("--objectness-threshold", type=float, default=None)
     args = ap.parse_args(argv)
     import torch
 
@@ -89,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     w, h = (int(x) for x in args.size.lower().split("x"))
     model = _model(args.model)
     scene, views, sets = _stream(args.data, args.domain, args.views, (w, h))
-    tracker = ViewSAMTracker(model, args.expression, len(views), TrackConfig(keep_masks=False))
+    tracker = ViewSAMTracker(model, args.expression, len(views), TrackConfig(
+        keep_masks=False, refer_threshold=args.refer_threshold,
+        objectness_threshold=args.objectness_threshold))
     samples, objects = [], 0
     t0 = time.perf_counter()
     for i in range(args.frames):
@@ -116,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         "device": "cpu", "cpu": platform.processor() or platform.machine(),
         "threads": args.threads, "scene": scene, "views": len(views), "frame_size": [w, h],
         "clip_frames": tracker.cfg.clip_frames, "frames": args.frames,
+        "refer_threshold": tracker.refer_threshold,
+        "objectness_threshold": tracker.objectness_threshold,
+        "max_tracks_per_view": tracker.cfg.max_tracks,
         "seconds": round(dt, 2), "frame_sets_per_s": round(args.frames / dt, 3),
         "view_frames_per_s": round(args.frames * len(views) / dt, 3),
         "objects_output": objects, "growth_state": growth("state_mib"),
