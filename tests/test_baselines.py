@@ -249,3 +249,19 @@ def test_import_is_cheap_and_no_cuda():
     assert out == "False"
     root = Path(__file__).resolve().parents[1] / "raysys" / "baselines"
     assert not [f for f in root.glob("*.py") if ".cuda(" in f.read_text()]
+
+
+def test_baseline_command_installs_the_gt_guard(data, tmp_path, monkeypatch):
+    from raysys.commands import baseline
+    from raysys.labeling import guard
+
+    installed = []
+    monkeypatch.setattr(guard, "install", lambda dirs: installed.append(list(dirs)))
+    monkeypatch.setattr("raysys.baselines.zero_shot_concept.run_zero_shot_concept",
+                        lambda layout, out, **kw: {"expressions": 0, "seconds": 0.0,
+                                                   "source": "test"})
+    p = argparse.ArgumentParser()
+    baseline.add_arguments(p)
+    args = p.parse_args(["concept", "--data", str(data.root), "--out", str(tmp_path / "o")])
+    assert baseline.run(args) == 0
+    assert installed == [data.ground_truth_dirs()]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -211,39 +212,31 @@ def test_failed_subprocess_names_its_log(tmp_path, capsys):
     assert "half way" in capsys.readouterr().out  # streamed to the console
 
 
-def test_baseline_job_maps_weights_argument(tmp_path, monkeypatch):
-    from raysys.report import baseline_job
+def test_baseline_step_runs_the_guarded_command(tmp_path, monkeypatch):
+    from raysys.report import steps
 
-    (tmp_path / "fake_baseline.py").write_text(
-        "def run_fake(layout, pred_root, *, sam2_checkpoint=None, progress=True):\n"
-        "    return {'layout': layout, 'pred': str(pred_root), 'w': sam2_checkpoint}\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(baseline_job.METHODS, "zero_shot_sam2", ("fake_baseline", "run_fake"))
-    res = baseline_job.run_baseline("zero_shot_sam2", "L", tmp_path / "p", tmp_path / "ck")
-    assert res == {"layout": "L", "pred": str(tmp_path / "p"), "w": str(tmp_path / "ck")}
-    monkeypatch.setitem(baseline_job.METHODS, "zero_shot_sam2", ("fake_baseline", "nope"))
-    with pytest.raises(ValueError, match="not available"):
-        baseline_job.run_baseline("zero_shot_sam2", "L", tmp_path / "p")
+    calls = []
 
+    def fake_cli(self, name, args, *, connect=True):
+        calls.append((name, [str(a) for a in args], connect))
+        out = Path(args[args.index("--summary") + 1])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text('{"expressions": 2}')
 
-def test_baseline_job_builds_sam2_spec(tmp_path, monkeypatch):
-    from raysys.report import baseline_job
-
-    (tmp_path / "fake_sam2.py").write_text(
-        "from dataclasses import dataclass\n"
-        "@dataclass(frozen=True)\n"
-        "class Sam2Spec:\n"
-        "    config: str | None = None\n"
-        "    checkpoint: str | None = None\n"
-        "    viewsam_checkpoint: str | None = None\n"
-        "def run_fake(layout, pred_root, *, sam2=Sam2Spec(), progress=True):\n"
-        "    return {'spec': sam2}\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(baseline_job.METHODS, "zero_shot_sam2", ("fake_sam2", "run_fake"))
-    folder = tmp_path / "final"
-    folder.mkdir()
-    spec = baseline_job.run_baseline("zero_shot_sam2", "L", tmp_path / "p", folder)["spec"]
-    assert spec.viewsam_checkpoint == str(folder) and spec.checkpoint is None
+    monkeypatch.setattr(StepRunner, "cli", fake_cli)
+    r = StepRunner(tmp_path)
+    data, ck = tmp_path / "data", tmp_path / "weak" / "final"
+    ck.mkdir(parents=True)
+    (ck / "model.pt").write_bytes(b"x")
+    pred = steps.baseline_step(r, "zero_shot_sam2", data, "Cross-domain", checkpoint=ck)
+    steps.baseline_step(r, "zero_shot_concept", data, "In-domain", checkpoint=None)
+    (name, args, connect), (_, args2, _) = calls
+    assert name == "baseline_zero_shot_sam2_cross" and not connect
+    assert args[:2] == ["baseline", "sam2"] and args[args.index("--out") + 1] == str(pred)
+    assert args[args.index("--viewsam-checkpoint") + 1] == str(ck)
+    assert args2[:2] == ["baseline", "concept"] and "--viewsam-checkpoint" not in args2
+    steps.baseline_step(r, "zero_shot_concept", data, "In-domain", checkpoint=None)
+    assert len(calls) == 2  # done: skipped on a re-run
 
 
 def test_ratio_target_undefined_when_full_scores_zero():

@@ -4,6 +4,10 @@
 ReID clustering across views. ``sam2`` ("SAM2" row): its boxes filtered by the text, then
 SAM2 video propagation. Predictions go to ``--out`` in the CRTrack layout; score them with
 ``raysys eval --gt <data>/<domain>/gt/sorted_gt_<split>_<domain> --pred OUT``.
+
+The baselines are zero-shot: they see frames, category labels and the expression folder
+*names* only. The command installs the GT guard (:mod:`raysys.labeling.guard`) before any
+work, so a baseline that opened a GT file would fail instead of scoring well.
 """
 
 from __future__ import annotations
@@ -61,8 +65,11 @@ def run(args: argparse.Namespace) -> int:
           "device": args.device, "progress": not args.quiet}
     if args.threshold is not None:
         kw["threshold"] = args.threshold
+    from raysys.labeling import guard
+
     try:
         layout = DatasetLayout(args.data, args.domain, args.split)
+        guard.install(layout.ground_truth_dirs())
         if args.method == "concept":
             from raysys.baselines.zero_shot_concept import run_zero_shot_concept
 

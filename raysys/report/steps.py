@@ -7,8 +7,8 @@ Where each runs, and why:
 * ``label``, ``train_*``, ``track_*``: subprocesses of ``raysys label`` / ``train`` /
   ``track`` on the report's Ray cluster, so each gets its command's own guard and
   runtime_env (weak labeling and weak training can never read GT; full training may).
-* ``baseline_*``: a subprocess of :mod:`raysys.report.baseline_job`, which installs the GT
-  guard (the zero-shot baselines see frames, category labels and expression names only).
+* ``baseline_*``: subprocesses of ``raysys baseline``, which installs the GT guard (the
+  zero-shot baselines see frames, category labels and expression names only).
 * ``quality``, ``eval``, ``video``: in the driver, which reads GT to score (it is never
   guarded).
 """
@@ -182,11 +182,13 @@ def track_step(r: StepRunner, cfg: ReportConfig, method: str, checkpoint: Path,
     return pred
 
 
+BASELINE_COMMANDS = {"zero_shot_concept": "concept", "zero_shot_sam2": "sam2"}
+
+
 def baseline_step(r: StepRunner, method: str, data: Path, domain: str,
                   checkpoint: Path | None = None, upstream: str | None = None) -> Path:
-    """A zero-shot baseline on ``domain``'s test split, guarded (:mod:`baseline_job`)."""
-    import sys
-
+    """A zero-shot baseline on ``domain``'s test split (``raysys baseline``, guarded);
+    ``checkpoint``: the ViewSAM run whose SAM2 base the SAM2 baseline uses."""
     pred = r.out / "predictions" / domain / method
     name = f"baseline_{method}_{_short(domain)}"
     settings = {"method": method, "data": str(data.resolve()), "domain": domain,
@@ -195,14 +197,11 @@ def baseline_step(r: StepRunner, method: str, data: Path, domain: str,
     done = pred / "baseline.json"
 
     def work():
-        cmd = [sys.executable, "-m", "raysys.report.baseline_job", "--method", method,
-               "--data", str(data), "--domain", domain, "--split", "test",
-               "--out", str(pred)]
-        if checkpoint is not None:
-            cmd += ["--checkpoint", str(checkpoint)]
-        if r.address:
-            cmd += ["--address", r.address]
-        r.subprocess(name, cmd)
+        args = ["baseline", BASELINE_COMMANDS[method], "--data", data, "--domain", domain,
+                "--split", "test", "--out", pred, "--summary", done]
+        if checkpoint is not None and method == "zero_shot_sam2":
+            args += ["--viewsam-checkpoint", checkpoint]
+        r.cli(name, args, connect=False)  # no Ray: the baselines run in the process
         return json.loads(done.read_text()) if done.is_file() else {"pred_root": str(pred)}
 
     r.run(name, settings, work, outputs=[done], owned=[pred])
