@@ -202,3 +202,22 @@ def test_calibration_feeds_the_tracker(model):
         assert tr.refer_threshold == 0.2 and tr.objectness_threshold == 0.33
     finally:
         model.calibration = {}
+
+
+def test_track_command_config_errors(tmp_path):
+    import argparse
+
+    from raysys.commands import track
+
+    p = argparse.ArgumentParser()
+    track.add_arguments(p)
+    base = ["--model", "m", "--data", "d", "--out", "o"]
+    with pytest.raises(ValueError, match="cannot read --config"):
+        track.build_config(p.parse_args([*base, "--config", str(tmp_path / "none.json")]))
+    (tmp_path / "bad.json").write_text('{"refer_treshold": 0.3}')
+    with pytest.raises(ValueError, match="unknown TrackConfig fields"):
+        track.build_config(p.parse_args([*base, "--config", str(tmp_path / "bad.json")]))
+    (tmp_path / "ok.json").write_text('{"refer_threshold": 0.3}')
+    cfg = track.build_config(p.parse_args([*base, "--config", str(tmp_path / "ok.json"),
+                                           "--clip-frames", "4"]))
+    assert cfg.refer_threshold == 0.3 and cfg.clip_frames == 4

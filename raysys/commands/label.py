@@ -8,10 +8,11 @@ job refuse to open files under the dataset's GT folders (:mod:`raysys.labeling.g
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
+
+from raysys.commands import read_json_option
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,12 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def build_config(args: argparse.Namespace):
     from raysys.labeling.config import LabelConfig
 
-    d = {}
-    if args.config:
-        try:
-            d = json.loads(Path(args.config).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"cannot read --config {args.config}: {e}") from None
+    d = read_json_option(args.config, "--config")
     for name in ("tracker", "reid", "describer", "text", "device", "actors"):
         v = getattr(args, name)
         if v is not None:

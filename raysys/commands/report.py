@@ -14,9 +14,10 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from raysys.commands import read_json_option
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -66,12 +67,7 @@ def _baselines(spec: str) -> tuple[str, ...]:
 def build_config(args: argparse.Namespace):
     from raysys.report.config import ReportConfig, parse_ablations
 
-    extra = {}
-    if args.train_config:
-        try:
-            extra = json.loads(Path(args.train_config).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"cannot read --train-config {args.train_config}: {e}") from None
+    extra = read_json_option(args.train_config, "--train-config")
     return ReportConfig(
         out=args.out, data=args.data, labels=args.labels_dir, weak=args.weak, full=args.full,
         ablations=parse_ablations(args.ablations), baselines=_baselines(args.baselines),

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
+
+from raysys.commands import read_json_option
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,16 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def build_config(args: argparse.Namespace):
     from raysys.tracking import TrackConfig
 
-    d: dict = {}
-    if args.config:
-        try:
-            d = json.loads(Path(args.config).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"cannot read --config {args.config}: {e}") from None
-        names = {f.name for f in dataclasses.fields(TrackConfig)}
-        bad = sorted(set(d) - names)
-        if bad:
-            raise ValueError(f"unknown TrackConfig fields {bad}; valid: {sorted(names)}")
+    d = read_json_option(args.config, "--config")
+    names = {f.name for f in dataclasses.fields(TrackConfig)}
+    bad = sorted(set(d) - names)
+    if bad:
+        raise ValueError(f"unknown TrackConfig fields {bad}; valid: {sorted(names)}")
     if args.clip_frames is not None:
         d["clip_frames"] = args.clip_frames
     return TrackConfig(**d)

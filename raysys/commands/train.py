@@ -16,9 +16,10 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from raysys.commands import read_json_option
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,12 +49,7 @@ def build_config(args: argparse.Namespace):
     from raysys.training.config import TrainConfig, from_dict, quick_config
 
     base = quick_config() if args.quick else TrainConfig()
-    d: dict = {}
-    if args.config:
-        try:
-            d = json.loads(Path(args.config).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"cannot read --config {args.config}: {e}") from None
+    d = read_json_option(args.config, "--config")
     d["supervision"] = args.supervision
     for name in ("sam2_config", "sam2_checkpoint", "text_encoder"):
         v = getattr(args, name)

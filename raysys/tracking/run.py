@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +68,7 @@ def track_unit(model, layout: DatasetLayout, unit: TrackUnit, cfg: TrackConfig,
 
     paths = {v: dict(crtrack.list_frames(layout.view_dir(unit.scene, v))) for v in unit.views}
     frames = sorted(set.intersection(*(set(p) for p in paths.values())))
-    tracker = ViewSAMTracker(model, unit.text, len(unit.views),
-                             TrackConfig(**{**asdict(cfg), "keep_masks": False}))
+    tracker = ViewSAMTracker(model, unit.text, len(unit.views), replace(cfg, keep_masks=False))
     rows: dict[str, list] = {v: [] for v in unit.views}
 
     def emit(results):

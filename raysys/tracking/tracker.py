@@ -34,6 +34,8 @@ import torch.nn.functional as F
 
 from raysys.tracking.config import TrackConfig
 from raysys.tracking.identity import IdentityBank
+from raysys.viewsam.candidate_generator import pairwise_iou
+from raysys.viewsam.prompts import masks_to_boxes
 
 __all__ = ["TrackedObject", "FrameResult", "ViewSAMTracker"]
 
@@ -226,7 +228,7 @@ class ViewSAMTracker:
         for tr in self.tracks[k]:
             box, has = tr.box, False
             if props is not None and props.shape[0]:
-                iou = _iou(tr.box[None], props)[0]
+                iou = pairwise_iou(tr.box[None], props)[0]
                 j = int(iou.argmax())
                 if float(iou[j]) >= cfg.track_iou:
                     box, has = props[j], True
@@ -238,7 +240,7 @@ class ViewSAMTracker:
             low, score = res["masks"], float(res["scores"][0])
             if score > 0 and bool((low > 0).any()):
                 tr.lost = 0
-                tr.box = _mask_box(low, s)
+                tr.box = masks_to_boxes(low, s)[0]
                 out.append((tr, low, score))
                 keep.append(tr)
             else:
@@ -257,7 +259,7 @@ class ViewSAMTracker:
                 if attempts <= 0:
                     break
                 b = props[j]
-                if taken and float(_iou(b[None], torch.stack(taken))[0].max()) >= \
+                if taken and float(pairwise_iou(b[None], torch.stack(taken))[0].max()) >= \
                         cfg.new_track_iou:
                     continue
                 attempts -= 1
@@ -270,7 +272,7 @@ class ViewSAMTracker:
                     continue
                 self.next_tid += 1
                 tr.refer_sum, tr.refer_n = float(refer[j]), 1
-                tr.box = _mask_box(low, s)
+                tr.box = masks_to_boxes(low, s)[0]
                 keep.append(tr)
                 out.append((tr, low, score))
         self.tracks[k] = keep
@@ -284,7 +286,7 @@ class ViewSAMTracker:
                 ta, tb = out[a][0], out[b][0]
                 if ta.tid in drop or tb.tid in drop:
                     continue
-                if float(_iou(ta.box[None], tb.box[None])[0, 0]) >= self.cfg.duplicate_iou:
+                if float(pairwise_iou(ta.box[None], tb.box[None])[0, 0]) >= self.cfg.duplicate_iou:
                     drop.add(max(ta.tid, tb.tid))
         if not drop:
             return out, keep
@@ -347,18 +349,6 @@ class ViewSAMTracker:
 
 def _flag(has: bool, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor([has], dtype=torch.bool, device=like.device)
-
-
-def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    from raysys.viewsam.candidate_generator import pairwise_iou
-
-    return pairwise_iou(a, b)
-
-
-def _mask_box(low: torch.Tensor, s: int) -> torch.Tensor:
-    from raysys.viewsam.prompts import masks_to_boxes
-
-    return masks_to_boxes(low, s)[0]
 
 
 def _nbytes(x) -> int:

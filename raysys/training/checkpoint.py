@@ -28,7 +28,8 @@ from torch import nn
 from raysys.training.config import TrainConfig, from_dict
 
 __all__ = ["MODEL_FILE", "model_state", "skipped_prefixes", "write_checkpoint",
-           "read_checkpoint", "LoadedCheckpoint", "load_viewsam_checkpoint"]
+           "read_checkpoint", "LoadedCheckpoint", "load_viewsam_checkpoint",
+           "model_from_payload"]
 
 MODEL_FILE = "model.pt"
 log = logging.getLogger(__name__)
@@ -98,9 +99,15 @@ def load_viewsam_checkpoint(path: str | os.PathLike, device: str | torch.device 
         device: where to put the model.
         strict: raise if keys are missing or unexpected (else they are logged and returned).
     """
+    return model_from_payload(read_checkpoint(path), device, strict, name=f"checkpoint {path}")
+
+
+def model_from_payload(payload: dict, device: str | torch.device = "cpu", strict: bool = False,
+                       name: str = "checkpoint") -> LoadedCheckpoint:
+    """:func:`load_viewsam_checkpoint` for a payload already in memory (``name`` labels
+    the messages)."""
     from raysys.training.model import build_model
 
-    payload = read_checkpoint(path)
     cfg = from_dict(TrainConfig, payload["config"])
     spec = payload["build_spec"]
     model = build_model(cfg, spec["sam2_yaml"], device="cpu", build_spec=spec)
@@ -109,7 +116,7 @@ def load_viewsam_checkpoint(path: str | os.PathLike, device: str | torch.device 
     missing = [k for k in res.missing_keys if not k.startswith(skip)]
     unexpected = list(res.unexpected_keys)
     if missing or unexpected:
-        msg = (f"checkpoint {path}: {len(missing)} missing keys {missing[:5]}, "
+        msg = (f"{name}: {len(missing)} missing keys {missing[:5]}, "
                f"{len(unexpected)} unexpected keys {unexpected[:5]}")
         if strict:
             raise ValueError(msg)

@@ -323,20 +323,16 @@ def _calibrate(payload: dict, source, spec, samples, clips: int = 32) -> dict:
     """Tracker thresholds on the run's own training clips (:mod:`raysys.tracking.calibrate`).
 
     Runs in the driver (which, for a weak run, is under the GT guard like the workers)."""
-    import tempfile
-
     import torch
 
     from raysys.tracking.calibrate import calibrate_thresholds
-    from raysys.training.checkpoint import load_viewsam_checkpoint, write_checkpoint
+    from raysys.training.checkpoint import model_from_payload
     from raysys.training.data import load_clip
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with tempfile.TemporaryDirectory(prefix="raysys-calib-") as d:
-            write_checkpoint(d, payload)
-            model = load_viewsam_checkpoint(d).model
+        model = model_from_payload(payload, name="final checkpoint").model
         decoded = [load_clip(source, s, spec) for s in samples[:clips]]
         return calibrate_thresholds(model, decoded)
     finally:

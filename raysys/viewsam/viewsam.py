@@ -290,14 +290,7 @@ class ViewSAM(nn.Module):
         b, v, t, h, w = self._check(frames, text, targets)
         targets = targets.to(frames.device)
         ce = self.encode_clip(frames, text, view_ids)
-        tb, tv = self.teacher(targets)
-        s, m = self.image_size, tb.shape[3]
-        scale = torch.tensor([s / w, s / h, s / w, s / h], device=tb.device)
-        ref = targets.referred[:, None, None].expand(b, v, t, m)
-        res = _candidate_losses(ce.cand, (tb * scale).reshape(-1, m, 4), tv.reshape(-1, m),
-                                ref.reshape(-1, m),
-                                self.candidate_generator.stride(self.sam2.backbone_stride),
-                                self.cfg.candidate_generator)
+        res = _cg_losses(self, ce.cand, targets, *self.teacher(targets), (h, w))
         lc = self.cfg.loss
         res["total"] = sum(getattr(lc, k) * val for k, val in res.items())
         return res
@@ -332,6 +325,21 @@ def _slot_masks(targets: ClipTargets, teacher_boxes: torch.Tensor, index: torch.
     return (iny[..., :, None] & inx[..., None, :]).float()
 
 
+def _cg_losses(model: ViewSAM, cand, targets: ClipTargets, tb: torch.Tensor, tv: torch.Tensor,
+               hw: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """The CG loss terms of a clip: teacher boxes ``tb`` ``(B, V, T, M, 4)`` (input pixels,
+    visible ``tv``) scaled to model pixels, referred flags broadcast over views and frames."""
+    b, v, t, m = tv.shape
+    h, w = hw
+    s = model.image_size
+    scale = torch.tensor([s / w, s / h, s / w, s / h], device=tb.device)
+    ref = targets.referred[:, None, None].expand(b, v, t, m)
+    return _candidate_losses(cand, (tb * scale).reshape(-1, m, 4), tv.reshape(-1, m),
+                             ref.reshape(-1, m),
+                             model.candidate_generator.stride(model.sam2.backbone_stride),
+                             model.cfg.candidate_generator)
+
+
 def compute_losses(model: ViewSAM, out: ViewSAMOutput, targets: ClipTargets,
                    ) -> dict[str, torch.Tensor]:
     """See :meth:`ViewSAM.losses`."""
@@ -346,14 +354,7 @@ def compute_losses(model: ViewSAM, out: ViewSAMOutput, targets: ClipTargets,
                               valid.flatten(), lc.mask_focal, lc.mask_dice)
     total = lc.mask * res["mask"]
     if out.candidates is not None:
-        s = out.image_size
-        scale = torch.tensor([s / w, s / h, s / w, s / h], device=tb.device)
-        m = tb.shape[3]
-        ref = targets.referred[:, None, None].expand(b, v, t, m)
-        cg = _candidate_losses(out.candidates, (tb * scale).reshape(-1, m, 4), tv.reshape(-1, m),
-                               ref.reshape(-1, m),
-                               model.candidate_generator.stride(model.sam2.backbone_stride),
-                               cfg.candidate_generator)
+        cg = _cg_losses(model, out.candidates, targets, tb, tv, (h, w))
         res |= cg
         total = total + sum(getattr(lc, k) * val for k, val in cg.items())
     if model.bar is not None:
