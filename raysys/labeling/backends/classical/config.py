@@ -35,7 +35,7 @@ class ClassicalTrackerConfig:
     size_tol: float = 0.12  # relative height residual of an inlier blob
     size_band_cap: int = 6  # inliers counted per band of foot rows (1/20 of the image)
     size_refits: int = 1  # refits of the line on the inliers of the previous fit
-    size_max_ratio: float = 2.0  # blobs this much taller than the line says count against it
+    size_max_ratio: float = 2.5  # blobs this much taller than the line says count against it
     person_width: float = 0.3  # person box width / height of the detection window
     # detector (greedy matched filter on the foreground; see detect.py)
     det_beta: float = 0.3  # window score = (foreground - beta * area) / expected area
