@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import traceback
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +122,7 @@ def run_bare(cfg_name: str, sets, device, objects: int, warm: int) -> dict:
     import numpy as np
     import torch
     from PIL import Image
+
     from raysys.viewsam.base import resolve_sam2_config
 
     if Path(cfg_name).is_file() or cfg_name == "tiny":
@@ -214,8 +216,8 @@ def main() -> None:
                           freeze_base=True, device=str(device)).eval()
     res["build_s"] = round(time.perf_counter() - t, 2)
     res["image_size"] = int(model.image_size)
-    record("viewsam_default", lambda: run_viewsam(model, sets, device, False, args.warm))
-    record("viewsam_stress", lambda: run_viewsam(model, sets, device, True, args.warm))
+    record("viewsam_default", partial(run_viewsam, model, sets, device, False, args.warm))
+    record("viewsam_stress", partial(run_viewsam, model, sets, device, True, args.warm))
     del model
     if device.type == "cuda":
         torch.cuda.empty_cache()
