@@ -221,3 +221,46 @@ def test_track_command_config_errors(tmp_path):
     cfg = track.build_config(p.parse_args([*base, "--config", str(tmp_path / "ok.json"),
                                            "--clip-frames", "4"]))
     assert cfg.refer_threshold == 0.3 and cfg.clip_frames == 4
+
+
+def test_batched_banks_equal_one_object_at_a_time(model):
+    """``track_frame`` with one memory bank per object (the tracker's batched path) gives
+    what SAM2 gives object by object: tracks born at different frames (different
+    object-pointer distances and memory lengths) over a stream longer than the windows."""
+    torch.manual_seed(1)
+    d = model.sam2.hidden_dim
+    s = model.image_size
+    starts, n_frames = (0, 1, 3), 24  # past num_maskmem and the pointer window (16)
+    feats_all = [[torch.randn(1, c, s // r, s // r) for c, r in ((d // 8, 4), (d // 4, 8),
+                                                                 (d, 16))]
+                 for _ in range(n_frames)]
+    pos_all = [torch.randn(1, d, s // 16, s // 16) for _ in range(n_frames)]
+    box = torch.tensor([[8.0, 8.0, 40.0, 56.0]])
+    yes = torch.tensor([True])
+    one = [{"cond_frame_outputs": {}, "non_cond_frame_outputs": {}} for _ in starts]
+    many = [{"cond_frame_outputs": {}, "non_cond_frame_outputs": {}} for _ in starts]
+    with torch.no_grad():
+        for g in range(n_frames):
+            live = [j for j, st in enumerate(starts) if st <= g]
+            ref = [model.track_frame(g, 1 << 30, feats_all[g], pos_all[g], box, yes, None,
+                                     one[j], init=(g == starts[j])) for j in live]
+            old = [j for j in live if starts[j] < g]
+            new = [j for j in live if starts[j] == g]
+            for idx, init in ((old, False), (new, True)):
+                if not idx:
+                    continue
+                k = len(idx)
+                got = model.track_frame(
+                    g, 1 << 30, [f.expand(k, -1, -1, -1) for f in feats_all[g]],
+                    pos_all[g].expand(k, -1, -1, -1), box.expand(k, 4), yes.expand(k), None,
+                    [many[j] for j in idx], init=init)
+                for r, j in enumerate(idx):
+                    want = ref[live.index(j)]
+                    torch.testing.assert_close(got["masks"][r:r + 1], want["masks"],
+                                               atol=1e-4, rtol=1e-4)
+                    torch.testing.assert_close(got["scores"][r:r + 1], want["scores"],
+                                               atol=1e-4, rtol=1e-4)
+    # each track's bank holds exactly its own frames, like the one-at-a-time banks
+    for a, b in zip(one, many, strict=True):
+        for key in a:
+            assert sorted(a[key]) == sorted(b[key])

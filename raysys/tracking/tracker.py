@@ -8,11 +8,13 @@ look-ahead beyond the clip):
 1. :meth:`ViewSAM.encode_clip` over the ``V x T`` frames with the expression: image encoder
    with the view token (EMA state carried from clip to clip) and VC-CMA adapters, then the
    Candidate Generator's proposals and referring logits.
-2. Frame by frame and view by view, every live single-view track runs SAM2 on its own
-   memory bank (:meth:`ViewSAM.track_frame`: memory attention, mask decoder prompted by the
-   proposal overlapping its last box when there is one, BAR against the memory-free
-   decoding, memory encoding). Proposals that refer to the expression and overlap no live
-   track open new tracks (a conditioning frame, no memory). A track absent for
+2. Frame by frame, every live single-view track runs SAM2 on its own memory bank
+   (:meth:`ViewSAM.track_frame`: memory attention, mask decoder prompted by the proposal
+   overlapping its last box when there is one, BAR against the memory-free decoding,
+   memory encoding); the tracks of all views go through SAM2 as one batch (the result is
+   the same as one track at a time, :func:`raysys.viewsam.base.condition_on_banks`).
+   Proposals that refer to the expression and overlap no live track open new tracks (a
+   conditioning frame, no memory; again one batch for all views). A track absent for
    ``max_lost`` frames ends; the younger of two coinciding tracks ends.
 3. CGCT embeddings of every present track; at the end of the clip new tracks get global
    ids from :class:`raysys.tracking.identity.IdentityBank` (assignment across views, new
@@ -77,6 +79,18 @@ class _Track:
     @property
     def refer(self) -> float:
         return self.refer_sum / max(self.refer_n, 1)
+
+
+@dataclass
+class _ViewFrame:
+    """One view's frame in a clip: its encodings and the Candidate Generator's proposals."""
+
+    n: int  # index in the clip's (view, frame) batch
+    feats: list  # FPN levels, each (1, C, h, w)
+    pos: torch.Tensor  # (1, d, h, w) top-level position encoding
+    props: torch.Tensor | None = None  # (K, 4) proposals, model pixels
+    refer: torch.Tensor | None = None  # (K,) referring probability
+    obj: torch.Tensor | None = None  # (K,) objectness
 
 
 class ViewSAMTracker:
@@ -192,20 +206,21 @@ class ViewSAMTracker:
         seen: dict[int, _Track] = {}
         for i in range(t):
             g = self.next_frame + i
+            views = []
             for k in range(v):
                 n = k * t + i  # encodings are ordered (view, frame)
-                feats = [lvl[n:n + 1] for lvl in enc["fpn"]]
-                pos = enc["pos"][-1][n:n + 1]
-                props = refer = obj = None
+                ctx = _ViewFrame(n, [lvl[n:n + 1] for lvl in enc["fpn"]],
+                                 enc["pos"][-1][n:n + 1])
                 if cand is not None:
-                    props = cand.boxes[n]
-                    refer = cand.refer_logits[n].sigmoid()
-                    obj = cand.objectness[n]
-                present = self._step_view(k, g, feats, pos, props, refer, obj, extra)
-                if not present:
+                    ctx.props, ctx.refer = cand.boxes[n], cand.refer_logits[n].sigmoid()
+                    ctx.obj = cand.objectness[n]
+                views.append(ctx)
+            present = self._step_frame(g, views, extra)
+            for k, ctx in enumerate(views):
+                if not present[k]:
                     continue
-                embs = self._embed(enc, ce.views, n, [p[1] for p in present])
-                for j, (tr, low, score) in enumerate(present):
+                embs = self._embed(enc, ce.views, ctx.n, [p[1] for p in present[k]])
+                for j, (tr, low, score) in enumerate(present[k]):
                     seen[tr.tid] = tr
                     if embs is not None:
                         tr.emb.append(embs[j])
@@ -218,65 +233,100 @@ class ViewSAMTracker:
         self.buffer = []
         return results
 
-    def _step_view(self, k, g, feats, pos, props, refer, obj, extra) -> list[tuple]:
-        """Track view ``k`` at stream frame ``g``; returns ``(track, mask logits, score)`` of
-        the tracks present in the frame."""
-        cfg, model = self.cfg, self.model
-        s = model.image_size
-        out: list[tuple] = []
-        keep: list[_Track] = []
-        for tr in self.tracks[k]:
-            box, has = tr.box, False
-            if props is not None and props.shape[0]:
-                iou = pairwise_iou(tr.box[None], props)[0]
-                j = int(iou.argmax())
-                if float(iou[j]) >= cfg.track_iou:
-                    box, has = props[j], True
-                    tr.refer_sum += float(refer[j])
-                    tr.refer_n += 1
-            res = model.track_frame(g, _NUM_FRAMES, feats, pos, box[None], _flag(has, box),
-                                    extra, tr.bank, init=False)
+    def _track_batch(self, g: int, views: list[_ViewFrame], items: list[tuple],
+                     extra, init: bool) -> list[tuple[torch.Tensor, float]]:
+        """One SAM2 step of several tracks at once (any views): ``items`` are
+        ``(view, box, has_box, bank)``; returns ``(mask logits (1, 1, h, w), score)`` each."""
+        if not items:
+            return []
+        n = len(items)
+        feats = [torch.cat([views[k].feats[lvl] for k, *_ in items])
+                 for lvl in range(len(views[0].feats))]
+        pos = torch.cat([views[k].pos for k, *_ in items])
+        boxes = torch.stack([b for _, b, _, _ in items])
+        has = torch.tensor([h for _, _, h, _ in items], dtype=torch.bool, device=boxes.device)
+        ext = None if extra is None else extra.expand(n, -1, -1)
+        res = self.model.track_frame(g, _NUM_FRAMES, feats, pos, boxes, has, ext,
+                                     [bank for *_, bank in items], init=init)
+        scores = res["scores"].float().tolist()
+        return [(res["masks"][j:j + 1], scores[j]) for j in range(n)]
+
+    def _step_frame(self, g: int, views: list[_ViewFrame], extra) -> list[list[tuple]]:
+        """Track every view at stream frame ``g``; returns per view the ``(track, mask
+        logits, score)`` of the tracks present in the frame. The live tracks of all views
+        go through SAM2 in one batch, then the new tracks of all views in another."""
+        cfg, s = self.cfg, self.model.image_size
+        items, owners = [], []
+        for k, ctx in enumerate(views):
+            for tr in self.tracks[k]:
+                box, has = tr.box, False
+                if ctx.props is not None and ctx.props.shape[0]:
+                    iou = pairwise_iou(tr.box[None], ctx.props)[0]
+                    j = int(iou.argmax())
+                    if float(iou[j]) >= cfg.track_iou:
+                        box, has = ctx.props[j], True
+                        tr.refer_sum += float(ctx.refer[j])
+                        tr.refer_n += 1
+                items.append((k, box, has, tr.bank))
+                owners.append(tr)
+        results = self._track_batch(g, views, items, extra, init=False)
+        outs: list[list[tuple]] = [[] for _ in views]
+        keeps: list[list[_Track]] = [[] for _ in views]
+        for tr, (low, score) in zip(owners, results, strict=True):
             self._prune(tr.bank, g)
-            low, score = res["masks"], float(res["scores"][0])
             if score > 0 and bool((low > 0).any()):
                 tr.lost = 0
                 tr.box = masks_to_boxes(low, s)[0]
-                out.append((tr, low, score))
-                keep.append(tr)
+                outs[tr.view].append((tr, low, score))
+                keeps[tr.view].append(tr)
             else:
                 tr.lost += 1
                 if tr.lost <= cfg.max_lost:
-                    keep.append(tr)
-        out, keep = self._dedup(out, keep)
+                    keeps[tr.view].append(tr)
         # new tracks from referred proposals that overlap no present track
-        if props is not None and props.shape[0] and len(keep) < cfg.max_tracks:
-            ok = (refer >= self.refer_threshold) & (obj >= self.objectness_threshold)
-            order = [j for j in torch.argsort(refer * obj, descending=True).tolist()
-                     if bool(ok[j])]
-            taken = [tr.box for tr, _, _ in out]
-            attempts = cfg.max_tracks - len(keep)  # bounded work per frame
-            for j in order:
-                if attempts <= 0:
-                    break
-                b = props[j]
-                if taken and float(pairwise_iou(b[None], torch.stack(taken))[0].max()) >= \
-                        cfg.new_track_iou:
-                    continue
-                attempts -= 1
-                tr = _Track(tid=self.next_tid, view=k, start=g, box=b.clone())
-                res = model.track_frame(g, _NUM_FRAMES, feats, pos, b[None], _flag(True, b),
-                                        extra, tr.bank, init=True)
-                low, score = res["masks"], float(res["scores"][0])
-                taken.append(b)
-                if score <= 0 or not bool((low > 0).any()):
-                    continue
-                self.next_tid += 1
-                tr.refer_sum, tr.refer_n = float(refer[j]), 1
-                tr.box = masks_to_boxes(low, s)[0]
-                keep.append(tr)
-                out.append((tr, low, score))
-        self.tracks[k] = keep
-        return out
+        new = []
+        for k, ctx in enumerate(views):
+            outs[k], keeps[k] = self._dedup(outs[k], keeps[k])
+            new += [(k, j) for j in self._new_candidates(ctx, outs[k], len(keeps[k]))]
+        banks = [{"cond_frame_outputs": {}, "non_cond_frame_outputs": {}} for _ in new]
+        results = self._track_batch(g, views, [(k, views[k].props[j], True, b) for (k, j), b
+                                               in zip(new, banks, strict=True)], extra,
+                                    init=True)
+        for (k, j), bank, (low, score) in zip(new, banks, results, strict=True):
+            if score <= 0 or not bool((low > 0).any()):
+                continue
+            tr = _Track(tid=self.next_tid, view=k, start=g, box=masks_to_boxes(low, s)[0],
+                        bank=bank, refer_sum=float(views[k].refer[j]), refer_n=1)
+            self.next_tid += 1
+            keeps[k].append(tr)
+            outs[k].append((tr, low, score))
+        for k in range(len(views)):
+            self.tracks[k] = keeps[k]
+        return outs
+
+    def _new_candidates(self, ctx: _ViewFrame, out: list[tuple], kept: int) -> list[int]:
+        """Proposals of one view that may open tracks: referred and present enough, best
+        first, not overlapping a present track or a candidate before them; at most
+        ``max_tracks - kept`` (bounded work per frame)."""
+        cfg = self.cfg
+        props = ctx.props
+        if props is None or not props.shape[0] or kept >= cfg.max_tracks:
+            return []
+        ok = (ctx.refer >= self.refer_threshold) & (ctx.obj >= self.objectness_threshold)
+        order = [j for j in torch.argsort(ctx.refer * ctx.obj, descending=True).tolist()
+                 if bool(ok[j])]
+        taken = [tr.box for tr, _, _ in out]
+        chosen: list[int] = []
+        for j in order:
+            if len(chosen) >= cfg.max_tracks - kept:
+                break
+            b = props[j]
+            if taken and float(pairwise_iou(b[None], torch.stack(taken))[0].max()) >= \
+                    cfg.new_track_iou:
+                continue
+            chosen.append(j)
+            taken.append(b)
+        return chosen
 
     def _dedup(self, out, keep):
         """End the younger of two present tracks whose boxes coincide."""
@@ -345,10 +395,6 @@ class ViewSAMTracker:
                 score=float(1 / (1 + np.exp(-score))), refer=tr.refer,
                 mask=mask if self.cfg.keep_masks else None))
         return out
-
-
-def _flag(has: bool, like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor([has], dtype=torch.bool, device=like.device)
 
 
 def _nbytes(x) -> int:

@@ -14,7 +14,9 @@ change:
   object token and accepts extra sparse prompt tokens (the plain-text-prompt ablation).
 
 Memory conditioning and memory encoding are SAM2's own
-``_prepare_memory_conditioned_features`` / ``_encode_new_memory``, called as they are.
+``_prepare_memory_conditioned_features`` / ``_encode_new_memory``, called as they are;
+:func:`condition_on_banks` is the former for many objects with a memory bank each (the
+online tracker's tracks), batched through SAM2's memory attention.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "encode_images",
     "decode_masks",
     "to_tokens",
+    "condition_on_banks",
 ]
 
 TINY_SAM2_CONFIG = "tiny"  # alias of the embedded default, configs/sam2_tiny.yaml
@@ -236,3 +239,102 @@ def decode_masks(
         obj_ptr = obj_ptr + (1 - present) * sam2.no_obj_ptr
     return MaskDecoding(masks=masks.float(), ious=ious, token=token, obj_ptr=obj_ptr,
                         object_score_logits=obj_logits)
+
+
+def _memory_tokens(sam2: nn.Module, frame_idx: int, bank: dict, num_frames: int,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """One object's memory for frame ``frame_idx``: ``(memory (L, 1, m), pos (L, 1, m),
+    object-pointer tokens)``, exactly as ``SAM2Base._prepare_memory_conditioned_features``
+    assembles it (inference, forward in time, not an initial conditioning frame)."""
+    from sam2.modeling.sam2_utils import get_1d_sine_pe, select_closest_cond_frames
+
+    c = sam2.hidden_dim
+    cond = bank["cond_frame_outputs"]
+    assert cond, "a non-initial frame needs a conditioning frame in the memory bank"
+    selected, unselected = select_closest_cond_frames(frame_idx, cond,
+                                                      sam2.max_cond_frames_in_attn)
+    prevs = [(0, out) for out in selected.values()]
+    stride = 1 if sam2.training else sam2.memory_temporal_stride_for_eval
+    for t_pos in range(1, sam2.num_maskmem):
+        t_rel = sam2.num_maskmem - t_pos
+        prev = frame_idx - 1 if t_rel == 1 else \
+            ((frame_idx - 2) // stride) * stride - (t_rel - 2) * stride
+        out = bank["non_cond_frame_outputs"].get(prev, unselected.get(prev))
+        prevs.append((t_pos, out))
+    mem, pos = [], []
+    for t_pos, prev in prevs:
+        if prev is None:
+            continue
+        mem.append(prev["maskmem_features"].to(device).flatten(2).permute(2, 0, 1))
+        enc = prev["maskmem_pos_enc"][-1].to(device).flatten(2).permute(2, 0, 1)
+        pos.append(enc + sam2.maskmem_tpos_enc[sam2.num_maskmem - t_pos - 1])
+    n_ptr = 0
+    if sam2.use_obj_ptrs_in_encoder:
+        max_ptrs = min(num_frames, sam2.max_obj_ptrs_in_encoder)
+        ptr_cond = {t: o for t, o in selected.items() if t <= frame_idx} \
+            if not sam2.training and sam2.only_obj_ptrs_in_the_past_for_eval else selected
+        pairs = [((frame_idx - t) if sam2.use_signed_tpos_enc_to_obj_ptrs
+                  else abs(frame_idx - t), o["obj_ptr"]) for t, o in ptr_cond.items()]
+        for t_diff in range(1, max_ptrs):
+            t = frame_idx - t_diff
+            if t < 0 or (num_frames is not None and t >= num_frames):
+                break
+            o = bank["non_cond_frame_outputs"].get(t, unselected.get(t))
+            if o is not None:
+                pairs.append((t_diff, o["obj_ptr"]))
+        if pairs:
+            pos_list, ptrs = zip(*pairs, strict=True)
+            ptr = torch.stack(ptrs, dim=0)  # (P, 1, C)
+            if sam2.add_tpos_enc_to_obj_ptrs:
+                dim = c if sam2.proj_tpos_enc_in_obj_ptrs else sam2.mem_dim
+                p = torch.tensor(pos_list, device=device)
+                p = get_1d_sine_pe(p / (max_ptrs - 1), dim=dim)
+                p = sam2.obj_ptr_tpos_proj(p).unsqueeze(1)  # (P, 1, m)
+            else:
+                p = ptr.new_zeros(len(pos_list), 1, sam2.mem_dim)
+            if sam2.mem_dim < c:  # a pointer becomes C / m tokens
+                ptr = ptr.reshape(-1, 1, c // sam2.mem_dim, sam2.mem_dim)
+                ptr = ptr.permute(0, 2, 1, 3).flatten(0, 1)
+                p = p.repeat_interleave(c // sam2.mem_dim, dim=0)
+            mem.append(ptr)
+            pos.append(p)
+            n_ptr = ptr.shape[0]
+    return torch.cat(mem, 0), torch.cat(pos, 0), n_ptr
+
+
+def condition_on_banks(sam2: nn.Module, frame_idx: int, top: torch.Tensor,
+                       top_pos: torch.Tensor, feat_size: tuple[int, int], banks: list[dict],
+                       num_frames: int) -> torch.Tensor:
+    """Memory-conditioned features of ``N`` objects that each have their own memory bank
+    (``SAM2Base._prepare_memory_conditioned_features`` for one object at a time, batched).
+
+    Objects whose memories have the same number of tokens (in a long stream, all whose
+    memory windows are full) go through SAM2's memory attention together; the result
+    equals calling SAM2 once per object.
+
+    Args:
+        top, top_pos: ``(h*w, N, d)`` top-level features and position encodings.
+        banks: one SAM2 ``output_dict`` per object (each with its conditioning frame).
+
+    Returns:
+        ``(N, d, h, w)``.
+    """
+    n = len(banks)
+    assert top.shape[1] == n, f"{top.shape[1]} feature maps for {n} memory banks"
+    h, w = feat_size
+    toks = [_memory_tokens(sam2, frame_idx, b, num_frames, top.device) for b in banks]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for j, (mem, _, n_ptr) in enumerate(toks):
+        groups.setdefault((mem.shape[0], n_ptr), []).append(j)
+    out = None
+    for (_, n_ptr), idx in groups.items():
+        sel = torch.tensor(idx, device=top.device)
+        res = sam2.memory_attention(
+            curr=[top[:, sel]], curr_pos=[top_pos[:, sel]],
+            memory=torch.cat([toks[j][0] for j in idx], 1),
+            memory_pos=torch.cat([toks[j][1] for j in idx], 1),
+            num_obj_ptr_tokens=n_ptr)  # (h*w, len(idx), d)
+        if out is None:
+            out = res.new_empty(res.shape[0], n, res.shape[2])
+        out[:, sel] = res
+    return out.permute(1, 2, 0).reshape(n, sam2.hidden_dim, h, w)

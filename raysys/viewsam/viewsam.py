@@ -25,7 +25,7 @@ from torch import nn
 
 from raysys.viewsam import losses as L
 from raysys.viewsam.bar import BiasAwareRecalibration, bias_labels
-from raysys.viewsam.base import decode_masks, encode_images, to_tokens
+from raysys.viewsam.base import condition_on_banks, decode_masks, encode_images, to_tokens
 from raysys.viewsam.candidate_generator import CandidateGenerator, PseudoLabelTeacher
 from raysys.viewsam.candidate_generator import candidate_losses as _candidate_losses
 from raysys.viewsam.cgct import CGCT
@@ -40,6 +40,8 @@ __all__ = ["ViewSAM"]
 
 _MEAN = (0.485, 0.456, 0.406)  # SAM2's ImageNet normalisation
 _STD = (0.229, 0.224, 0.225)
+# what SAM2 is given as memory on an initial frame (where it reads none)
+_EMPTY_BANK: dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
 
 
 class ViewSAM(nn.Module):
@@ -200,7 +202,7 @@ class ViewSAM(nn.Module):
 
     def track_frame(self, i: int, num_frames: int, feats: list[torch.Tensor], pos: torch.Tensor,
                     boxes: torch.Tensor, has_box: torch.Tensor, extra: torch.Tensor | None,
-                    bank: dict, init: bool) -> dict[str, torch.Tensor]:
+                    bank: dict | list[dict], init: bool) -> dict[str, torch.Tensor]:
         """One frame for ``N`` objects: memory-guided (+ memory-free) decoding, BAR, memory.
 
         Args:
@@ -209,19 +211,27 @@ class ViewSAM(nn.Module):
             feats: FPN levels of the frame, each ``(N, C, h, w)``; pos: top-level pos enc.
             boxes, has_box: ``(N, 4)`` model-pixel prompts and whether each is used.
             extra: extra sparse prompt tokens ``(N, k, d)`` (plain-text ablation) or None.
-            bank: SAM2 ``output_dict`` of these objects, updated in place with frame ``i``.
+            bank: SAM2 ``output_dict`` of these objects (batched, as in training), or a list
+                of ``N`` banks, one per object (the online tracker's tracks, each with its own
+                history; see :func:`condition_on_banks`); updated in place with frame ``i``.
             init: first frame of the objects (no memory; stored as a conditioning frame).
         """
         top = to_tokens(feats[-1])  # (hw, N, d)
         size = [tuple(feats[-1].shape[-2:])]
         high_res = feats[:-1] or None
         sam2 = self.sam2
+        banks = bank if isinstance(bank, list) else None
+        if banks is not None:
+            assert len(banks) == top.shape[1], f"{len(banks)} banks for {top.shape[1]} objects"
 
         def condition(init: bool) -> torch.Tensor:  # (N, d, h, w)
+            if banks is not None and not init:
+                return condition_on_banks(sam2, i, top, to_tokens(pos), size[0], banks,
+                                          num_frames)
             return sam2._prepare_memory_conditioned_features(
                 frame_idx=i, is_init_cond_frame=init, current_vision_feats=[top],
-                current_vision_pos_embeds=[to_tokens(pos)], feat_sizes=size, output_dict=bank,
-                num_frames=num_frames)
+                current_vision_pos_embeds=[to_tokens(pos)], feat_sizes=size,
+                output_dict=_EMPTY_BANK if banks is not None else bank, num_frames=num_frames)
 
         mem = decode_masks(sam2, condition(init), high_res, boxes, has_box, extra)
         masks, obj_ptr = mem.masks, mem.obj_ptr
@@ -239,8 +249,14 @@ class ViewSAM(nn.Module):
             current_vision_feats=[top], feat_sizes=size, pred_masks_high_res=high,
             object_score_logits=mem.object_score_logits, is_mask_from_pts=True)
         key = "cond_frame_outputs" if init else "non_cond_frame_outputs"
-        bank[key][i] = {"maskmem_features": feat_mem, "maskmem_pos_enc": pos_mem,
-                        "obj_ptr": obj_ptr}
+        if banks is None:
+            bank[key][i] = {"maskmem_features": feat_mem, "maskmem_pos_enc": pos_mem,
+                            "obj_ptr": obj_ptr}
+        else:  # copies, so that a track keeps only its own memory alive
+            for j, b in enumerate(banks):
+                b[key][i] = {"maskmem_features": feat_mem[j:j + 1].clone(),
+                             "maskmem_pos_enc": [p[j:j + 1].clone() for p in pos_mem],
+                             "obj_ptr": obj_ptr[j:j + 1].clone()}
         return {"masks": masks, "scores": mem.object_score_logits[:, 0], "p_bias": p,
                 "bias_logit": logit, "bias_label": label}
 
