@@ -86,6 +86,22 @@ def test_two_worker_ddp_run_reports_checkpoints_and_learns(labeled, local_ray, t
     assert loaded.model.image_size == 64
 
 
+def test_an_ablation_skips_the_stage_of_a_switched_off_module(labeled, local_ray, tmp_path):
+    """The quick schedule's first stage trains the Candidate Generator alone: without it
+    (the report's ``use_candidate_generator`` ablation) that stage has nothing to train
+    and is skipped; the run goes on with the next stage."""
+    _, labels = labeled
+    cfg = quick_config(clip_frames=2, clip_stride=4, image_size=64, sam2_image_size=64,
+                       max_objects=4, max_samples=4, max_failures=1,
+                       model={"use_candidate_generator": False},
+                       stages=(StageConfig("cg", ("candidate_generator",), 1, 1e-3),
+                               StageConfig("rest", ("vc_cma", "bar", "cgct"), 1, 1e-3)))
+    res = run_training(open_source("weak", labels), tmp_path / "run", cfg, _workers(),
+                       progress=False)
+    assert [(r["stage"], r["epoch"]) for r in res.history] == [("rest", 1)]
+    assert load_viewsam_checkpoint(res.final).model.candidate_generator is None
+
+
 def _kill_once(marker: str, log: str):
     def hook(row, rank):
         with open(log, "a") as f:

@@ -192,8 +192,13 @@ def train_loop(config: dict) -> None:
             state["stage_epoch"] if si == state["stage"] else 0)
         if done >= stage.epochs:
             continue
-        opt = torch.optim.AdamW(set_trainable(model, stage.modules), lr=stage.lr,
-                                weight_decay=cfg.weight_decay)
+        params = set_trainable(model, stage.modules)
+        if not params:  # an ablation switched off everything this stage trains
+            if rank == 0:
+                print(f"[raysys train] stage {stage.name!r} skipped: none of its modules "
+                      f"{list(stage.modules)} is in this model", flush=True)
+            continue
+        opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=cfg.weight_decay)
         if si == state["stage"] and done > 0 and state["optimizer"] is not None:
             opt.load_state_dict(state["optimizer"])
         cg_only = _cg_only(model, stage)

@@ -288,7 +288,7 @@ def detect_frame(fg, i: int, size: SizeModel | None, cfg: ClassicalTrackerConfig
             out.append(Detection(box, 0.5, _shape_category(box, cfg), (y0, y1, x0, x1), crop))
             continue
         car = _find_vehicle(crop, off, size, cfg, img_hw)
-        if car is not None:
+        if car is not None and car.any():  # (the erosion can leave nothing of a thin one)
             out.append(Detection(_box_of(car, off), 0.5, "car", (y0, y1, x0, x1), car))
             crop = crop & ~car
         wins = _split_group(crop, off, size, cfg, img_hw)
