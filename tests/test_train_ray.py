@@ -86,20 +86,26 @@ def test_two_worker_ddp_run_reports_checkpoints_and_learns(labeled, local_ray, t
     assert loaded.model.image_size == 64
 
 
-def test_an_ablation_skips_the_stage_of_a_switched_off_module(labeled, local_ray, tmp_path):
-    """The quick schedule's first stage trains the Candidate Generator alone: without it
-    (the report's ``use_candidate_generator`` ablation) that stage has nothing to train
-    and is skipped; the run goes on with the next stage."""
+@pytest.mark.parametrize("switch", ["use_candidate_generator", "use_consistency_loss"])
+def test_an_ablation_skips_a_stage_with_nothing_to_train(labeled, local_ray, tmp_path,
+                                                         switch):
+    """The quick schedule trains the Candidate Generator alone, then VC-CMA + BAR, then
+    CGCT alone. Without the Candidate Generator (the report's ``use_candidate_generator``
+    ablation) its stage has no module; without the consistency loss no loss reaches CGCT.
+    Such a stage is skipped and the run goes on."""
     _, labels = labeled
     cfg = quick_config(clip_frames=2, clip_stride=4, image_size=64, sam2_image_size=64,
-                       max_objects=4, max_samples=4, max_failures=1,
-                       model={"use_candidate_generator": False},
+                       max_objects=4, max_samples=4, max_failures=1, model={switch: False},
                        stages=(StageConfig("cg", ("candidate_generator",), 1, 1e-3),
-                               StageConfig("rest", ("vc_cma", "bar", "cgct"), 1, 1e-3)))
+                               StageConfig("mid", ("vc_cma", "bar"), 1, 1e-3),
+                               StageConfig("cgct", ("cgct",), 1, 1e-3)))
     res = run_training(open_source("weak", labels), tmp_path / "run", cfg, _workers(),
                        progress=False)
-    assert [(r["stage"], r["epoch"]) for r in res.history] == [("rest", 1)]
-    assert load_viewsam_checkpoint(res.final).model.candidate_generator is None
+    want = {"use_candidate_generator": ["mid", "cgct"],
+            "use_consistency_loss": ["cg", "mid"]}[switch]
+    assert [r["stage"] for r in res.history] == want
+    model = load_viewsam_checkpoint(res.final).model
+    assert getattr(model.cfg, switch) is False
 
 
 def _kill_once(marker: str, log: str):

@@ -109,7 +109,9 @@ def _wrap(model, world: int, device, cg_only: bool = False):
 
 
 def _run_epoch(net, model, shard, opt, cfg: TrainConfig, device, keys: list[str]):
-    """One pass over this worker's shard; returns (per-key loss sums, steps) tensors."""
+    """One pass over this worker's shard; returns (per-key loss sums, steps) tensors, or
+    None when no loss reaches the trainable modules (e.g. CGCT without the consistency
+    loss, an ablation): the stage has nothing to learn."""
     import torch
 
     from raysys.training.data import collate
@@ -123,6 +125,8 @@ def _run_epoch(net, model, shard, opt, cfg: TrainConfig, device, keys: list[str]
         text = {k: v.to(device) for k, v in model.tokenize(texts).items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             losses = net(frames, text, targets, view_ids=view_ids)
+        if not losses["total"].requires_grad:
+            return None
         opt.zero_grad(set_to_none=True)
         losses["total"].float().backward()
         if cfg.grad_clip > 0:
@@ -208,6 +212,11 @@ def train_loop(config: dict) -> None:
         for e in range(done, stage.epochs):
             t0 = time.perf_counter()
             sums = _run_epoch(net, model, shard, opt, cfg, device, stage_keys)
+            if sums is None:
+                if rank == 0:
+                    print(f"[raysys train] stage {stage.name!r} skipped: no loss of this "
+                          f"model reaches its modules {list(stage.modules)}", flush=True)
+                break
             state.update(stage=si, stage_epoch=e + 1, epoch=state["epoch"] + 1)
             row = _epoch_row(sums, stage_keys, si, stage, e + 1, state["epoch"],
                              time.perf_counter() - t0)
