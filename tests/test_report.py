@@ -242,6 +242,11 @@ def test_baseline_step_runs_the_guarded_command(tmp_path, monkeypatch):
 def test_ratio_target_undefined_when_full_scores_zero():
     t = check_targets(table1(weak=0.0, full=0.0), {}, None)
     assert t[2]["passed"] is None and "undefined" in t[2]["text"]
+    # a near-zero full model (0.05) gives a ratio of noise, not a verdict
+    t = check_targets(table1(weak=0.0, full=0.05), {}, None)
+    assert t[2]["passed"] is None and "undefined" in t[2]["text"]
+    t = check_targets(table1(weak=30.0, full=40.0), {}, None)
+    assert t[2]["passed"] is False and t[2]["numbers"]["ratio"] == 0.75
 
 
 def test_main_job_profile_is_the_report_without_ablations(tmp_path):
