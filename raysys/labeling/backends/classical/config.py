@@ -50,6 +50,8 @@ class ClassicalTrackerConfig:
     car_window: tuple[float, float] = (0.6, 0.9)  # vehicle window (height, width) in person
     # heights at its bottom row
     car_min_fill: float = 0.8  # a vehicle fills its window at least this much
+    car_min_width: float = 1.0  # ... and is at least this wide (person heights at its
+    # bottom row) unless the image border cuts it: people side by side are narrower
     # shape rule when no size model could be fitted
     person_min_aspect: float = 1.05  # height / width of a person blob
     person_max_aspect: float = 5.0

@@ -260,7 +260,14 @@ def _find_vehicle(crop: np.ndarray, off: tuple[int, int], size: SizeModel,
         return None
     ya, yb = max(0, int(round(y0[r, c]))), int(rows[r])
     a, b = max(0, int(round(x0[r, c]))), min(gw, int(round(x1[r, c])))
-    return _grow_vehicle(crop, (ya, yb, a, b))
+    car = _grow_vehicle(crop, (ya, yb, a, b))
+    box = _box_of(car, off)
+    if box is None:  # (the erosion can leave nothing of a thin one)
+        return None
+    cut = box[0] <= 1 or box[0] + box[2] >= img_hw[1] - 1  # cut by the image border
+    if not cut and box[2] < cfg.car_min_width * float(size.height(box[1] + box[3])):
+        return None  # too narrow for a vehicle: people side by side
+    return car
 
 
 def _grow_vehicle(crop: np.ndarray, win: tuple[int, int, int, int]) -> np.ndarray:
@@ -288,7 +295,7 @@ def detect_frame(fg, i: int, size: SizeModel | None, cfg: ClassicalTrackerConfig
             out.append(Detection(box, 0.5, _shape_category(box, cfg), (y0, y1, x0, x1), crop))
             continue
         car = _find_vehicle(crop, off, size, cfg, img_hw)
-        if car is not None and car.any():  # (the erosion can leave nothing of a thin one)
+        if car is not None:
             out.append(Detection(_box_of(car, off), 0.5, "car", (y0, y1, x0, x1), car))
             crop = crop & ~car
         wins = _split_group(crop, off, size, cfg, img_hw)
