@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from raysys.labeling.association import AssociationConfig
+from raysys.labeling.ground_plane import GroundPlaneConfig
 from raysys.labeling.reprompt import RepromptConfig
 
 __all__ = ["GroupingConfig", "LabelConfig"]
@@ -32,6 +33,8 @@ class LabelConfig:
     text: str = "minilm"  # text embedder spec: minilm | hf:/path | random:roberta-base
     device: str = "cpu"  # device of the models inside actors ("cuda" on GPU nodes)
     association: AssociationConfig = field(default_factory=AssociationConfig)
+    ground_plane: GroundPlaneConfig = field(default_factory=GroundPlaneConfig)  # association
+    #                                   checked (and orphans placed) on the ground plane
     reprompt: RepromptConfig = field(default_factory=RepromptConfig)
     grouping: GroupingConfig = field(default_factory=GroupingConfig)
     actors: int = 1  # size of the tracking+ReID actor pool
@@ -49,7 +52,8 @@ class LabelConfig:
         if unknown:
             raise ValueError(f"unknown Stage 1 settings {sorted(unknown)}; valid: "
                              f"{[f.name for f in dataclasses.fields(cls)]}")
-        for name, typ in (("association", AssociationConfig), ("reprompt", RepromptConfig),
+        for name, typ in (("association", AssociationConfig), ("ground_plane", GroundPlaneConfig),
+                          ("reprompt", RepromptConfig),
                           ("grouping", GroupingConfig)):
             if isinstance(d.get(name), dict):
                 d[name] = typ(**d[name])

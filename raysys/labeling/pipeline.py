@@ -54,6 +54,7 @@ def _check_config(out: Path, cfg: LabelConfig, layout: DatasetLayout) -> None:
     f = out / "config.json"
     want = {"label_config": cfg.to_dict(), "data": str(layout.root.resolve()),
             "domain": layout.domain, "split": layout.split}
+    want = json.loads(json.dumps(want))  # as read back from the file (tuples are lists)
     if f.exists():
         have = json.loads(f.read_text())
         if have != want:

@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from raysys.io.video import VideoFrames
-from raysys.labeling.association import associate
+from raysys.labeling.association import associate, resolve_identities
 from raysys.labeling.backends.reid import tracklet_embedding
 from raysys.labeling.config import LabelConfig
+from raysys.labeling.ground_plane import ground_veto
 from raysys.labeling.reprompt import reprompt_scene
 from raysys.labeling.tracking_stage import read_unit
 from raysys.types import Tracklet
@@ -108,8 +109,14 @@ class SceneLabeler:
             tl = [tracklets[i] for i in idx]
             fe = [embs[i] for i in idx]
             emb = np.stack([tracklet_embedding(e) for e in fe]) if tl else np.zeros((0, 1))
-            gids, _ = associate(np.array([t.view for t in tl]), emb,
-                                [t.frames for t in tl], self.cfg.association)
+            views = np.array([t.view for t in tl])
+            spans = [t.frames for t in tl]
+            gids, matches = associate(views, emb, spans, self.cfg.association)
+            if self.cfg.ground_plane.enabled and tl:  # checked on the ground plane
+                matches, g_stats = ground_veto(tl, gids, matches, self.cfg.ground_plane)
+                if g_stats["vetoed"] or g_stats["attached"]:
+                    gids = resolve_identities(matches, views, spans, self.cfg.association)
+                stats.update({f"ground_{k}_{cat}": v for k, v in g_stats.items()})
             assoc_t += tl
             assoc_g += (gids + next_gid - 1).tolist()
             t1 = time.perf_counter()
