@@ -84,3 +84,19 @@ def test_too_few_identities_give_no_homography():
     assert ground_homographies(tl, gids) == {}
     matches = [[(i + 1, 0.9)] if i % 2 == 0 else [(i - 1, 0.9)] for i in range(6)]
     assert ground_veto(tl, gids, matches)[0] == matches
+
+
+def test_label_config_reads_ground_plane_settings_and_names_bad_ones():
+    import json
+
+    import pytest
+
+    from raysys.labeling.config import LabelConfig
+
+    cfg = LabelConfig.from_dict({"ground_plane": {"enabled": False, "veto_dist": 0.7}})
+    assert cfg.ground_plane == GroundPlaneConfig(enabled=False, veto_dist=0.7)
+    # a config written to JSON reads back equal (tuples become lists on the way)
+    back = LabelConfig.from_dict(json.loads(json.dumps(LabelConfig().to_dict())))
+    assert json.dumps(back.to_dict()) == json.dumps(LabelConfig().to_dict())
+    with pytest.raises(ValueError, match=r"ground_plane settings \['veto'\]; valid"):
+        LabelConfig.from_dict({"ground_plane": {"veto": 0.7}})

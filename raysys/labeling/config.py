@@ -56,5 +56,9 @@ class LabelConfig:
                           ("reprompt", RepromptConfig),
                           ("grouping", GroupingConfig)):
             if isinstance(d.get(name), dict):
+                bad = set(d[name]) - {f.name for f in dataclasses.fields(typ)}
+                if bad:
+                    raise ValueError(f"unknown Stage 1 {name} settings {sorted(bad)}; valid: "
+                                     f"{[f.name for f in dataclasses.fields(typ)]}")
                 d[name] = typ(**d[name])
         return cls(**d)
