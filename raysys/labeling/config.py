@@ -48,17 +48,19 @@ class LabelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> LabelConfig:
         d = dict(d)
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown Stage 1 settings {sorted(unknown)}; valid: "
-                             f"{[f.name for f in dataclasses.fields(cls)]}")
+        _check_fields(cls, d, "Stage 1")
         for name, typ in (("association", AssociationConfig), ("ground_plane", GroundPlaneConfig),
                           ("reprompt", RepromptConfig),
                           ("grouping", GroupingConfig)):
             if isinstance(d.get(name), dict):
-                bad = set(d[name]) - {f.name for f in dataclasses.fields(typ)}
-                if bad:
-                    raise ValueError(f"unknown Stage 1 {name} settings {sorted(bad)}; valid: "
-                                     f"{[f.name for f in dataclasses.fields(typ)]}")
+                _check_fields(typ, d[name], f"Stage 1 {name}")
                 d[name] = typ(**d[name])
         return cls(**d)
+
+
+def _check_fields(cls, d: dict, what: str) -> None:
+    """A clear error for keys of ``d`` that are not fields of dataclass ``cls``."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = set(d) - set(names)
+    if unknown:
+        raise ValueError(f"unknown {what} settings {sorted(unknown)}; valid: {names}")

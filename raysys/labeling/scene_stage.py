@@ -112,11 +112,11 @@ class SceneLabeler:
             views = np.array([t.view for t in tl])
             spans = [t.frames for t in tl]
             gids, matches = associate(views, emb, spans, self.cfg.association)
-            if self.cfg.ground_plane.enabled and tl:  # checked on the ground plane
-                matches, g_stats = ground_veto(tl, gids, matches, self.cfg.ground_plane)
-                if g_stats["vetoed"] or g_stats["attached"]:
-                    gids = resolve_identities(matches, views, spans, self.cfg.association)
-                stats.update({f"ground_{k}_{cat}": v for k, v in g_stats.items()})
+            # checked on the ground plane (a no-op when switched off)
+            matches, g_stats = ground_veto(tl, gids, matches, self.cfg.ground_plane)
+            if g_stats["vetoed"] or g_stats["attached"]:
+                gids = resolve_identities(matches, views, spans, self.cfg.association)
+            stats.update({f"ground_{k}_{cat}": v for k, v in g_stats.items()})
             assoc_t += tl
             assoc_g += (gids + next_gid - 1).tolist()
             t1 = time.perf_counter()

@@ -239,12 +239,14 @@ def _box_of(m: np.ndarray, off: tuple[int, int]) -> np.ndarray | None:
 
 
 def _find_vehicle(crop: np.ndarray, off: tuple[int, int], size: SizeModel,
-                  cfg: ClassicalTrackerConfig, img_hw: tuple[int, int]) -> np.ndarray | None:
-    """Pixels of a vehicle in a group (bool mask like ``crop``) or None.
+                  cfg: ClassicalTrackerConfig, img_hw: tuple[int, int]):
+    """A vehicle in a group: (its pixels, a bool mask like ``crop``; its xywh image box),
+    or None.
 
     A vehicle fills a window as high as ~0.6 and as wide as ~0.9 person heights at its
     bottom row (people, even side by side, leave gaps); its extent is the run of columns
-    around that window that stay filled in its rows.
+    around that window that stay filled in its rows, and it is at least ``car_min_width``
+    person heights wide unless the image border cuts it.
     """
     gh, gw = crop.shape
     if gw < cfg.car_window[1] * float(size.height(off[0] + gh)) * 0.9:
@@ -267,7 +269,7 @@ def _find_vehicle(crop: np.ndarray, off: tuple[int, int], size: SizeModel,
     cut = box[0] <= 1 or box[0] + box[2] >= img_hw[1] - 1  # cut by the image border
     if not cut and box[2] < cfg.car_min_width * float(size.height(box[1] + box[3])):
         return None  # too narrow for a vehicle: people side by side
-    return car
+    return car, box
 
 
 def _grow_vehicle(crop: np.ndarray, win: tuple[int, int, int, int]) -> np.ndarray:
@@ -294,9 +296,10 @@ def detect_frame(fg, i: int, size: SizeModel | None, cfg: ClassicalTrackerConfig
             box = _box_of(crop, off)
             out.append(Detection(box, 0.5, _shape_category(box, cfg), (y0, y1, x0, x1), crop))
             continue
-        car = _find_vehicle(crop, off, size, cfg, img_hw)
-        if car is not None:
-            out.append(Detection(_box_of(car, off), 0.5, "car", (y0, y1, x0, x1), car))
+        found = _find_vehicle(crop, off, size, cfg, img_hw)
+        if found is not None:
+            car, box = found
+            out.append(Detection(box, 0.5, "car", (y0, y1, x0, x1), car))
             crop = crop & ~car
         wins = _split_group(crop, off, size, cfg, img_hw)
         masks = _assign_pixels(crop, wins, size, off, cfg.det_reach)
