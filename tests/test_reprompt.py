@@ -161,3 +161,23 @@ def test_identities_reprompted_onto_a_third_one_do_not_merge():
                    for per in out.values())
     assert where == [[("View1", 31), ("View2", 31), ("View3", 31)], [("View2", 1)],
                      [("View3", 1)]]
+
+
+def test_contested_view_is_not_taken_from_a_two_view_identity():
+    # identity 1 is person A, tracked in View1 and View3; identity 2 is person P, tracked
+    # in View2 and View3. Identity 2, re-prompted in View1, lands on A's View1 track, whose
+    # embedding is closer to P's prototype than to A's View3 one. Moving it would leave
+    # identity 1 in View3 only, and dropped with A's View3 track: A keeps both views, and
+    # P's re-propagated boxes on A's track are dropped.
+    f = list(range(1, 9))
+    a1, a3 = _tracklet("View1", 1, f, 0), _tracklet("View3", 1, f, 0)
+    p2, p3 = _tracklet("View2", 2, f, 30), _tracklet("View3", 2, f, 30)
+    tl = [a1, a3, p2, p3]
+    fe, emb = _embs(tl, [[0.6, 0.8, 0], [1, 0, 0.3], [0, 1, 0], [0, 1, 0]])
+    # (A's View1 track is closer to P's prototype, 0.80, than to its own View3 one, 0.58)
+    assert emb[0] @ prototype(emb[2:]) > emb[0] @ emb[1]
+    world = {"View1": [a1], "View2": [p2], "View3": [a3, p3]}
+    out = reprompt_scene(tl, fe, emb, np.array([1, 1, 2, 2]), _world_repropagate(world))
+    where = sorted(sorted((v, int(t.boxes[0, 0])) for v, t in per.items())
+                   for per in out.values())
+    assert where == [[("View1", 1), ("View3", 1)], [("View2", 31), ("View3", 31)]]

@@ -14,7 +14,8 @@ identity's own tracklets, the others were re-propagated:
 
 1. a view's tracklets that an identity b was re-prompted onto, held by an identity a
    that b clashes with (both tracked elsewhere as two objects), go to whichever
-   prototype is closer: b's or that of a's tracklets in the other views;
+   prototype is closer: b's or that of a's tracklets in the other views (unless that
+   would leave a tracked in fewer than ``min_views`` views);
 2. identities whose tracked boxes coincide in a view, or one re-prompted onto the
    other's tracked boxes, are merged when they never clash;
 3. re-propagated boxes left on another identity's box are dropped;
@@ -177,7 +178,10 @@ def _reassign_contested(out, original_frames, views: np.ndarray, emb: np.ndarray
     boxes of identity a (seen in other views too), a's tracklets in that view are claimed
     by both. They go to b when their embedding is closer to b's prototype than to the
     prototype of a's *other* tracklets (leave-one-view-out, so that they do not vote for
-    themselves). Moved tracks keep their boxes; ``out`` is updated in place.
+    themselves), unless a would be left tracked in fewer than ``min_views`` views: it
+    would then be dropped, losing its other tracks too (on seed 0 of the
+    generated test split this was the only reassignment made, and it cost a correct
+    two-view identity). Moved tracks keep their boxes; ``out`` is updated in place.
     """
     claims: dict[tuple[int, str], list[int]] = {}
     for b, per_view in out.items():
@@ -196,6 +200,8 @@ def _reassign_contested(out, original_frames, views: np.ndarray, emb: np.ndarray
         rest = np.flatnonzero((gids == a) & (views != v))
         if not mine.size or not rest.size:
             continue
+        if sum(bool(original_frames.get((a, u))) for u in out[a]) - 1 < cfg.min_views:
+            continue  # a would be left tracked in too few views, and dropped: keep it
         e = prototype(emb[mine])
         best, arg = float(e @ prototype(emb[rest])), None
         for b in bs:
