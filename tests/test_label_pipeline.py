@@ -67,6 +67,8 @@ def test_pipeline_outputs_and_resume(data, local_ray, tmp_path):
             v = q[level][st]["CVR-IDF1"]
             assert v is not None and 0.0 <= v <= 100.0
     assert json.loads((out / "quality.json").read_text())["identity"] == q["identity"]
+    # the ceiling: the tracklets' own boxes with perfect identities score at least as well
+    assert q["identity"]["tracklets"]["CVR-IDF1"] <= q["ceiling"]["CVR-IDF1"] <= 100.0
     # resume: nothing left to do, same outputs
     before = _tracklet_keys(out)
     res2 = run_labeling(data, out, LabelConfig(), progress=False)

@@ -53,7 +53,7 @@ def quality_report(label_out: str | Path, layout: DatasetLayout, category: str =
     gt_tracks = {s: load_scene_tracks(layout, s, category) for s in scenes}
     stage_rows = {st: {s: read_stage(stage_path(label_out, s, st)) for s in scenes}
                   for st in STAGES}
-    identity = {}
+    identity, ceiling = {}, []
     for st in STAGES:
         res = []
         for s in scenes:
@@ -61,6 +61,10 @@ def quality_report(label_out: str | Path, layout: DatasetLayout, category: str =
             res.append(evaluate_expression(gt, _pred_rows(stage_rows[st][s], list(gt),
                                                           category=category)))
         identity[st] = _mean(res)
+        if st == "tracklets":  # what the tracklets' boxes allow with perfect identities:
+            # every box the evaluator matches to a GT box (IoU >= 0.5) with the right id
+            ceiling = [200.0 * r.clear.tp / max(r.clear.n_gt + r.clear.n_pred, 1)
+                       for r in res]
     if text_embedder is None:
         from raysys.labeling.backends import build_text_embedder
 
@@ -92,6 +96,7 @@ def quality_report(label_out: str | Path, layout: DatasetLayout, category: str =
                       "similarity": referring["reprompt"]["similarity"],
                       "similarity_per_stage": {st: referring[st]["similarity"]
                                                for st in STAGES}},
+        "ceiling": {"CVR-IDF1": float(np.mean(ceiling)) if ceiling else None},
         "scenes": len(scenes), "gt_expressions": len(gt_exprs), "category": category,
     }
     crtrack.atomic_write_text(label_out / "quality.json", json.dumps(report, indent=2))
@@ -112,6 +117,9 @@ def format_quality(report: dict) -> str:
         i, r = report["identity"][st], report["referring"][st]
         lines.append(f"{names[st]:32s} {f(i['CVR-IDF1']):>14s} {f(i['CVR-MA']):>12s} "
                      f"{f(r['CVR-IDF1']):>15s} {f(r['CVR-MA']):>13s}")
+    ceil = report.get("ceiling", {}).get("CVR-IDF1")
+    if ceil is not None:
+        lines.append(f"identity IDF1 the tracklets' boxes allow with perfect ids: {ceil:6.2f}")
     sim = report["referring"]["similarity"]
     lines.append(f"mean text similarity of matched expressions: "
                  f"{'n/a' if sim is None else f'{sim:.3f}'}")

@@ -201,8 +201,13 @@ def _quality_table(q: Mapping) -> str:
         lines.append(f"| {label} | {_f(i.get('CVR-IDF1'))} | {_f(i.get('CVR-MA'))} | "
                      f"{_f(r.get('CVR-IDF1'))} | {_f(r.get('CVR-MA'))} |")
     sim = q.get("referring", {}).get("similarity")
-    return "\n".join(lines) + (f"\n\nMean text similarity of the matched expressions: "
-                               f"{_f(sim)}.\n" if sim is not None else "\n")
+    ceil = q.get("ceiling", {}).get("CVR-IDF1")
+    notes = ([f"Mean text similarity of the matched expressions: {_f(sim)}."]
+             if sim is not None else [])
+    if ceil is not None:
+        notes.append(f"Identity CVR-IDF1 that the single-view tracklets' boxes allow with "
+                     f"perfect identities (the detector's ceiling): {_f(ceil)}.")
+    return "\n".join(lines) + ("\n\n" + "\n\n".join(notes) + "\n" if notes else "\n")
 
 
 def _mark(passed) -> str:
