@@ -69,6 +69,12 @@ def test_pipeline_outputs_and_resume(data, local_ray, tmp_path):
     assert json.loads((out / "quality.json").read_text())["identity"] == q["identity"]
     # the ceiling: the tracklets' own boxes with perfect identities score at least as well
     assert q["identity"]["tracklets"]["CVR-IDF1"] <= q["ceiling"]["CVR-IDF1"] <= 100.0
+    # per camera: recall and precision of each stage's boxes
+    cams = {f"{s}/{v}" for s in {u["scene"] for u in units} for v in views}
+    assert set(q["per_view"]) == cams
+    for cell in q["per_view"].values():
+        assert set(cell) == {"tracklets", "association", "reprompt"}
+        assert all(0.0 <= x <= 1.0 for c in cell.values() for x in c.values() if x is not None)
     # resume: nothing left to do, same outputs
     before = _tracklet_keys(out)
     res2 = run_labeling(data, out, LabelConfig(), progress=False)

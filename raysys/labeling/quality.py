@@ -53,13 +53,18 @@ def quality_report(label_out: str | Path, layout: DatasetLayout, category: str =
     gt_tracks = {s: load_scene_tracks(layout, s, category) for s in scenes}
     stage_rows = {st: {s: read_stage(stage_path(label_out, s, st)) for s in scenes}
                   for st in STAGES}
-    identity, ceiling = {}, []
+    identity, ceiling, per_view = {}, [], {}
     for st in STAGES:
         res = []
         for s in scenes:
             gt = gt_tracks[s]
-            res.append(evaluate_expression(gt, _pred_rows(stage_rows[st][s], list(gt),
-                                                          category=category)))
+            pred = _pred_rows(stage_rows[st][s], list(gt), category=category)
+            res.append(evaluate_expression(gt, pred))
+            for v in gt:  # boxes of one camera, identities aside: where the boxes fail
+                c = evaluate_expression({v: gt[v]}, {v: pred.get(v, np.zeros((0, 6)))}).clear
+                per_view.setdefault(f"{s}/{v}", {})[st] = {
+                    "recall": c.tp / c.n_gt if c.n_gt else None,
+                    "precision": c.tp / c.n_pred if c.n_pred else None}
         identity[st] = _mean(res)
         if st == "tracklets":  # what the tracklets' boxes allow with perfect identities:
             # every box the evaluator matches to a GT box (IoU >= 0.5) with the right id
@@ -97,6 +102,7 @@ def quality_report(label_out: str | Path, layout: DatasetLayout, category: str =
                       "similarity_per_stage": {st: referring[st]["similarity"]
                                                for st in STAGES}},
         "ceiling": {"CVR-IDF1": float(np.mean(ceiling)) if ceiling else None},
+        "per_view": per_view,
         "scenes": len(scenes), "gt_expressions": len(gt_exprs), "category": category,
     }
     crtrack.atomic_write_text(label_out / "quality.json", json.dumps(report, indent=2))
@@ -123,4 +129,20 @@ def format_quality(report: dict) -> str:
     sim = report["referring"]["similarity"]
     lines.append(f"mean text similarity of matched expressions: "
                  f"{'n/a' if sim is None else f'{sim:.3f}'}")
+    per_view = report.get("per_view")
+    if per_view:
+        lines.append("")
+        lines.append("boxes per camera (IoU >= 0.5 with a GT box, identities aside), "
+                     "recall / precision:")
+        short = {"tracklets": "tracklets", "association": "+ association",
+                 "reprompt": "+ re-prompting"}
+        lines.append(f"{'scene/view':32s} " + " ".join(f"{short[st]:>16s}" for st in STAGES))
+        for key in sorted(per_view):
+            cells = []
+            for st in STAGES:
+                c = per_view[key].get(st, {})
+                r, p = c.get("recall"), c.get("precision")
+                cells.append(f"{'n/a' if r is None else f'{r:.2f}':>7s} / "
+                             f"{'n/a' if p is None else f'{p:.2f}':<6s}")
+            lines.append(f"{key:32s} " + " ".join(f"{x:>16s}" for x in cells))
     return "\n".join(lines)
