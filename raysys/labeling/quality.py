@@ -61,7 +61,7 @@ def quality_report(label_out: str | Path, layout: DatasetLayout, category: str =
             pred = _pred_rows(stage_rows[st][s], list(gt), category=category)
             res.append(evaluate_expression(gt, pred))
             for v in gt:  # boxes of one camera, identities aside: where the boxes fail
-                c = evaluate_expression({v: gt[v]}, {v: pred.get(v, np.zeros((0, 6)))}).clear
+                c = evaluate_expression({v: gt[v]}, {v: pred[v]}).clear
                 per_view.setdefault(f"{s}/{v}", {})[st] = {
                     "recall": c.tp / c.n_gt if c.n_gt else None,
                     "precision": c.tp / c.n_pred if c.n_pred else None}

@@ -162,26 +162,27 @@ def reprompt_scene(
                                        0)
             original_frames[(g, v)] = set()
     views_of = np.array([t.view for t in tracklets])
-    _reassign_contested(out, original_frames, views_of, emb, gids, cfg)
+    need = min(max(1, cfg.min_views), len(all_views))  # a one-view scene keeps all
+    _reassign_contested(out, original_frames, views_of, emb, gids, cfg, need)
     out = _merge_duplicates(out, original_frames, cfg)
     _drop_claimed_frames(out, original_frames, cfg)
-    need = min(max(1, cfg.min_views), len(all_views))  # a one-view scene keeps all
     kept = [g for g in sorted(out) if len(out[g]) >= need]
     return {new: out[g] for new, g in enumerate(kept, start=1)}
 
 
 def _reassign_contested(out, original_frames, views: np.ndarray, emb: np.ndarray,
-                        gids: np.ndarray, cfg: RepromptConfig) -> None:
+                        gids: np.ndarray, cfg: RepromptConfig, need: int) -> None:
     """A view's track that another identity was re-prompted onto goes to the closer prototype.
 
     When identity b, re-prompted in a view it had no tracklet in, lands on the tracked
     boxes of identity a (seen in other views too), a's tracklets in that view are claimed
     by both. They go to b when their embedding is closer to b's prototype than to the
     prototype of a's *other* tracklets (leave-one-view-out, so that they do not vote for
-    themselves), unless a would be left tracked in fewer than ``min_views`` views: it
-    would then be dropped, losing its other tracks too (on seed 0 of the
-    generated test split this was the only reassignment made, and it cost a correct
-    two-view identity). Moved tracks keep their boxes; ``out`` is updated in place.
+    themselves), unless a would be left tracked in fewer than ``need`` views (the views an
+    identity needs to be kept, see ``min_views``): it would then be dropped, losing its
+    other tracks too (on seed 0 of the generated test split this was the only
+    reassignment made, and it cost a correct two-view identity). Moved tracks keep their
+    boxes; ``out`` is updated in place.
     """
     claims: dict[tuple[int, str], list[int]] = {}
     for b, per_view in out.items():
@@ -200,7 +201,7 @@ def _reassign_contested(out, original_frames, views: np.ndarray, emb: np.ndarray
         rest = np.flatnonzero((gids == a) & (views != v))
         if not mine.size or not rest.size:
             continue
-        if sum(bool(original_frames.get((a, u))) for u in out[a]) - 1 < cfg.min_views:
+        if sum(bool(original_frames.get((a, u))) for u in out[a]) - 1 < need:
             continue  # a would be left tracked in too few views, and dropped: keep it
         e = prototype(emb[mine])
         best, arg = float(e @ prototype(emb[rest])), None
