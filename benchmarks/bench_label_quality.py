@@ -59,6 +59,9 @@ def main() -> None:
                                              for k, v in q["identity"].items()},
                              "referring_idf1_last": round(q["referring"]["reprompt"]["CVR-IDF1"],
                                                           2),
+                             "referring_idf1": {k: round(q["referring"][k]["CVR-IDF1"], 2)
+                                                for k in q["identity"]},
+                             "referring_similarity": round(q["referring"]["similarity"], 3),
                              "tracklet_ceiling": round(q["ceiling"]["CVR-IDF1"], 2)})
                 print(json.dumps(runs[-1]), flush=True)
     finally:
@@ -69,6 +72,9 @@ def main() -> None:
               "mean_identity_idf1": mean,
               "mean_tracklet_ceiling": round(float(np.mean([r["tracklet_ceiling"]
                                                             for r in runs])), 2),
+              "mean_referring_idf1": {k: round(float(np.mean([r["referring_idf1"][k]
+                                                               for r in runs])), 2)
+                                      for k in stages},
               "seeds_at_75": [r["seed"] for r in runs if r["identity_idf1"][stages[-1]] >= 75]}
     text = json.dumps(result, indent=2)
     print(text)

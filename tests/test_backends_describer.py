@@ -163,3 +163,33 @@ def test_select_crops_spreads_over_trajectory():
     sel = select_crops(crops, masks, max_images=3, mask_background=True)
     assert len(sel) == 3 and sel[0].shape == crops[0].shape
     assert (sel[0][~masks[0]] == 128).all()  # background painted mid-grey
+
+
+def test_describe_levels_gives_the_full_then_the_general_sentences():
+    from raysys.labeling.backends.colours import general_phrases
+    from raysys.labeling.backends.describer import describe_levels
+
+    crops, masks = trajectory("green", "black", cap="red")
+    levels = ColourDescriber().describe_levels(crops, masks)
+    assert levels == ["A man in a red cap, green coat and black trousers",
+                      "A man wearing a green coat",
+                      "A man wearing a green coat and black trousers",
+                      "A man in a red cap and green coat"]
+    crops, masks = trajectory("blue", "gray", bicycle=True)
+    assert ColourDescriber().describe_levels(crops, masks)[1:] == [
+        "A man wearing a blue coat", "A man wearing a blue coat and gray trousers",
+        "A man riding a bicycle", "A man in a blue coat, riding a bicycle"]
+    assert general_phrases({"is_person": False, "category": "car", "colour": "red"}) == []
+
+    class OnlyDescribe:  # a describer without describe_levels: its sentence only
+        def describe(self, crops, masks=None, category="person"):
+            return "A man wearing a red coat"
+
+    assert describe_levels(OnlyDescribe(), crops, masks) == ["A man wearing a red coat"]
+
+    class Broken:
+        def describe_levels(self, crops, masks=None, category="person"):
+            return []
+
+    with pytest.raises(TypeError, match="non-empty list of sentences"):
+        describe_levels(Broken(), crops, masks)

@@ -53,6 +53,10 @@ def test_pipeline_outputs_and_resume(data, local_ray, tmp_path):
     ex = read_table(out / "expressions.parquet").to_pydict()
     assert len(ex["text"]) == res.summary["expressions"] >= 1
     assert all(len(g) >= 1 for g in ex["global_ids"])
+    # each trajectory's description, with the general sentences it implies
+    d = read_table(out / "scenes" / units[0]["scene"] / "descriptions-reprompt.parquet")
+    assert {"text", "general"} <= set(d.column_names)
+    assert all(isinstance(t, str) for g in d.to_pydict()["general"] for t in g)
     # the pseudo labels in the CRTrack layout read back with the evaluator's reader
     exprs = crtrack.list_expressions(out / "crtrack")
     assert {e.text for e in exprs} == set(ex["text"])

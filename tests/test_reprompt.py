@@ -139,10 +139,17 @@ def test_contested_view_goes_to_the_closer_prototype():
     tl = [a[0], *b, a[1], a[2]]
     fe, emb = _embs(tl, [[1, 0.2], [0.5, 1], [0.5, 1], [1, 0], [1, 0.1]])
     world = {"View1": [a[0]], "View2": [a[1], b[0]], "View3": [a[2], b[1]]}
-    out = reprompt_scene(tl, fe, emb, np.array([1, 1, 1, 2, 2]), _world_repropagate(world))
+    gids = np.array([1, 1, 1, 2, 2])
+    out = reprompt_scene(tl, fe, emb, gids, _world_repropagate(world),
+                         RepromptConfig(reassign_contested=True))
     where = {g: {v: int(t.boxes[0, 0]) for v, t in per.items()} for g, per in out.items()}
     assert sorted(where.values(), key=len) == [
         {"View2": 31, "View3": 31}, {"View1": 1, "View2": 1, "View3": 1}]
+    # by default association's choice stands: A's View1 track stays with identity 1
+    out = reprompt_scene(tl, fe, emb, gids, _world_repropagate(world))
+    where = {g: {v: int(t.boxes[0, 0]) for v, t in per.items()} for g, per in out.items()}
+    assert sorted(where.values(), key=len) == [
+        {"View2": 1, "View3": 1}, {"View1": 1, "View2": 31, "View3": 31}]
 
 
 def test_identities_reprompted_onto_a_third_one_do_not_merge():
@@ -177,7 +184,8 @@ def test_contested_view_is_not_taken_from_a_two_view_identity():
     # (A's View1 track is closer to P's prototype, 0.80, than to its own View3 one, 0.58)
     assert emb[0] @ prototype(emb[2:]) > emb[0] @ emb[1]
     world = {"View1": [a1], "View2": [p2], "View3": [a3, p3]}
-    out = reprompt_scene(tl, fe, emb, np.array([1, 1, 2, 2]), _world_repropagate(world))
+    out = reprompt_scene(tl, fe, emb, np.array([1, 1, 2, 2]), _world_repropagate(world),
+                         RepromptConfig(reassign_contested=True))
     where = sorted(sorted((v, int(t.boxes[0, 0])) for v, t in per.items())
                    for per in out.values())
     assert where == [[("View1", 1), ("View3", 1)], [("View2", 31), ("View3", 31)]]

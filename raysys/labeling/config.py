@@ -18,6 +18,8 @@ class GroupingConfig:
 
     similarity: float = 0.97  # descriptions with text cosine >= this share an expression
     max_crops: int = 24  # crops per trajectory given to the describer (spread over views)
+    general: bool = True  # also group the describer's more general sentences ("a man in a
+    #                       green coat") into expressions of every trajectory they fit
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 One row per (scene, stage): an actor (describer + text embedder loaded once) samples up to
 ``max_crops`` crops per trajectory spread over its views and frames, reads each needed
-frame once, describes every trajectory and embeds the descriptions, and writes
+frame once, describes every trajectory (its full sentence and, where the describer offers
+them, the more general sentences it implies) and embeds the full sentences, and writes
 ``scenes/<scene>/descriptions-<stage>.parquet`` atomically.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from raysys.io.video import VideoFrames
+from raysys.labeling.backends.describer import describe_levels
 from raysys.labeling.config import LabelConfig
 from raysys.labeling.scene_stage import read_stage
 from raysys.labeling.tracking_stage import crop
@@ -39,8 +41,11 @@ def sample_crops(tracklets, max_crops: int) -> list[tuple[str, int, int]]:
 
 
 def describe_stage_file(stage_file: Path, view_dirs: dict[str, str], describer, embedder,
-                        max_crops: int) -> tuple[list[int], list[str], np.ndarray, list[str]]:
-    """Describe every trajectory of a stage file: (gids, texts, (n, d) embeddings, cats)."""
+                        max_crops: int
+                        ) -> tuple[list[int], list[str], np.ndarray, list[str], list[list[str]]]:
+    """Describe every trajectory of a stage file: (gids, texts, (n, d) embeddings, cats,
+    general), ``general`` being each trajectory's more general sentences (empty lists for a
+    describer without ``describe_levels``)."""
     rows = read_stage(stage_file)
     by_gid: dict[int, list] = {}
     for g, t in rows:
@@ -66,10 +71,12 @@ def describe_stage_file(stage_file: Path, view_dirs: dict[str, str], describer, 
             crops[g].append(c)
             masks[g].append(cm)
     cats = [by_gid[g][0].category for g in gids]
-    texts = [describer.describe(crops[g], masks[g] if all(m is not None for m in masks[g])
-                                else None, c) for g, c in zip(gids, cats, strict=True)]
+    levels = [describe_levels(describer, crops[g],
+                              masks[g] if all(m is not None for m in masks[g]) else None, c)
+              for g, c in zip(gids, cats, strict=True)]
+    texts = [lv[0] for lv in levels]
     emb = embedder.embed(texts) if texts else np.zeros((0, 1), np.float32)
-    return gids, texts, np.asarray(emb, np.float32), cats
+    return gids, texts, np.asarray(emb, np.float32), cats, [lv[1:] for lv in levels]
 
 
 class DescribeUDF:
@@ -91,11 +98,12 @@ class DescribeUDF:
         done = {"scene": [], "stage": [], "trajectories": []}
         for i in range(len(batch["scene"])):
             scene, stage = str(batch["scene"][i]), str(batch["stage"][i])
-            gids, texts, emb, cats = describe_stage_file(
+            gids, texts, emb, cats, general = describe_stage_file(
                 Path(str(batch["stage_file"][i])), json.loads(str(batch["view_dirs"][i])),
                 self.describer, self.embedder, self.cfg.grouping.max_crops)
             table = pa.table({
                 "global_id": pa.array(gids, pa.int64()), "category": cats, "text": texts,
+                "general": pa.array(general, pa.list_(pa.string())),
                 "embedding": pa.array(list(emb), pa.list_(pa.float32()))})
             write_table(table, descriptions_path(self.out, scene, stage))
             done["scene"].append(scene)

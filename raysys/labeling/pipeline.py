@@ -146,8 +146,9 @@ def _group_and_write(scenes: list[str], views: dict[str, list[str]], cfg: LabelC
         for scene in scenes:
             d = read_table(descriptions_path(out, scene, stage)).to_pydict()
             emb = np.array(d["embedding"], np.float32).reshape(len(d["text"]), -1)
+            general = d.get("general") if cfg.grouping.general else None
             exprs += group_descriptions(scene, d["global_id"], d["text"], emb,
-                                        cfg.grouping.similarity)
+                                        cfg.grouping.similarity, general)
         write_table(expressions_to_table(exprs), out / "stages" / stage / "expressions.parquet")
         counts[stage] = len(exprs)
     # the pseudo labels: the re-prompt stage

@@ -42,6 +42,7 @@ __all__ = [
     "ColourDescriber",
     "name_colours",
     "attributes_to_text",
+    "general_phrases",
 ]
 
 # CRTrack's colour vocabulary, in a fixed order (indices are used by name_colours).
@@ -91,8 +92,13 @@ class ColourDescriberConfig:
     white_balance: float = 0.8  # grey-world strength over background pixels (0 = off)
     exposure: float = 0.5  # partial normalisation of the background's mean luma to 0.45
     achromatic_chroma: float = 10.0  # Lab chroma under which a pixel is black/gray/white
-    black_max_l: float = 30.0  # achromatic pixels darker than this are black
-    white_min_l: float = 75.0  # ... lighter than this are white
+    black_max_l: float = 22.0  # achromatic pixels darker than this are black
+    white_min_l: float = 58.0  # ... lighter than this are white (shaded cloth is darker
+    #                            than its colour: on the generated benchmark white coats
+    #                            measure L ~62, gray ones ~40, black ones ~15)
+    chroma_weight: float = 0.4  # weight of chroma (vs hue) differences when matching
+    #                             prototypes: shading and haze change a colour's chroma
+    #                             more than its hue (a shaded purple keeps its hue)
     min_region_share: float = 0.3  # a region's winning colour needs this voted share
     two_colour_min_share: float = 0.4  # "red and black coat" when the 2nd colour has this
     headwear_min_share: float = 0.5  # mean share of non-skin, non-hair crown pixels
@@ -106,7 +112,9 @@ def name_colours(lab: np.ndarray, config: ColourDescriberConfig | None = None) -
 
     Dark or low-chroma pixels are achromatic (black/gray/white by lightness; the chroma
     threshold rises for dark pixels, whose chroma is small anyway); the rest take the name
-    of the nearest chromatic prototype in (0.5 L, a, b).
+    of the nearest chromatic prototype, with lightness differences weighted 0.5 and the
+    (a, b) difference split CIE94-style into chroma and hue parts, chroma weighted
+    ``chroma_weight`` (a shaded or hazy colour loses chroma, not hue).
 
     Args:
         lab: ``(..., 3)`` Lab values.
@@ -123,9 +131,11 @@ def name_colours(lab: np.ndarray, config: ColourDescriberConfig | None = None) -
     if (~achro).any():
         proto, proto_name = _prototype_lab()
         p = flat[~achro]
+        d_ab2 = ((p[:, None, 1] - proto[None, :, 1]) ** 2
+                 + (p[:, None, 2] - proto[None, :, 2]) ** 2)  # (N, P)
+        d_c2 = (chroma[~achro][:, None] - np.hypot(proto[:, 1], proto[:, 2])[None]) ** 2
         d = (((p[:, None, 0] - proto[None, :, 0]) * _L_WEIGHT) ** 2
-             + (p[:, None, 1] - proto[None, :, 1]) ** 2
-             + (p[:, None, 2] - proto[None, :, 2]) ** 2)  # (N, P)
+             + c.chroma_weight ** 2 * d_c2 + np.maximum(d_ab2 - d_c2, 0.0))  # (N, P)
         out[~achro] = proto_name[np.argmin(d, axis=1)]
     return out.reshape(lab.shape[:-1])
 
@@ -171,6 +181,17 @@ class ColourDescriber:
     ) -> str:
         """One trajectory's crops (any views/frames) -> one CRTrack-style sentence."""
         return attributes_to_text(self.describe_attributes(crops, masks, category))
+
+    def describe_levels(
+        self, crops: Sequence[np.ndarray], masks: Sequence[np.ndarray] | None = None,
+        category: str = "person",
+    ) -> list[str]:
+        """The full sentence, then the more general ones it implies (see
+        :func:`general_phrases`): "A man wearing a green coat and black trousers" also
+        yields "A man wearing a green coat"."""
+        attrs = self.describe_attributes(crops, masks, category)
+        full = attributes_to_text(attrs)
+        return [full, *(t for t in general_phrases(attrs) if t != full)]
 
     def describe_batch(
         self, items: Sequence[tuple[Sequence[np.ndarray], Sequence[np.ndarray] | None, str]]
@@ -315,6 +336,34 @@ def _colour_phrase(ranked: Sequence[tuple[str, float]], first: str | None, min_s
     if len(ranked) > 1 and ranked[1][1] >= min_share:
         return f"{first} and {ranked[1][0]}"
     return first
+
+
+# the general expressions a person's attributes imply, as in CRTrack's expressions
+# ("A person wearing a blue coat", "... blue coat and black trousers", "... riding a
+# bicycle", "A person wearing a black cap and green coat"); the full sentence is the most
+# specific one
+_GENERAL_LEVELS: tuple[tuple[str, ...], ...] = (
+    ("top",), ("top", "bottom"), ("headwear", "top"), ("bicycle",), ("top", "bicycle"),
+)
+
+
+def general_phrases(attrs: Mapping[str, Any]) -> list[str]:
+    """More general sentences implied by a person's attributes (one colour per garment).
+
+    Each level of ``_GENERAL_LEVELS`` whose attributes are all known gives one sentence
+    built from those attributes only; other categories give none. Several trajectories
+    share a general sentence, so a general expression refers to several objects, like
+    CRTrack's "A person wearing a green coat".
+    """
+    if not attrs.get("is_person", True):
+        return []
+    out: list[str] = []
+    for keys in _GENERAL_LEVELS:
+        if all(attrs.get(k) for k in keys):
+            text = attributes_to_text({"is_person": True, **{k: attrs[k] for k in keys}})
+            if text not in out:
+                out.append(text)
+    return out
 
 
 def attributes_to_text(

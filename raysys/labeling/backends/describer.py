@@ -39,6 +39,7 @@ __all__ = [
     "DESCRIBER_BACKENDS",
     "build_prompt",
     "clean_sentence",
+    "describe_levels",
     "select_crops",
 ]
 
@@ -50,12 +51,31 @@ class Describer(Protocol):
     ``describe(crops, masks, category)``: ``crops`` are ``(H, W, 3)`` uint8 RGB arrays from
     any views/frames of the same object, ``masks`` optional same-size bool arrays, and
     ``category`` the object category the tracker was prompted with (e.g. ``"person"``).
+
+    A describer may also offer ``describe_levels(crops, masks, category) -> [full, *more
+    general sentences]`` (the colours backend does); Stage 1 then also groups the general
+    sentences into expressions (``GroupingConfig.general``). See :func:`describe_levels`.
     """
 
     def describe(
         self, crops: Sequence[np.ndarray], masks: Sequence[np.ndarray] | None = None,
         category: str = "person",
     ) -> str: ...
+
+
+def describe_levels(describer, crops: Sequence[np.ndarray],
+                    masks: Sequence[np.ndarray] | None = None,
+                    category: str = "person") -> list[str]:
+    """``[full sentence, *more general sentences]`` from any describer: its own
+    ``describe_levels`` when it has one, else ``[describe(...)]`` (no general sentences)."""
+    levels = getattr(describer, "describe_levels", None)
+    if callable(levels):
+        out = list(levels(crops, masks, category))
+        if not out or not all(isinstance(t, str) for t in out):
+            raise TypeError(f"{type(describer).__name__}.describe_levels must return a "
+                            f"non-empty list of sentences, got {out!r}")
+        return out
+    return [describer.describe(crops, masks, category)]
 
 
 _PERSON_EXAMPLES = (
