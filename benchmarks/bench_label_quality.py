@@ -9,7 +9,12 @@ identities (``quality.json``'s ``ceiling``: ``2 TP / (GT + predicted boxes)``, T
 the evaluator matches to a GT box at IoU >= 0.5); a stage cannot beat it without adding or
 moving boxes. Prints JSON (per seed and the mean over seeds):
 
-    .venv/bin/python benchmarks/bench_label_quality.py [--seeds 0 1 2 3 4] [--people 10]
+    .venv/bin/python benchmarks/bench_label_quality.py [--seeds 0 1 2 3 4] [--people 10] \
+        [--config CFG.json]
+
+``--config`` is a Stage 1 config like ``raysys label --config`` takes, e.g.
+``{"tracker_options": {"person_detector": "embedded"}}`` for the classical tracker with the
+learned person detector.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--people", type=int, default=None, help="default: the synth default")
+    ap.add_argument("--config", type=Path, default=None, help="Stage 1 config JSON")
     ap.add_argument("--json", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -39,6 +45,8 @@ def main() -> None:
     from raysys.synth import SynthConfig, generate
 
     extra = {} if args.people is None else {"people": args.people}
+    label_cfg = (LabelConfig.from_dict(json.loads(args.config.read_text())) if args.config
+                 else LabelConfig())
     runs = []
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     try:
@@ -49,7 +57,7 @@ def main() -> None:
                 generate(cfg, root)
                 layout = DatasetLayout(root, "In-domain", "test")
                 t0 = time.perf_counter()
-                run_labeling(layout, out, LabelConfig(), progress=False)
+                run_labeling(layout, out, label_cfg, progress=False)
                 wall = time.perf_counter() - t0
                 q = quality_report(out, layout)
                 ident = {k: round(v["CVR-IDF1"], 2) for k, v in q["identity"].items()}
@@ -68,7 +76,9 @@ def main() -> None:
         ray.shutdown()
     stages = list(runs[0]["identity_idf1"])
     mean = {k: round(float(np.mean([r["identity_idf1"][k] for r in runs])), 2) for k in stages}
-    result = {"benchmark": "label_quality", "seeds": args.seeds, "runs": runs,
+    result = {"benchmark": "label_quality", "seeds": args.seeds,
+              "config": json.loads(args.config.read_text()) if args.config else {},
+              "runs": runs,
               "mean_identity_idf1": mean,
               "mean_tracklet_ceiling": round(float(np.mean([r["tracklet_ceiling"]
                                                             for r in runs])), 2),

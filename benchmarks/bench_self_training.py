@@ -30,18 +30,16 @@ import tempfile
 import time
 from pathlib import Path
 
-SCALE, STRIDE = 2, 4  # input at 1/SCALE resolution; output grid STRIDE on that input
-
 
 def _inputs(layout, labels: Path, stage: str, with_gt: bool):
     """Per frame: (H/2, W/2, 4) RGB + foreground, the stage's person boxes, GT boxes."""
-    import cv2
     import numpy as np
 
     from raysys.io.gt import load_scene_tracks
     from raysys.io.video import VideoFrames
     from raysys.labeling.backends.classical.config import ClassicalTrackerConfig
     from raysys.labeling.backends.classical.foreground import Foreground
+    from raysys.labeling.backends.classical.person_net import net_input
     from raysys.labeling.scene_stage import read_stage, stage_path
 
     out, cfg = [], ClassicalTrackerConfig()
@@ -59,13 +57,7 @@ def _inputs(layout, labels: Path, stage: str, with_gt: bool):
                     boxes.setdefault(f, []).append(b)
             for i in range(len(vid)):
                 f = int(vid.frame_numbers[i])
-                img = np.asarray(vid[i])
-                size = (img.shape[1] // SCALE, img.shape[0] // SCALE)
-                x = np.concatenate(
-                    [cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-                     .astype(np.float32) / 255.0,
-                     cv2.resize(fg.mask(i).astype(np.float32), size,
-                                interpolation=cv2.INTER_AREA)[..., None]], axis=2)
+                x = net_input(np.asarray(vid[i]), fg.mask(i))
                 g = gt[view][gt[view][:, 0] == f][:, 2:6] if with_gt else None
                 out.append({"scene": scene, "view": view, "frame": f, "x": x,
                             "boxes": np.array(boxes.get(f, []), float).reshape(-1, 4),
@@ -73,121 +65,27 @@ def _inputs(layout, labels: Path, stage: str, with_gt: bool):
     return out
 
 
-def _targets(x, boxes):
-    """CenterNet targets on the output grid: heat, loss weight, log size, offset, centres."""
-    import numpy as np
-
-    h, w = x.shape[0] // STRIDE, x.shape[1] // STRIDE
-    heat, wt = np.zeros((h, w), np.float32), np.ones((h, w), np.float32)
-    size, off = np.zeros((2, h, w), np.float32), np.zeros((2, h, w), np.float32)
-    centre = np.zeros((h, w), np.float32)
-    fg = x[: h * STRIDE, : w * STRIDE, 3].reshape(h, STRIDE, w, STRIDE).mean((1, 3)) > 0.2
-    cover = np.zeros((h, w), bool)
-    yy, xx = np.mgrid[0:h, 0:w]
-    for b in boxes / (SCALE * STRIDE):
-        cx, cy = b[0] + b[2] / 2, b[1] + b[3] / 2
-        ix, iy = int(cx), int(cy)
-        if not (0 <= ix < w and 0 <= iy < h):
-            continue
-        sx, sy = max(b[2] / 6, 0.5), max(b[3] / 6, 0.5)
-        heat = np.maximum(heat, np.exp(-((xx - cx + 0.5) ** 2 / (2 * sx * sx)
-                                         + (yy - cy + 0.5) ** 2 / (2 * sy * sy))))
-        heat[iy, ix] = 1.0
-        size[:, iy, ix] = np.log(np.maximum([b[2], b[3]], 0.25))
-        off[:, iy, ix] = [cx - ix, cy - iy]
-        centre[iy, ix] = 1.0
-        x0, y0 = max(int(b[0]) - 1, 0), max(int(b[1]) - 1, 0)
-        cover[y0:int(b[1] + b[3]) + 2, x0:int(b[0] + b[2]) + 2] = True
-    wt[fg & ~cover] = 0.0  # foreground no pseudo box explains: unknown, not background
-    return heat, wt, size, off, centre
-
-
-def _net():
-    from torch import nn
-
-    def block(i, o, s=1, d=1):
-        return nn.Sequential(nn.Conv2d(i, o, 3, s, d, dilation=d, bias=False),
-                             nn.BatchNorm2d(o), nn.ReLU(inplace=True))
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.body = nn.Sequential(block(4, 32, 2), block(32, 32), block(32, 64, 2),
-                                      block(64, 64), block(64, 64, d=2), block(64, 64, d=4),
-                                      block(64, 64, d=8), block(64, 64))
-            self.heat, self.reg = nn.Conv2d(64, 1, 1), nn.Conv2d(64, 4, 1)
-            nn.init.constant_(self.heat.bias, -2.19)
-
-        def forward(self, x):
-            f = self.body(x)
-            return self.heat(f), self.reg(f)
-
-    return Net()
-
-
 def _train(frames, steps: int, seed: int):
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
+    from raysys.labeling.backends.classical.person_net import train_person_net
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    tg = [_targets(f["x"], f["boxes"]) for f in frames]
-    X = torch.tensor(np.stack([f["x"] for f in frames])).permute(0, 3, 1, 2)
-    T = [torch.tensor(np.stack([t[k] for t in tg])) for k in range(5)]
-    net = _net()
-    opt = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps, pct_start=0.1)
-    batch, losses = 8, []
-    for _ in range(steps):
-        idx = torch.as_tensor(rng.integers(0, len(X), batch))
-        x = X[idx]
-        heat, wt, size, off, centre = (t[idx] for t in T)
-        if rng.random() < 0.5:  # horizontal flip
-            x, heat, wt, size, centre = (a.flip(-1) for a in (x, heat, wt, size, centre))
-            off = torch.stack([1 - off[:, 0].flip(-1), off[:, 1].flip(-1)], 1) * centre[:, None]
-        gain = 0.8 + 0.4 * torch.as_tensor(rng.random((batch, 1, 1, 1)), dtype=x.dtype)
-        x = torch.cat([x[:, :3] * gain, x[:, 3:]], 1)
-        logit, reg = net(x)
-        p = torch.sigmoid(logit[:, 0]).clamp(1e-4, 1 - 1e-4)
-        pos = heat.eq(1).float()
-        neg = (1 - pos) * wt
-        focal = -(pos * (1 - p) ** 2 * torch.log(p)
-                  + neg * (1 - heat) ** 4 * p ** 2 * torch.log(1 - p)).sum()
-        l1 = (F.l1_loss(reg[:, :2], size, reduction="none")
-              + F.l1_loss(reg[:, 2:], off, reduction="none")).sum(1)
-        loss = focal / pos.sum().clamp(min=1) + (l1 * centre).sum() / centre.sum().clamp(min=1)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-    return net.eval(), losses
+    return train_person_net([f["x"] for f in frames], [f["boxes"] for f in frames], steps,
+                            seed=seed, progress=False)
 
 
 def _detect(net, frames, thresholds):
     """{threshold: [per-frame (n, 4) xywh boxes in image pixels]}."""
     import numpy as np
     import torch
-    import torch.nn.functional as F
 
-    peaks = []
+    from raysys.labeling.backends.classical.person_net import decode
+
+    out: dict = {t: [] for t in thresholds}
     with torch.no_grad():
         for k in range(0, len(frames), 16):
             x = torch.tensor(np.stack([f["x"] for f in frames[k:k + 16]])).permute(0, 3, 1, 2)
-            logit, reg = net(x)
-            p = torch.sigmoid(logit)
-            p = p * (F.max_pool2d(p, 3, 1, 1) == p)
-            peaks += [(p[j, 0].numpy(), reg[j].numpy()) for j in range(len(x))]
-    out = {}
-    for thr in thresholds:
-        per = []
-        for pk, reg in peaks:
-            ys, xs = np.nonzero(pk > thr)
-            w, h = np.exp(reg[0, ys, xs]), np.exp(reg[1, ys, xs])
-            cx, cy = xs + reg[2, ys, xs], ys + reg[3, ys, xs]
-            per.append(np.column_stack([cx - w / 2, cy - h / 2, w, h]) * SCALE * STRIDE)
-        out[thr] = per
+            heat, reg = net(x)
+            for t in thresholds:
+                out[t] += [b for b, _ in decode(heat, reg, t)]
     return out
 
 

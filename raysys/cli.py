@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("raysys.commands.train", "Stage 2: train ViewSAM on pseudo labels (Ray Train)"),
     "pretrain-base": ("raysys.commands.pretrain_base",
                       "pre-train the embedded tiny SAM2 base on generated scenes"),
+    "pretrain-detector": ("raysys.commands.pretrain_detector",
+                          "pre-train the classical tracker's optional person detector"),
     "track": ("raysys.commands.track", "cross-view referring tracking with a trained ViewSAM"),
     "baseline": ("raysys.commands.baseline",
                  "zero-shot Table 1 baselines: concept (SAM3 row) | sam2"),

@@ -5,7 +5,7 @@ Protocol (paper §3.2, the role SAM3 plays):
 * ``repropagate(video, seed_frame, seed_mask, direction, category) -> Tracklet``: follow
   one object from a mask prompt forward or backward in time.
 
-Backends: ``"classical"`` (default, no weights; static cameras) and ``"sam3"``
+Backends: ``"classical"`` (default; no weights from the user; static cameras) and ``"sam3"``
 (:mod:`raysys.labeling.backends.sam3_tracker`, GPU, local checkpoint).
 
 The classical tracker (:mod:`raysys.labeling.backends.classical`) reads only the frames:
@@ -18,9 +18,13 @@ The classical tracker (:mod:`raysys.labeling.backends.classical`) reads only the
 2. a perspective size model learned from the video: person height linear in the foot row,
    RANSAC over upright blobs (support capped per band of rows so one object seen in many
    frames cannot outvote the rest; lines under which blobs would be giants are penalised);
-3. detection per frame: vehicles by a filled vehicle-sized window; people by a greedy
-   matched filter of person-sized windows that splits merged blobs, pixels then going to
-   the nearest window; boxes of people partly behind a nearer one reach to their feet;
+3. detection per frame: vehicles by a filled vehicle-sized window; people by the small
+   CNN the package ships (``person_detector="embedded"``, pre-trained on generated scenes
+   of its own seeds, :mod:`~raysys.labeling.backends.classical.person_net`), each taking
+   the foreground inside its box nearest first; or, with ``person_detector=None``, by a
+   greedy matched filter of person-sized windows that splits merged blobs, pixels then
+   going to the nearest window, boxes of people partly behind a nearer one reaching to
+   their feet;
 4. association: constant-velocity foot prediction, cost = 1 - IoU + colour (upper/lower
    body RGB histograms) + foot distance, Hungarian with gates, coasting through misses;
    offline: stitching of fragments, interpolation of short gaps, dropping short, sparse or

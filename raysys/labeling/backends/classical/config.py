@@ -47,6 +47,13 @@ class ClassicalTrackerConfig:
     det_cut: float = 0.7  # boxes shorter than this x the person height at their bottom row
     # are people cut by an occluder: completed downwards from the size model
     det_max_people: int = 40  # per frame
+    person_detector: str | None = "embedded"  # who finds people: a small learned detector
+    # ("embedded": the weights the package ships, pre-trained on generated scenes of their
+    # own seeds; or a .pt path from `raysys pretrain-detector`), see person_net.py; None:
+    # the matched filter above (no weights at all). Vehicles stay with the shape rule.
+    person_det_threshold: float = 0.4  # its heat-map peak score of an accepted person
+    person_det_car_iou: float = 0.5  # person boxes overlapping a vehicle this much are dropped
+    person_det_batch: int = 16  # frames per detector forward pass
     car_window: tuple[float, float] = (0.6, 0.9)  # vehicle window (height, width) in person
     # heights at its bottom row
     car_min_fill: float = 0.8  # a vehicle fills its window at least this much

@@ -286,8 +286,15 @@ def _grow_vehicle(crop: np.ndarray, win: tuple[int, int, int, int]) -> np.ndarra
     return (cv2.dilate(sel, k, iterations=3) > 0) & crop
 
 
-def detect_frame(fg, i: int, size: SizeModel | None, cfg: ClassicalTrackerConfig):
-    """Detections of frame i: people from the matched filter, vehicles by shape."""
+def detect_frame(fg, i: int, size: SizeModel | None, cfg: ClassicalTrackerConfig,
+                 persons: tuple[np.ndarray, np.ndarray] | None = None):
+    """Detections of frame i: people from the matched filter, vehicles by shape.
+
+    ``persons``: ``(boxes (n, 4) xywh, scores (n,))`` of a learned person detector
+    (``cfg.person_detector``); then they are the people (see :func:`_people_from_boxes`)
+    and the matched filter is not used."""
+    if persons is not None:
+        return _detect_with_person_boxes(fg, i, size, cfg, persons)
     img_hw = fg.shape
     out: list[Detection] = []
     for y0, y1, x0, x1, crop in _groups(fg, i):
@@ -312,6 +319,46 @@ def detect_frame(fg, i: int, size: SizeModel | None, cfg: ClassicalTrackerConfig
                     box[3] = size.height_from_top(box[1])  # lower body hidden by something
                 out.append(Detection(box, float(min(1.0, 0.5 + score)), "person",
                                      (y0, y1, x0, x1), m))
+    return out
+
+
+def _detect_with_person_boxes(fg, i: int, size: SizeModel | None, cfg: ClassicalTrackerConfig,
+                              persons: tuple[np.ndarray, np.ndarray]) -> list[Detection]:
+    """Vehicles as in :func:`detect_frame`; people are the detector's boxes, except those
+    overlapping a vehicle by ``person_det_car_iou`` (IoU). A person's pixels are the
+    foreground inside their box not taken by a vehicle or a nearer person (lower bottom
+    edge); a person with none (standing still, so part of the background) gets the box."""
+    h, w = fg.shape
+    out: list[Detection] = []
+    taken = np.zeros((h, w), bool)
+    for y0, y1, x0, x1, crop in (_groups(fg, i) if size is not None else ()):
+        found = _find_vehicle(crop, (y0, x0), size, cfg, fg.shape)
+        if found is not None:
+            car, box = found
+            out.append(Detection(box, 0.5, "car", (y0, y1, x0, x1), car))
+            taken[y0:y1, x0:x1] |= car
+    boxes, scores = (np.asarray(a, float) for a in persons)
+    boxes = boxes.reshape(-1, 4)
+    cars = np.array([d.box for d in out], float).reshape(-1, 4)
+    if len(cars) and len(boxes):
+        from raysys.labeling.backends.classical.associate import iou_matrix
+
+        keep = iou_matrix(boxes, cars).max(1) < cfg.person_det_car_iou
+        boxes, scores = boxes[keep], scores[keep]
+    m = fg.mask(i)
+    for k in np.argsort(-(boxes[:, 1] + boxes[:, 3]), kind="stable"):  # nearest first
+        b = boxes[k]
+        x0, y0 = int(max(0, np.floor(b[0]))), int(max(0, np.floor(b[1])))
+        x1, y1 = int(min(w, np.ceil(b[0] + b[2]))), int(min(h, np.ceil(b[1] + b[3])))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            continue
+        crop = m[y0:y1, x0:x1] & ~taken[y0:y1, x0:x1]
+        if crop.sum() < 0.1 * crop.size:
+            crop = np.ones_like(crop)  # no foreground of its own: the whole box
+        taken[y0:y1, x0:x1] |= crop
+        box = np.array([max(b[0], 0.0), max(b[1], 0.0), 0.0, 0.0])
+        box[2], box[3] = min(b[0] + b[2], w) - box[0], min(b[1] + b[3], h) - box[1]
+        out.append(Detection(box, float(scores[k]), "person", (y0, y1, x0, x1), crop))
     return out
 
 

@@ -59,6 +59,13 @@ class VideoState:
         self._dets: dict[int, list[Detection]] = {}
         self._hists: dict[tuple[int, int], np.ndarray] = {}
         self._tracks: dict[str, list] = {}
+        self._persons: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._person_net = None
+        if cfg.person_detector:
+            from raysys.labeling.backends.classical.person_net import load_person_detector
+
+            self._person_net = load_person_detector(cfg.person_detector,
+                                                    cfg.person_det_threshold)
 
     def _fit_size(self):
         boxes = []
@@ -69,8 +76,20 @@ class VideoState:
 
     def detections(self, i: int) -> list[Detection]:
         if i not in self._dets:
-            self._dets[i] = detect_frame(self.fg, i, self.size, self.cfg)
+            persons = self.person_boxes(i) if self._person_net is not None else None
+            self._dets[i] = detect_frame(self.fg, i, self.size, self.cfg, persons)
         return self._dets[i]
+
+    def person_boxes(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The learned person detector's ``(boxes, scores)`` of frame i (run on batches of
+        ``person_det_batch`` frames, cached)."""
+        if i not in self._persons:
+            n = self.cfg.person_det_batch
+            idx = range(i - i % n, min(len(self.video), i - i % n + n))
+            res = self._person_net.detect([np.asarray(self.video[j]) for j in idx],
+                                          [self.fg.mask(j) for j in idx])
+            self._persons.update(zip(idx, res, strict=True))
+        return self._persons[i]
 
     def tracks(self, category: str) -> list:
         """Finished tracks of a category (see :func:`finish_tracks`), cached."""
