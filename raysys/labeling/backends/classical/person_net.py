@@ -91,9 +91,11 @@ def dense_targets(x: np.ndarray, boxes: np.ndarray):
     offset, centre indicator. Foreground cells that no person box covers (vehicles, parked
     bicycles) get weight 0: neither person nor background is asserted there (vehicles are
     the tracker's shape rule's job)."""
-    h, w = x.shape[0] // STRIDE, x.shape[1] // STRIDE
+    h, w = -(-x.shape[0] // STRIDE), -(-x.shape[1] // STRIDE)  # the network's output grid
     heat, wt = np.zeros((h, w), np.float32), np.ones((h, w), np.float32)
-    fg = x[: h * STRIDE, : w * STRIDE, 3].reshape(h, STRIDE, w, STRIDE).mean((1, 3)) > 0.2
+    fg = np.zeros((h * STRIDE, w * STRIDE), np.float32)
+    fg[: x.shape[0], : x.shape[1]] = x[..., 3]
+    fg = fg.reshape(h, STRIDE, w, STRIDE).mean((1, 3)) > 0.2
     cover = np.zeros((h, w), bool)
     size, off = np.zeros((2, h, w), np.float32), np.zeros((2, h, w), np.float32)
     centre = np.zeros((h, w), np.float32)
