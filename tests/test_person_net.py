@@ -106,6 +106,12 @@ def test_people_from_boxes_masks():
     assert not (far.full_mask(m.shape) & near.full_mask(m.shape)).any()
     assert still.mask.all() and still.mask.shape == (60, 20)
     assert still.score == pytest.approx(0.7)
+    # a wide low blob is a vehicle (shape rule, no size model); a person box on it is dropped
+    car = np.zeros((120, 200), bool)
+    car[70:100, 100:180] = True
+    dets = detect_frame(_FG(car), 0, None, ClassicalTrackerConfig(),
+                        (np.array([[100.0, 70.0, 80.0, 30.0]]), np.array([0.9])))
+    assert [d.category for d in dets] == ["car"]
 
 
 @pytest.mark.skipif(not EMBEDDED_PATH.is_file(), reason="embedded weights not built")

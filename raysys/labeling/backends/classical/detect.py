@@ -324,14 +324,22 @@ def detect_frame(fg, i: int, size: SizeModel | None, cfg: ClassicalTrackerConfig
 
 def _detect_with_person_boxes(fg, i: int, size: SizeModel | None, cfg: ClassicalTrackerConfig,
                               persons: tuple[np.ndarray, np.ndarray]) -> list[Detection]:
-    """Vehicles as in :func:`detect_frame`; people are the detector's boxes, except those
+    """Vehicles as in :func:`detect_frame` (by the shape rule without a size model); people
+    are the detector's boxes, except those
     overlapping a vehicle by ``person_det_car_iou`` (IoU). A person's pixels are the
     foreground inside their box not taken by a vehicle or a nearer person (lower bottom
     edge); a person with none (standing still, so part of the background) gets the box."""
     h, w = fg.shape
     out: list[Detection] = []
     taken = np.zeros((h, w), bool)
-    for y0, y1, x0, x1, crop in (_groups(fg, i) if size is not None else ()):
+    for y0, y1, x0, x1, crop in _groups(fg, i):
+        if size is None:  # no size model: a group that is not upright is a vehicle
+            box = _box_of(crop, (y0, x0))
+            category = _shape_category(box, cfg)
+            if category != "person":
+                out.append(Detection(box, 0.5, category, (y0, y1, x0, x1), crop))
+                taken[y0:y1, x0:x1] |= crop
+            continue
         found = _find_vehicle(crop, (y0, x0), size, cfg, fg.shape)
         if found is not None:
             car, box = found
