@@ -288,26 +288,29 @@ def _grow_vehicle(crop: np.ndarray, win: tuple[int, int, int, int]) -> np.ndarra
 
 def detect_frame(fg, i: int, size: SizeModel | None, cfg: ClassicalTrackerConfig,
                  persons: tuple[np.ndarray, np.ndarray] | None = None):
-    """Detections of frame i: people from the matched filter, vehicles by shape.
+    """Detections of frame i: vehicles by shape, people from the matched filter.
 
     ``persons``: ``(boxes (n, 4) xywh, scores (n,))`` of a learned person detector
-    (``cfg.person_detector``); then they are the people (see :func:`_people_from_boxes`)
-    and the matched filter is not used."""
-    if persons is not None:
-        return _detect_with_person_boxes(fg, i, size, cfg, persons)
+    (``cfg.person_detector``); then they are the people (see
+    :func:`_people_from_boxes`) and the matched filter is not used."""
     img_hw = fg.shape
     out: list[Detection] = []
-    for y0, y1, x0, x1, crop in _groups(fg, i):
+    groups = _groups(fg, i)
+    vehicles = [_group_vehicle(crop, (y0, y1, x0, x1), size, cfg, img_hw)
+                for y0, y1, x0, x1, crop in groups]
+    if persons is not None:
+        return _people_from_boxes(fg, i, [v for v in vehicles if v is not None], cfg,
+                                  persons)
+    for (y0, y1, x0, x1, crop), vehicle in zip(groups, vehicles, strict=True):
         off = (y0, x0)
-        if size is None:
-            box = _box_of(crop, off)
-            out.append(Detection(box, 0.5, _shape_category(box, cfg), (y0, y1, x0, x1), crop))
+        if vehicle is not None:
+            out.append(vehicle)
+            crop = crop & ~vehicle.mask
+        if size is None:  # shape rule: an upright group is one person
+            if vehicle is None:
+                out.append(Detection(_box_of(crop, off), 0.5, "person", (y0, y1, x0, x1),
+                                     crop))
             continue
-        found = _find_vehicle(crop, off, size, cfg, img_hw)
-        if found is not None:
-            car, box = found
-            out.append(Detection(box, 0.5, "car", (y0, y1, x0, x1), car))
-            crop = crop & ~car
         wins = _split_group(crop, off, size, cfg, img_hw)
         masks = _assign_pixels(crop, wins, size, off, cfg.det_reach)
         for (score, *_, wy1, hidden), m in zip(wins, masks, strict=True):
@@ -322,32 +325,35 @@ def detect_frame(fg, i: int, size: SizeModel | None, cfg: ClassicalTrackerConfig
     return out
 
 
-def _detect_with_person_boxes(fg, i: int, size: SizeModel | None, cfg: ClassicalTrackerConfig,
-                              persons: tuple[np.ndarray, np.ndarray]) -> list[Detection]:
-    """Vehicles as in :func:`detect_frame` (by the shape rule without a size model); people
-    are the detector's boxes, except those
-    overlapping a vehicle by ``person_det_car_iou`` (IoU). A person's pixels are the
-    foreground inside their box not taken by a vehicle or a nearer person (lower bottom
-    edge); a person with none (standing still, so part of the background) gets the box."""
+def _group_vehicle(crop: np.ndarray, region: tuple[int, int, int, int],
+                   size: SizeModel | None, cfg: ClassicalTrackerConfig,
+                   img_hw: tuple[int, int]) -> Detection | None:
+    """The vehicle in one foreground group, or None: with a size model a filled
+    vehicle-sized window (:func:`_find_vehicle`); without one, the whole group when the
+    shape rule says it is not upright."""
+    y0, y1, x0, x1 = region
+    if size is None:
+        box = _box_of(crop, (y0, x0))
+        category = _shape_category(box, cfg)
+        return None if category == "person" else Detection(box, 0.5, category, region, crop)
+    found = _find_vehicle(crop, (y0, x0), size, cfg, img_hw)
+    return None if found is None else Detection(found[1], 0.5, "car", region, found[0])
+
+
+def _people_from_boxes(fg, i: int, vehicles: list[Detection], cfg: ClassicalTrackerConfig,
+                       persons: tuple[np.ndarray, np.ndarray]) -> list[Detection]:
+    """``vehicles`` and the people of a learned detector's boxes, except those overlapping
+    a vehicle by ``person_det_car_iou`` (IoU). A person's pixels are the foreground inside
+    their box not taken by a vehicle or a nearer person (lower bottom edge); a person with
+    none (standing still, so part of the background) gets the box."""
     h, w = fg.shape
-    out: list[Detection] = []
+    out = list(vehicles)
     taken = np.zeros((h, w), bool)
-    for y0, y1, x0, x1, crop in _groups(fg, i):
-        if size is None:  # no size model: a group that is not upright is a vehicle
-            box = _box_of(crop, (y0, x0))
-            category = _shape_category(box, cfg)
-            if category != "person":
-                out.append(Detection(box, 0.5, category, (y0, y1, x0, x1), crop))
-                taken[y0:y1, x0:x1] |= crop
-            continue
-        found = _find_vehicle(crop, (y0, x0), size, cfg, fg.shape)
-        if found is not None:
-            car, box = found
-            out.append(Detection(box, 0.5, "car", (y0, y1, x0, x1), car))
-            taken[y0:y1, x0:x1] |= car
+    for v in vehicles:
+        taken |= v.full_mask((h, w))
     boxes, scores = (np.asarray(a, float) for a in persons)
     boxes = boxes.reshape(-1, 4)
-    cars = np.array([d.box for d in out], float).reshape(-1, 4)
+    cars = np.array([d.box for d in vehicles], float).reshape(-1, 4)
     if len(cars) and len(boxes):
         from raysys.labeling.backends.classical.associate import iou_matrix
 
