@@ -193,6 +193,30 @@ def test_calibration_feeds_the_tracker(model):
     clip["boxes"][:, :, 1] = [36.0, 4.0, 50.0, 40.0]  # a second, non-referred object
     cal = calibrate_thresholds(model, [clip, clip])
     assert cal["clips"] == 2 and cal["proposals"] > 0
+    # a proposal on a labelled object outside the sample's M is an object, not a false
+    # positive: put one of the model's own proposals among the dense (all-object) boxes
+    import torch
+
+    from raysys.training.data import collate
+    from raysys.viewsam.candidate_generator import pairwise_iou
+
+    frames, texts, tg, vids = collate({k: v[None] for k, v in clip.items()})
+    with torch.no_grad():
+        ce = model.encode_clip(frames, model.tokenize(texts), vids)
+    props = ce.cand.boxes[0] / ce.scale  # view 0, frame 0, input pixels
+    free = pairwise_iou(props, torch.as_tensor(clip["boxes"][0, 0])).amax(1) < 0.5
+    assert free.any()
+    dense = np.zeros((2, 2, 3, 4), np.float32)
+    dense[:, :, :2] = clip["boxes"]
+    dense[0, 0, 2] = props[free][0].numpy()
+    vis = np.ones((2, 2, 3), bool)
+    vis[:, :, 2] = False
+    vis[0, 0, 2] = True
+    same = calibrate_thresholds(model, [{**clip, "dense_boxes": dense,
+                                         "dense_visible": vis & (np.arange(3) < 2)}] * 2)
+    assert same["positives"] == cal["positives"]
+    more = calibrate_thresholds(model, [{**clip, "dense_boxes": dense, "dense_visible": vis}] * 2)
+    assert more["positives"] >= cal["positives"] + 2  # once per copy of the clip
     assert 0.0 <= cal["objectness_threshold"] <= 1.0 and 0.0 <= cal["refer_threshold"] <= 1.0
     model.calibration = {"refer_threshold": 0.77, "objectness_threshold": 0.33}
     try:

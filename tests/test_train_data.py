@@ -117,6 +117,18 @@ def test_clips_have_the_right_shapes_and_the_expressions_ids(labeled):
     assert (c["boxes"][vis][:, 2:] > c["boxes"][vis][:, :2]).all()
     assert (c["boxes"][vis] >= 0).all() and (c["boxes"][vis] <= 64).all()
     assert not c["masks"][~vis].any(), "no mask where the object is not visible"
+    # dense targets: every labelled object of each (view, frame), a superset of the M
+    df = src.objects(s["scene"])
+    for i, view in enumerate(s["views"]):
+        for j, f in enumerate(s["frames"]):
+            rows = df[(df["view"] == view) & (df["frame"] == f) & (df["width"] >= 2)
+                      & (df["height"] >= 2)]
+            assert c["dense_visible"][i, j].sum() == len(rows) >= c["visible"][i, j].sum()
+    dvis = c["dense_visible"]
+    assert (c["dense_boxes"][dvis][:, 2:] > c["dense_boxes"][dvis][:, :2]).all()
+    assert (c["dense_boxes"][dvis] <= 64).all() and not c["dense_boxes"][~dvis].any()
+    for box in c["boxes"][vis]:  # each of the M boxes is one of the dense boxes
+        assert np.abs(c["dense_boxes"][dvis] - box).max(axis=1).min() < 1e-4
     frames, texts, targets, view_ids = collate({k: x[None] for k, x in c.items()})
     assert targets.check(1, v, t, 64, 64) == m and texts == [s["text"]]
     assert 0.0 <= float(frames.min()) and float(frames.max()) <= 1.0

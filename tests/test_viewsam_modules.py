@@ -134,6 +134,58 @@ def test_candidate_generator_shapes_losses_and_grads():
         assert dict(cg.named_parameters())[name].grad.abs().sum() > 0, name
 
 
+
+def test_dense_branch_learns_every_labelled_object_not_only_the_m():
+    # One frame, two people; the sample's M holds only the first (the second was left out
+    # of the M). With dense targets the second person's centre cell is a positive of the
+    # heat-map loss: its gradient pushes that cell's logit up; without, it is background
+    # and pushed down. The matching branch still sees only the M.
+    cfg = CandidateGeneratorConfig(num_convs=1, roi_size=3, num_proposals=4)
+    cg = CandidateGenerator(in_dim=8, text_dim=4, cfg=cfg, width=8, hidden=8)
+    m_boxes = torch.tensor([[[16.0, 16.0, 48.0, 48.0]]])
+    m_valid, referred = torch.tensor([[True]]), torch.tensor([[True]])
+    dense = torch.tensor([[[16.0, 16.0, 48.0, 48.0], [80.0, 80.0, 112.0, 112.0]]])
+    dense_valid = torch.tensor([[True, True]])
+    grads = {}
+    for name, extra in (("m_only", ()), ("dense", (dense, dense_valid))):
+        out = cg(torch.randn(1, 8, 8, 8, generator=torch.Generator().manual_seed(1)),
+                 torch.randn(1, 4), stride=16)
+        out.heatmap.retain_grad()
+        ls = candidate_losses(out, m_boxes, m_valid, referred, 16, cfg, *extra)
+        ls["cg_heatmap"].backward()
+        grads[name] = out.heatmap.grad[0, 0, 6, 6]  # centre cell of the second person
+        if name == "dense":
+            tg = dense_targets(dense, dense_valid, 8, 8, 16)
+            assert tg["heat"][0, 0, 6, 6] == 1.0
+            assert torch.isfinite(ls["cg_box"]) and ls["cg_box"] > 0
+    assert grads["m_only"] > 0 > grads["dense"], grads  # descent: m_only lowers the logit
+
+
+def test_matching_branch_also_learns_from_the_teacher_boxes():
+    # The proposals of a fresh CG rarely reach IoU 0.5 with a referred box; scoring the
+    # teacher's boxes as well gives the matching branch a positive (the referred box, IoU 1
+    # with itself) and a negative (the other person, IoU 0 with it) on every frame.
+    cfg = CandidateGeneratorConfig(num_convs=1, roi_size=3, num_proposals=4)
+    cg = CandidateGenerator(in_dim=8, text_dim=4, cfg=cfg, width=8, hidden=8)
+    out = cg(torch.randn(1, 8, 8, 8), torch.randn(1, 4), stride=16)
+    assert out.stride == 16 and out.features.shape == (1, 8, 8, 8)
+    boxes = torch.tensor([[[16.0, 16.0, 48.0, 48.0], [80.0, 80.0, 112.0, 112.0]]])
+    valid, referred = torch.tensor([[True, True]]), torch.tensor([[True, False]])
+    tl = cg.match_boxes(out, boxes)
+    assert tl.shape == (1, 2) and tl.requires_grad
+    # the proposals' own logits, recomputed by match_boxes on the same boxes, are the same
+    assert torch.allclose(cg.match_boxes(out, out.boxes), out.refer_logits, atol=1e-6)
+    right = torch.tensor([[8.0, -8.0]])  # referred high, the other low
+    losses = {name: candidate_losses(out, boxes, valid, referred, 16, cfg, teacher_logits=x)
+              for name, x in (("right", right), ("wrong", -right), ("none", None))}
+    assert losses["right"]["cg_match"] < losses["wrong"]["cg_match"]
+    assert losses["right"]["cg_rank"] <= losses["wrong"]["cg_rank"]
+    assert losses["wrong"]["cg_rank"] > 0
+    ls = candidate_losses(out, boxes, valid, referred, 16, cfg, teacher_logits=tl)
+    cg.zero_grad()
+    ls["cg_match"].backward()
+    assert cg.match_head[0].weight.grad.abs().sum() > 0
+
 # ---------------------------------------------------------------- BAR (Eq. 8-9, 19-22)
 def test_bias_labels_hand_worked():
     # masks (logit > 0): mem [1,1,0,0], free [0,1,1,0] -> IoU 1/3 < 0.5 -> biased (1)

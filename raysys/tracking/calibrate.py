@@ -63,16 +63,21 @@ def calibrate_thresholds(model, clips: list[dict], pos_iou: float | None = None)
             scale = torch.tensor([s / w, s / h, s / w, s / h])
             boxes = (tg.boxes[0] * scale).reshape(v * t, -1, 4)
             vis = tg.visible[0].reshape(v * t, -1)
+            if tg.dense_boxes is not None:  # every labelled object, not only the M
+                dense = (tg.dense_boxes[0] * scale).reshape(v * t, -1, 4)
+                dvis = tg.dense_visible[0].reshape(v * t, -1)
+            else:
+                dense, dvis = boxes, vis
             for n in range(v * t):
                 props = ce.cand.boxes[n]
                 tb = boxes[n][vis[n]]
                 rf = tg.referred[0][vis[n]]
-                if tb.shape[0]:
-                    iou = pairwise_iou(props, tb)  # (K, m)
-                    any_obj = iou.max(1).values >= pos_iou
-                    any_ref = (iou * rf[None].float()).max(1).values >= pos_iou
-                else:
-                    any_obj = any_ref = torch.zeros(props.shape[0], dtype=torch.bool)
+                none = torch.zeros(props.shape[0], dtype=torch.bool)
+                db = dense[n][dvis[n]]
+                any_obj = pairwise_iou(props, db).max(1).values >= pos_iou if db.shape[0] \
+                    else none
+                any_ref = (pairwise_iou(props, tb) * rf[None].float()).max(1).values >= \
+                    pos_iou if tb.shape[0] else none
                 obj.append(ce.cand.objectness[n].numpy())
                 ref.append(ce.cand.refer_logits[n].sigmoid().numpy())
                 is_obj.append(any_obj.numpy())

@@ -76,6 +76,7 @@ class TrainConfig:
     sam2_image_size: int | None = None  # override the SAM2 YAML's image_size (multiple of
     #                                      16; None keeps it; quick mode shrinks it)
     max_objects: int = 8  # M: objects per sample (referred first, then distractors)
+    max_dense_objects: int = 32  # A: labelled objects per frame the CG learns to propose
     max_views: int | None = None  # first k views of a scene; None = all (same V per batch)
     min_box_side: float = 2.0  # boxes thinner than this (input pixels) are dropped
     use_masks: bool = True  # mask targets from the RLEs (False: boxes filled in)
@@ -105,7 +106,8 @@ class TrainConfig:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
-        for name in ("clip_frames", "clip_stride", "frame_step", "max_objects", "batch_size"):
+        for name in ("clip_frames", "clip_stride", "frame_step", "max_objects",
+                     "max_dense_objects", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.sam2_image_size is not None and self.sam2_image_size % 16:

@@ -61,13 +61,15 @@ class ClipSpec:
     min_box_side: float  # boxes thinner than this (input pixels) count as not visible
     use_masks: bool  # decode masks (else the model fills boxes)
     variant: str  # standard | id_agnostic | refer_agnostic
+    max_dense: int = 32  # A: every labelled object of a frame, for the CG's dense targets
 
     @staticmethod
     def from_config(cfg: TrainConfig, size: int) -> ClipSpec:
         return ClipSpec(size=size, frames=cfg.clip_frames, stride=cfg.clip_stride,
                         step=cfg.frame_step, max_objects=cfg.max_objects,
                         max_views=cfg.max_views, min_box_side=cfg.min_box_side,
-                        use_masks=cfg.use_masks, variant=cfg.variant)
+                        use_masks=cfg.use_masks, variant=cfg.variant,
+                        max_dense=cfg.max_dense_objects)
 
 
 class ClipSource:
@@ -336,23 +338,37 @@ def _mask_resized(rle: str, size: int) -> np.ndarray:
 def load_clip(source: ClipSource, sample: dict, spec: ClipSpec) -> dict[str, np.ndarray]:
     """Decode one sample: ``frames`` (V, T, 3, S, S) uint8, ``boxes`` (V, T, M, 4) float32
     xyxy in S-pixels, ``visible`` (V, T, M) bool, ``masks`` (V, T, M, S, S) bool, ``ids``
-    (M,) int64 (-1 = padding), ``referred`` (M,) bool, ``view_ids`` (V,) int64, ``text``."""
-    s, m = spec.size, spec.max_objects
+    (M,) int64 (-1 = padding), ``referred`` (M,) bool, ``view_ids`` (V,) int64, ``text``;
+    ``dense_boxes`` (V, T, A, 4) / ``dense_visible`` (V, T, A): every labelled object of each
+    frame (not only the sample's M), the Candidate Generator's dense targets, so that an
+    object left out of the M is not taught as background."""
+    s, m, a = spec.size, spec.max_objects, spec.max_dense
     views, frames, ids = sample["views"], sample["frames"], sample["object_ids"]
     v, t = len(views), len(frames)
     out = {"frames": np.zeros((v, t, 3, s, s), np.uint8),
            "boxes": np.zeros((v, t, m, 4), np.float32),
            "visible": np.zeros((v, t, m), bool),
-           "masks": np.zeros((v, t, m, s, s) if spec.use_masks else (0,), bool)}
+           "masks": np.zeros((v, t, m, s, s) if spec.use_masks else (0,), bool),
+           "dense_boxes": np.zeros((v, t, a, 4), np.float32),
+           "dense_visible": np.zeros((v, t, a), bool)}
     slot = {g: k for k, g in enumerate(ids)}
     df = source.objects(sample["scene"])
-    df = df[df["frame"].isin(frames) & df["global_id"].isin(ids)]
+    df = df[df["frame"].isin(frames)]
+    ok = (df["width"] >= spec.min_box_side) & (df["height"] >= spec.min_box_side)
+    for (view, f), grp in df[ok & df["view"].isin(views)].groupby(["view", "frame"]):
+        i, j = views.index(view), frames.index(int(f))
+        xywh = grp[["left", "top", "width", "height"]].to_numpy(np.float32)[:a]
+        out["dense_boxes"][i, j, :len(xywh)] = np.concatenate(
+            [xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)  # input pixels, scaled below
+        out["dense_visible"][i, j, :len(xywh)] = True
+    df = df[df["global_id"].isin(ids)]
     rows = {(r.view, int(r.frame), int(r.global_id)): r for r in df.itertuples(index=False)}
     for i, view in enumerate(views):
         paths = source.frame_paths(sample["scene"], view)
         for j, f in enumerate(frames):
             out["frames"][i, j], (h, w) = _read_resized(paths[f], s)
             scale = np.array([s / w, s / h, s / w, s / h], np.float32)
+            out["dense_boxes"][i, j] = np.clip(out["dense_boxes"][i, j], 0, [w, h, w, h]) * scale
             for g, k in slot.items():
                 r = rows.get((view, f, g))
                 if r is None or r.width < spec.min_box_side or r.height < spec.min_box_side:
@@ -408,7 +424,11 @@ def collate(batch: dict[str, np.ndarray], device=None):
                           visible=t(batch["visible"], torch.bool),
                           ids=t(batch["ids"], torch.long),
                           referred=t(batch["referred"], torch.bool),
-                          masks=t(masks).float() if masks.ndim == 6 else None)
+                          masks=t(masks).float() if masks.ndim == 6 else None,
+                          dense_boxes=t(batch["dense_boxes"], torch.float32)
+                          if "dense_boxes" in batch else None,
+                          dense_visible=t(batch["dense_visible"], torch.bool)
+                          if "dense_visible" in batch else None)
     texts = [str(x) for x in np.asarray(batch["text"]).reshape(-1)]
     return frames, texts, targets, t(batch["view_ids"], torch.long)
 

@@ -53,6 +53,10 @@ class CandidateGeneratorConfig:
     pos_iou: float = 0.5  # IoU with a referred box at which a proposal counts as positive
     rank_margin: float = 0.2  # margin of the ranking loss (on sigmoid scores)
     fine: bool = False  # proposals on a stride-8 grid (top level x2 + the stride-8 level)
+    match_teacher_boxes: bool = True  # training: the matching branch also scores the
+    #   teacher's boxes (referred = positive, the others = negative), as a two-stage
+    #   detector adds its ground-truth boxes to the proposals of its RoI head; so it learns
+    #   even while the dense branch's proposals rarely reach IoU pos_iou
 
 
 class BoxTeacher(Protocol):
@@ -79,6 +83,9 @@ class CandidateOutput:
     boxes: torch.Tensor  # (N, K, 4) xyxy proposals (no gradient)
     objectness: torch.Tensor  # (N, K) heat * centerness at the peaks (no gradient)
     refer_logits: torch.Tensor  # (N, K) proposal-expression matching logits
+    features: torch.Tensor | None = None  # (N, W, h, w) tower output (scores other boxes)
+    text_emb: torch.Tensor | None = None  # (N, hidden) projected expression per frame
+    stride: int = 0  # model pixels per cell of ``features``
 
 
 def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -138,8 +145,6 @@ class CandidateGenerator(nn.Module):
         per frame; stride: model pixels per cell of ``feat``; fine_feat: the stride-8 level
         ``(N, C_f, 2h, 2w)`` (required with ``fine``). Outputs are on the grid of
         :meth:`stride`."""
-        from torchvision.ops import roi_align
-
         if self.lateral is not None:
             if fine_feat is None:
                 raise ValueError("a fine Candidate Generator needs the stride-8 features")
@@ -153,17 +158,34 @@ class CandidateGenerator(nn.Module):
         size, offset = self.size_head(x), self.offset_head(x)
         with torch.no_grad():
             boxes, objectness = self._decode(heat, ctr, size, offset, stride)  # (N, K, 4), (N, K)
-        k = boxes.shape[1]
-        idx = torch.arange(n, device=feat.device, dtype=boxes.dtype).repeat_interleave(k)
+        text_emb = self.text_proj(text)  # (N, hidden)
+        logits = self._match(x, boxes, text_emb, stride)  # (N, K)
+        return CandidateOutput(heatmap=heat, centerness=ctr, size=size, offset=offset,
+                               boxes=boxes, objectness=objectness, refer_logits=logits,
+                               features=x, text_emb=text_emb, stride=stride)
+
+    def match_boxes(self, out: CandidateOutput, boxes: torch.Tensor) -> torch.Tensor:
+        """Referring logits ``(N, M)`` of any boxes ``(N, M, 4)`` (model pixels) on the
+        frames of ``out`` (Eq. 17-18 on other boxes than the proposals)."""
+        if out.features is None or out.text_emb is None:
+            raise ValueError("this CandidateOutput carries no features to score boxes on")
+        return self._match(out.features, boxes, out.text_emb, out.stride)
+
+    def _match(self, x: torch.Tensor, boxes: torch.Tensor, text_emb: torch.Tensor,
+               stride: int) -> torch.Tensor:
+        from torchvision.ops import roi_align
+
+        n, k = boxes.shape[:2]
+        if k == 0:
+            return x.new_zeros(n, 0)
+        idx = torch.arange(n, device=x.device, dtype=boxes.dtype).repeat_interleave(k)
         rois = torch.cat([idx[:, None], boxes.reshape(-1, 4)], dim=1)  # (N*K, 5)
         r = self.cfg.roi_size
         pooled = roi_align(x, rois, (r, r), spatial_scale=1.0 / stride, sampling_ratio=2,
                            aligned=True)  # (N*K, W, r, r)
         f = self.roi_head(pooled).reshape(n, k, -1)  # (N, K, hidden)
-        t = self.text_proj(text)[:, None].expand_as(f)  # (N, K, hidden)
-        logits = self.match_head(torch.cat([f, t, f * t], dim=-1)).squeeze(-1)  # (N, K)
-        return CandidateOutput(heatmap=heat, centerness=ctr, size=size, offset=offset,
-                               boxes=boxes, objectness=objectness, refer_logits=logits)
+        t = text_emb[:, None].expand_as(f)  # (N, K, hidden)
+        return self.match_head(torch.cat([f, t, f * t], dim=-1)).squeeze(-1)  # (N, K)
 
     def _decode(self, heat, ctr, size, offset, stride: int):
         n, _, h, w = heat.shape
@@ -222,19 +244,28 @@ def dense_targets(boxes: torch.Tensor, valid: torch.Tensor, h: int, w: int, stri
 
 def candidate_losses(out: CandidateOutput, boxes: torch.Tensor, valid: torch.Tensor,
                      referred: torch.Tensor, stride: int, cfg: CandidateGeneratorConfig,
-                     ) -> dict[str, torch.Tensor]:
+                     dense_boxes: torch.Tensor | None = None,
+                     dense_valid: torch.Tensor | None = None,
+                     teacher_logits: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """CG losses for ``N`` frames (Eq. 15-18).
 
     Args:
         boxes: ``(N, M, 4)`` teacher boxes (model pixels); valid: ``(N, M)`` bool;
         referred: ``(N, M)`` bool, box belongs to an object the expression refers to.
+        dense_boxes, dense_valid: ``(N, A, 4)`` / ``(N, A)`` every labelled object of each
+            frame, the targets of the dense branch (heat-map, centerness, box); default: the
+            ``M`` boxes. The matching branch always uses ``boxes`` and ``referred``.
+        teacher_logits: ``(N, M)`` referring logits of the teacher boxes themselves
+            (:meth:`CandidateGenerator.match_boxes`); the matching losses then score them
+            with the proposals (valid ones only; target: IoU with the referred boxes).
 
     Returns dict with ``cg_heatmap``, ``cg_centerness``, ``cg_box``, ``cg_match``,
     ``cg_rank``.
     """
     n, _, h, w = out.heatmap.shape
-    tg = dense_targets(boxes, valid, h, w, stride, cfg.sigma_ratio)
-    num_obj = valid.sum().clamp(min=1)
+    db, dv = (boxes, valid) if dense_boxes is None else (dense_boxes, dense_valid)
+    tg = dense_targets(db, dv, h, w, stride, cfg.sigma_ratio)
+    num_obj = dv.sum().clamp(min=1)
     heat = L.sigmoid_focal_loss(out.heatmap, tg["heat"], reduction="sum") / num_obj
     inside = tg["inside"]
     ctr = (F.binary_cross_entropy_with_logits(out.centerness[inside], tg["ctr"][inside])
@@ -243,7 +274,7 @@ def candidate_losses(out: CandidateOutput, boxes: torch.Tensor, valid: torch.Ten
     cell = tg["cell"][..., None].expand(-1, -1, 2)  # (N, M, 2)
     size = out.size.flatten(2).transpose(1, 2).gather(1, cell)  # (N, M, 2)
     off = out.offset.flatten(2).transpose(1, 2).gather(1, cell)
-    wv = valid[..., None]
+    wv = dv[..., None]
     box = (L.smooth_l1_loss(size, tg["size"], weights=wv)
            + L.smooth_l1_loss(off, tg["offset"], weights=wv))
     # matching: soft IoU with the referred boxes of the same frame
@@ -251,9 +282,15 @@ def candidate_losses(out: CandidateOutput, boxes: torch.Tensor, valid: torch.Ten
     iou = (pairwise_iou(out.boxes, boxes) * ref_ok).amax(-1) if boxes.shape[1] else (
         out.refer_logits.detach() * 0)  # (N, K)
     groups = torch.arange(n, device=iou.device)[:, None].expand_as(iou).reshape(-1)
-    logits = out.refer_logits.reshape(-1)
-    match = L.group_balanced_bce(logits, iou.reshape(-1), groups, cfg.pos_iou)
-    rank = L.margin_ranking_loss(logits.sigmoid(), iou.reshape(-1) >= cfg.pos_iou, groups,
+    logits, iou = out.refer_logits.reshape(-1), iou.reshape(-1)
+    if teacher_logits is not None and boxes.shape[1]:
+        t_iou = (pairwise_iou(boxes, boxes) * ref_ok).amax(-1)  # (N, M): 1 for referred
+        t_groups = torch.arange(n, device=iou.device)[:, None].expand_as(t_iou)
+        logits = torch.cat([logits, teacher_logits[valid]])
+        iou = torch.cat([iou, t_iou[valid]])
+        groups = torch.cat([groups, t_groups[valid]])
+    match = L.group_balanced_bce(logits, iou, groups, cfg.pos_iou)
+    rank = L.margin_ranking_loss(logits.sigmoid(), iou >= cfg.pos_iou, groups,
                                  cfg.rank_margin)
     return {"cg_heatmap": heat, "cg_centerness": ctr, "cg_box": box, "cg_match": match,
             "cg_rank": rank}

@@ -25,6 +25,10 @@ class ClipTargets:
     ids: torch.Tensor  # (B, M) long global ids, -1 = padding
     referred: torch.Tensor  # (B, M) bool: the expression refers to this object
     masks: torch.Tensor | None = None  # (B, V, T, M, H, W) masks; None: boxes filled in
+    # every labelled object of each frame (not only the M), for the CG's dense branch;
+    # None: the M objects' boxes serve (objects left out of the M then count as background)
+    dense_boxes: torch.Tensor | None = None  # (B, V, T, A, 4) float xyxy, input pixels
+    dense_visible: torch.Tensor | None = None  # (B, V, T, A) bool
 
     def check(self, b: int, v: int, t: int, h: int, w: int) -> int:
         """Validate shapes against a ``(B, V, T, 3, H, W)`` clip; returns ``M``."""
@@ -40,12 +44,23 @@ class ClipTargets:
         if self.masks is not None and tuple(self.masks.shape) != (b, v, t, m, h, w):
             raise ValueError(f"targets.masks must be {(b, v, t, m, h, w)}, "
                              f"got {tuple(self.masks.shape)}")
+        if (self.dense_boxes is None) != (self.dense_visible is None):
+            raise ValueError("targets.dense_boxes and targets.dense_visible come together")
+        if self.dense_boxes is not None:
+            db, dv = tuple(self.dense_boxes.shape), tuple(self.dense_visible.shape)
+            if len(db) != 5 or db[:3] != (b, v, t) or db[4] != 4 or dv != db[:4]:
+                raise ValueError(f"targets.dense_boxes must be ({b}, {v}, {t}, A, 4) and "
+                                 f"dense_visible ({b}, {v}, {t}, A), got {db} and {dv}")
         return m
 
     def to(self, device: torch.device | str) -> ClipTargets:
+        def opt(x, bool_=False):
+            return None if x is None else (x.to(device).bool() if bool_ else x.to(device))
+
         return ClipTargets(self.boxes.to(device), self.visible.to(device).bool(),
                            self.ids.to(device).long(), self.referred.to(device).bool(),
-                           None if self.masks is None else self.masks.to(device))
+                           opt(self.masks), opt(self.dense_boxes),
+                           opt(self.dense_visible, True))
 
 
 @dataclass

@@ -344,16 +344,26 @@ def _slot_masks(targets: ClipTargets, teacher_boxes: torch.Tensor, index: torch.
 def _cg_losses(model: ViewSAM, cand, targets: ClipTargets, tb: torch.Tensor, tv: torch.Tensor,
                hw: tuple[int, int]) -> dict[str, torch.Tensor]:
     """The CG loss terms of a clip: teacher boxes ``tb`` ``(B, V, T, M, 4)`` (input pixels,
-    visible ``tv``) scaled to model pixels, referred flags broadcast over views and frames."""
+    visible ``tv``) scaled to model pixels, referred flags broadcast over views and frames;
+    the dense branch learns every labelled object of the frame (``targets.dense_boxes``)
+    where the targets carry them; the matching branch also scores the teacher boxes
+    (``CandidateGeneratorConfig.match_teacher_boxes``)."""
     b, v, t, m = tv.shape
     h, w = hw
     s = model.image_size
     scale = torch.tensor([s / w, s / h, s / w, s / h], device=tb.device)
     ref = targets.referred[:, None, None].expand(b, v, t, m)
-    return _candidate_losses(cand, (tb * scale).reshape(-1, m, 4), tv.reshape(-1, m),
-                             ref.reshape(-1, m),
-                             model.candidate_generator.stride(model.sam2.backbone_stride),
-                             model.cfg.candidate_generator)
+    db = dv = None
+    if targets.dense_boxes is not None:  # every labelled object of the frame (dense branch)
+        a = targets.dense_boxes.shape[3]
+        db = (targets.dense_boxes.to(tb.device) * scale).reshape(-1, a, 4)
+        dv = targets.dense_visible.to(tb.device).reshape(-1, a)
+    mb = (tb * scale).reshape(-1, m, 4)
+    cg, ccfg = model.candidate_generator, model.cfg.candidate_generator
+    tl = cg.match_boxes(cand, mb) if ccfg.match_teacher_boxes and m and \
+        cand.features is not None else None
+    return _candidate_losses(cand, mb, tv.reshape(-1, m), ref.reshape(-1, m),
+                             cg.stride(model.sam2.backbone_stride), ccfg, db, dv, tl)
 
 
 def compute_losses(model: ViewSAM, out: ViewSAMOutput, targets: ClipTargets,
