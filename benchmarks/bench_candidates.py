@@ -127,16 +127,14 @@ def measure(model, clips, collate, threshold: float | None) -> dict:
     return res
 
 
-def fit(args, clips_eval: dict) -> tuple[list[dict], object, int]:
-    """Train a fresh quick ViewSAM's CG alone on ``args.labels``; measure at N/2 and N."""
+def fit(args, cfg, clips_eval: dict) -> tuple[list[dict], int]:
+    """Train a fresh quick ViewSAM's CG (config ``cfg``) alone on ``args.labels``; measure
+    at N/2 and N. Returns the rows and the number of training samples."""
     import torch
 
-    from raysys.training.config import quick_config
     from raysys.training.data import ClipSpec, collate, load_clip, open_source, plan_samples
     from raysys.training.model import build_model, sam2_yaml_text, set_trainable
 
-    over = json.loads(args.train_config.read_text()) if args.train_config else {}
-    cfg = quick_config(**{"max_samples": None, **over})
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, sam2_yaml_text(cfg.sam2_config, cfg.sam2_image_size))
     stage = cfg.stages[0]
@@ -169,7 +167,7 @@ def fit(args, clips_eval: dict) -> tuple[list[dict], object, int]:
                     row[name] = measure(model, clips, collate, None)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    return rows, cfg, len(samples)
+    return rows, len(samples)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         from raysys.training.config import quick_config
 
         over = json.loads(args.train_config.read_text()) if args.train_config else {}
-        cfg = quick_config(**over)
+        cfg = quick_config(**{"max_samples": None, **over})
         spec = dataclasses.replace(ClipSpec.from_config(cfg, cfg.image_size), use_masks=False,
                                max_objects=32)
         clips_eval = {}
@@ -208,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             src = open_source("full", data=args.data, domain=args.domain, split=split)
             clips_eval[f"{split}_split"] = [load_clip(src, s, spec) for s in
                                             plan_samples(src, spec, args.clips, seed=1)]
-        rows, cfg, n = fit(args, clips_eval)
+        rows, n = fit(args, cfg, clips_eval)
         res = {"bench": "candidate_generator_fit", "labels": str(args.labels),
                "data": str(args.data), "domain": args.domain, "clips": args.clips,
                "image_size": cfg.image_size, "training_samples": n, "lr": cfg.stages[0].lr,
