@@ -11,6 +11,8 @@ against every visible GT object of each (view, frame):
 * ``refer_auc``: ROC AUC of the referring probability of the proposal that best covers each
   object (IoU >= 0.3), referred objects against the others (0.5 = chance);
 * ``refer_median``: median referring probability of referred / other objects;
+* ``refer_auc_gt_boxes``: the same AUC for the matching branch scoring every visible GT box
+  itself (referring alone, as if detection were perfect);
 * ``grid_oracle_recall_iou50``: the same recall for the CG's decoding of its exact targets
   (what the proposal grid allows at this input size, whatever is learned).
 
@@ -89,6 +91,8 @@ def measure(model, clips, collate, threshold: float | None) -> dict:
     hit50 = hit30 = hit50c = total = 0
     pos: list[float] = []
     neg: list[float] = []
+    gpos: list[float] = []  # referring probability of the GT boxes themselves
+    gneg: list[float] = []
     with torch.no_grad():
         for c in clips:
             frames, texts, targets, vids = collate({k: v[None] for k, v in c.items()})
@@ -115,11 +119,15 @@ def measure(model, clips, collate, threshold: float | None) -> dict:
             covered = tv & (best >= 0.3)
             pos += prob[covered & referred].tolist()
             neg += prob[covered & ~referred].tolist()
+            gprob = model.candidate_generator.match_boxes(ce.cand, tb).sigmoid()  # (N, A)
+            gpos += gprob[tv & referred].tolist()
+            gneg += gprob[tv & ~referred].tolist()
     res = {"objects": total, "recall_iou50": round(hit50 / max(total, 1), 4),
            "recall_iou30": round(hit30 / max(total, 1), 4),
            "recall_iou50_confident": round(hit50c / max(total, 1), 4)
            if threshold is not None else None}
-    auc = _auc(pos, neg)
+    auc, gauc = _auc(pos, neg), _auc(gpos, gneg)
+    res["refer_auc_gt_boxes"] = None if gauc is None else round(gauc, 4)
     res |= {"refer_auc": None if auc is None else round(auc, 4),
             "refer_median": {"referred": round(float(np.median(pos)), 4) if pos else None,
                              "others": round(float(np.median(neg)), 4) if neg else None},

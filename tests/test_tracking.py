@@ -83,13 +83,59 @@ def test_tracker_buffers_clips_and_flushes(model):
     for o in objs:
         x, y, w, h = o.box
         assert w > 0 and h > 0 and 0 <= x and x + w <= 80 and 0 <= y and y + h <= 48
-        assert o.mask is not None and o.mask.shape == (48, 80) and o.mask.any()
+        assert o.mask is not None and o.mask.shape == (48, 80)
+        assert o.box_source in ("mask", "proposal")
+        assert o.mask.any() or o.box_source == "proposal"  # a mask's box needs a mask
         assert o.global_id >= 1 and 0 < o.score <= 1
     # within one frame and view, global ids are unique (one object is once in a view)
     for r in results:
         for v in r.views:
             ids = [o.global_id for o in v]
             assert len(ids) == len(set(ids))
+
+
+def test_external_proposals_drive_tracks_and_boxes(model):
+    """A proposal function (another detector, or GT in bench_track_oracle.py) replaces the
+    Candidate Generator's proposals: with ``proposal_boxes`` each track reports its matched
+    proposal's box, keeps one id, and a proposal referred below the threshold opens
+    nothing; without referring probabilities the model's matching branch scores the boxes."""
+    rng = np.random.default_rng(2)
+    moving = lambda g: np.array([10.0 + 2 * g, 8.0, 22.0 + 2 * g, 30.0])  # noqa: E731
+    still = np.array([50.0, 10.0, 60.0, 40.0])
+    calls = []
+
+    def fn(g, k):
+        calls.append((g, k))
+        return np.stack([moving(g), still]), np.array([0.9, 0.1]), None
+
+    cfg = TrackConfig(clip_frames=3, refer_threshold=0.5, objectness_threshold=0.5,
+                      min_refer=0.5)
+    tr = ViewSAMTracker(model, "a person", 2, cfg, proposals=fn)
+    results = [r for _ in range(6) for r in tr.step(_frames(rng))]
+    assert sorted(set(calls)) == [(g, k) for g in range(6) for k in range(2)]
+    for r in results:
+        for v in r.views:
+            assert len(v) == 1, "only the referred proposal opens a track"
+            o = v[0]
+            x0, y0, x1, y1 = moving(r.index)
+            assert o.box_source == "proposal"
+            assert np.allclose(o.box, (x0, y0, x1 - x0, y1 - y0), atol=1e-3)
+    per_view = {k: {r.views[k][0].track_id for r in results} for k in range(2)}
+    assert all(len(t) == 1 for t in per_view.values()), "one track per view all along"
+    # referring left to the model: its matching branch scores every proposal
+    seen = []
+    tr = ViewSAMTracker(model, "a person", 2, TrackConfig(clip_frames=2, **OPEN),
+                        proposals=lambda g, k: (np.stack([moving(g), still]), None, None))
+    orig = tr._external
+
+    def spy(ctx, *a):
+        orig(ctx, *a)
+        seen.append(ctx.refer.clone())
+
+    tr._external = spy
+    tr.step(_frames(rng))
+    tr.step(_frames(rng))
+    assert len(seen) == 4 and all(r.shape == (2,) and ((r > 0) & (r < 1)).all() for r in seen)
 
 
 def test_tracker_state_stays_bounded_on_a_long_stream(model):

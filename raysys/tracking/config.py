@@ -27,6 +27,10 @@ class TrackConfig:
     memory_frames: int | None = None  # per-track memory frames kept; None = what SAM2 reads
     #                                  (max(num_maskmem, max_obj_ptrs_in_encoder))
     keep_masks: bool = True  # return full-resolution masks (else boxes only)
+    proposal_boxes: bool = True  # a track matched to a proposal in a frame is present there
+    #   and reports the proposal's box (the Candidate Generator's regression; SAM2's memory
+    #   carries it through frames without a matching proposal, where the mask's box is
+    #   reported); False: always the mask's box, present only on SAM2's object score
 
     def __post_init__(self) -> None:
         if self.clip_frames < 1:

@@ -59,16 +59,20 @@ def _done(pred_root: Path, unit: TrackUnit) -> bool:
 
 
 def track_unit(model, layout: DatasetLayout, unit: TrackUnit, cfg: TrackConfig,
-               ) -> tuple[dict[str, np.ndarray], int]:
+               proposals=None) -> tuple[dict[str, np.ndarray], int]:
     """Track one expression over its scene; returns prediction rows per view
-    ``(frame, id, x1, y1, x2, y2)`` and the number of frame sets."""
+    ``(frame, id, x1, y1, x2, y2)`` and the number of frame sets. ``proposals``: optional
+    ``fn(frame_number, view_index)`` of :class:`ViewSAMTracker`'s external proposals, here
+    called with the frame's number in the dataset (not its index in the stream)."""
     from PIL import Image
 
     from raysys.tracking.tracker import ViewSAMTracker
 
     paths = {v: dict(crtrack.list_frames(layout.view_dir(unit.scene, v))) for v in unit.views}
     frames = sorted(set.intersection(*(set(p) for p in paths.values())))
-    tracker = ViewSAMTracker(model, unit.text, len(unit.views), replace(cfg, keep_masks=False))
+    ext = None if proposals is None else (lambda g, k: proposals(frames[g], k))
+    tracker = ViewSAMTracker(model, unit.text, len(unit.views), replace(cfg, keep_masks=False),
+                             proposals=ext)
     rows: dict[str, list] = {v: [] for v in unit.views}
 
     def emit(results):

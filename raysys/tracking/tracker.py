@@ -27,7 +27,8 @@ identity prototypes; one clip of buffered frames.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +40,11 @@ from raysys.tracking.identity import IdentityBank
 from raysys.viewsam.candidate_generator import pairwise_iou
 from raysys.viewsam.prompts import masks_to_boxes
 
-__all__ = ["TrackedObject", "FrameResult", "ViewSAMTracker"]
+__all__ = ["TrackedObject", "FrameResult", "ProposalFn", "ViewSAMTracker"]
+
+ProposalFn = Callable[[int, int], "tuple[np.ndarray, np.ndarray | None, np.ndarray | None]"]
+"""External proposals: ``fn(frame_index, view) -> (boxes (K, 4) xyxy input pixels,
+referring probabilities (K,) or None, objectness (K,) or None)``."""
 
 _NUM_FRAMES = 1 << 30  # open-ended stream for SAM2's object-pointer window
 
@@ -53,7 +58,9 @@ class TrackedObject:
     box: tuple[float, float, float, float]  # (left, top, width, height) input pixels
     score: float  # sigmoid of SAM2's object-presence logit
     refer: float  # the track's mean referring probability
-    mask: np.ndarray | None = None  # (H, W) bool, when ``keep_masks``
+    mask: np.ndarray | None = None  # (H, W) bool, when ``keep_masks`` (SAM2's; may be
+    #   empty in a frame where the box came from a proposal)
+    box_source: str = "mask"  # "proposal": the matched proposal's box; "mask": the mask's
 
 
 @dataclass
@@ -102,13 +109,18 @@ class ViewSAMTracker:
         num_views: views per frame set.
         cfg: tracker settings.
         view_ids: camera index of each view for the view token (default ``0..V-1``).
+        proposals: optional :data:`ProposalFn` whose boxes replace the Candidate Generator's
+            proposals (boxes from another detector, or GT boxes in an oracle benchmark).
+            Referring probabilities left ``None`` come from the Candidate Generator's
+            matching branch on those boxes; objectness left ``None`` is 1.
 
     ``step(frames)`` returns the results of the frame sets whose clip is complete (an empty
     list while a clip is filling); ``flush()`` processes a partial clip at the end.
     """
 
     def __init__(self, model, expression: str, num_views: int, cfg: TrackConfig | None = None,
-                 view_ids: Sequence[int] | None = None) -> None:
+                 view_ids: Sequence[int] | None = None,
+                 proposals: ProposalFn | None = None) -> None:
         if num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {num_views}")
         self.model = model.eval()
@@ -144,6 +156,7 @@ class ViewSAMTracker:
         self.frame_size: tuple[int, int] | None = None
         self.next_frame = 0  # stream index of the first buffered frame set
         self.next_tid = 1
+        self.proposals = proposals
 
     # ------------------------------------------------------------------ public API
     def step(self, frames: Sequence[np.ndarray]) -> list[FrameResult]:
@@ -214,17 +227,19 @@ class ViewSAMTracker:
                 if cand is not None:
                     ctx.props, ctx.refer = cand.boxes[n], cand.refer_logits[n].sigmoid()
                     ctx.obj = cand.objectness[n]
+                if self.proposals is not None:
+                    self._external(ctx, cand, g, k, (h, w), s)
                 views.append(ctx)
             present = self._step_frame(g, views, extra)
             for k, ctx in enumerate(views):
                 if not present[k]:
                     continue
                 embs = self._embed(enc, ce.views, ctx.n, [p[1] for p in present[k]])
-                for j, (tr, low, score) in enumerate(present[k]):
+                for j, (tr, low, score, box) in enumerate(present[k]):
                     seen[tr.tid] = tr
                     if embs is not None:
                         tr.emb.append(embs[j])
-                    raw[i][k].append((tr, low, score))
+                    raw[i][k].append((tr, low, score, box))
         self._assign_ids(seen)
         results = [FrameResult(self.next_frame + i,
                                [self._objects(raw[i][k], (h, w), s) for k in range(v)])
@@ -232,6 +247,30 @@ class ViewSAMTracker:
         self.next_frame += t
         self.buffer = []
         return results
+
+    def _external(self, ctx: _ViewFrame, cand, g: int, k: int, hw: tuple[int, int],
+                  s: int) -> None:
+        """Replace a view-frame's proposals with ``self.proposals(g, k)``."""
+        boxes, refer, obj = self.proposals(g, k)
+        boxes = torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+                                device=self.device)
+        scale = boxes.new_tensor([s / hw[1], s / hw[0], s / hw[1], s / hw[0]])
+        boxes = boxes * scale  # input pixels -> the model's square input
+        kk = boxes.shape[0]
+        if refer is None:
+            if cand is None or cand.features is None:
+                raise ValueError("external proposals without referring probabilities need "
+                                 "the model's Candidate Generator to score them")
+            one = (lambda x: None if x is None else x[ctx.n:ctx.n + 1])  # noqa: E731
+            sub = dataclasses.replace(cand, features=one(cand.features),
+                                      text_emb=one(cand.text_emb), pixels=one(cand.pixels))
+            ref = self.model.candidate_generator.match_boxes(sub, boxes[None])[0].sigmoid()
+        else:
+            ref = torch.as_tensor(np.asarray(refer, dtype=np.float32).reshape(kk),
+                                  device=self.device)
+        ob = boxes.new_ones(kk) if obj is None else torch.as_tensor(
+            np.asarray(obj, dtype=np.float32).reshape(kk), device=self.device)
+        ctx.props, ctx.refer, ctx.obj = boxes, ref.float(), ob
 
     def _track_batch(self, g: int, views: list[_ViewFrame], items: list[tuple],
                      extra, init: bool) -> list[tuple[torch.Tensor, float]]:
@@ -253,10 +292,12 @@ class ViewSAMTracker:
 
     def _step_frame(self, g: int, views: list[_ViewFrame], extra) -> list[list[tuple]]:
         """Track every view at stream frame ``g``; returns per view the ``(track, mask
-        logits, score)`` of the tracks present in the frame. The live tracks of all views
-        go through SAM2 in one batch, then the new tracks of all views in another."""
+        logits, score, box)`` of the tracks present in the frame (box: the matched
+        proposal's in model pixels with ``proposal_boxes``, else None: the mask's). The
+        live tracks of all views go through SAM2 in one batch, then the new tracks of all
+        views in another."""
         cfg, s = self.cfg, self.model.image_size
-        items, owners = [], []
+        items, owners, matched = [], [], []
         for k, ctx in enumerate(views):
             for tr in self.tracks[k]:
                 box, has = tr.box, False
@@ -269,15 +310,16 @@ class ViewSAMTracker:
                         tr.refer_n += 1
                 items.append((k, box, has, tr.bank))
                 owners.append(tr)
+                matched.append(box if has and cfg.proposal_boxes else None)
         results = self._track_batch(g, views, items, extra, init=False)
         outs: list[list[tuple]] = [[] for _ in views]
         keeps: list[list[_Track]] = [[] for _ in views]
-        for tr, (low, score) in zip(owners, results, strict=True):
+        for tr, prop, (low, score) in zip(owners, matched, results, strict=True):
             self._prune(tr.bank, g)
-            if score > 0 and bool((low > 0).any()):
+            if prop is not None or (score > 0 and bool((low > 0).any())):
                 tr.lost = 0
-                tr.box = masks_to_boxes(low, s)[0]
-                outs[tr.view].append((tr, low, score))
+                tr.box = prop if prop is not None else masks_to_boxes(low, s)[0]
+                outs[tr.view].append((tr, low, score, prop))
                 keeps[tr.view].append(tr)
             else:
                 tr.lost += 1
@@ -293,13 +335,14 @@ class ViewSAMTracker:
                                                in zip(new, banks, strict=True)], extra,
                                     init=True)
         for (k, j), bank, (low, score) in zip(new, banks, results, strict=True):
-            if score <= 0 or not bool((low > 0).any()):
+            if not cfg.proposal_boxes and (score <= 0 or not bool((low > 0).any())):
                 continue
-            tr = _Track(tid=self.next_tid, view=k, start=g, box=masks_to_boxes(low, s)[0],
+            box = views[k].props[j] if cfg.proposal_boxes else masks_to_boxes(low, s)[0]
+            tr = _Track(tid=self.next_tid, view=k, start=g, box=box,
                         bank=bank, refer_sum=float(views[k].refer[j]), refer_n=1)
             self.next_tid += 1
             keeps[k].append(tr)
-            outs[k].append((tr, low, score))
+            outs[k].append((tr, low, score, box if cfg.proposal_boxes else None))
         for k in range(len(views)):
             self.tracks[k] = keeps[k]
         return outs
@@ -315,7 +358,7 @@ class ViewSAMTracker:
         ok = (ctx.refer >= self.refer_threshold) & (ctx.obj >= self.objectness_threshold)
         order = [j for j in torch.argsort(ctx.refer * ctx.obj, descending=True).tolist()
                  if bool(ok[j])]
-        taken = [tr.box for tr, _, _ in out]
+        taken = [tr.box for tr, *_ in out]
         chosen: list[int] = []
         for j in order:
             if len(chosen) >= cfg.max_tracks - kept:
@@ -380,20 +423,28 @@ class ViewSAMTracker:
     def _objects(self, rows, hw, s) -> list[TrackedObject]:
         out = []
         h, w = hw
-        for tr, low, score in rows:
+        for tr, low, score, box in rows:
             if tr.refer < self.min_refer:
                 continue
             logits = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[0, 0]
             mask = (logits > 0).cpu().numpy()
-            ys, xs = np.nonzero(mask)
-            if ys.size == 0:
-                continue
-            x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+            if box is None:  # the mask's box
+                ys, xs = np.nonzero(mask)
+                if ys.size == 0:
+                    continue
+                x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+            else:  # the matched proposal's box, model pixels -> input pixels
+                b = box.float().cpu().numpy() * np.array([w / s, h / s, w / s, h / s])
+                x0, y0 = max(0.0, float(b[0])), max(0.0, float(b[1]))
+                x1, y1 = min(float(w), float(b[2])), min(float(h), float(b[3]))
+                if x1 <= x0 or y1 <= y0:
+                    continue
             out.append(TrackedObject(
                 global_id=int(tr.gid), track_id=tr.tid,
                 box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
                 score=float(1 / (1 + np.exp(-score))), refer=tr.refer,
-                mask=mask if self.cfg.keep_masks else None))
+                mask=mask if self.cfg.keep_masks else None,
+                box_source="mask" if box is None else "proposal"))
         return out
 
 

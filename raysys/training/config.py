@@ -134,7 +134,8 @@ def quick_config(**overrides) -> TrainConfig:
 
     T=4 frames at 128 px on the embedded pre-trained tiny SAM2 base (frozen, as the paper
     freezes SAM2.1; see :mod:`raysys.training.pretrain`), the Candidate Generator on its
-    fine stride-8 grid (small people at 128 px), and short stages with larger learning
+    fine stride-8 grid (small people at 128 px) with pixel RoIs in its matching branch
+    (colours the tiny encoder blurs), and short stages with larger learning
     rates: CG 5 epochs (CG losses only, no tracking: cheap), VC-CMA + BAR 1 epoch, CGCT 1.
     """
     stages = (
@@ -142,7 +143,7 @@ def quick_config(**overrides) -> TrainConfig:
         StageConfig("vc_cma_bar", ("vc_cma", "bar", "base"), 1, 5e-4),
         StageConfig("cgct", ("cgct",), 1, 1e-3),
     )
-    model = {"candidate_generator": {"fine": True}}
+    model = {"candidate_generator": {"fine": True, "pixel_roi": 8}}
     base = dict(clip_frames=4, clip_stride=4, image_size=128, sam2_image_size=128,
                 max_objects=6, max_samples=64, stages=stages, sam2_checkpoint="embedded",
                 model=model)

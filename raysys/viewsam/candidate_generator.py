@@ -53,6 +53,9 @@ class CandidateGeneratorConfig:
     pos_iou: float = 0.5  # IoU with a referred box at which a proposal counts as positive
     rank_margin: float = 0.2  # margin of the ranking loss (on sigmoid scores)
     fine: bool = False  # proposals on a stride-8 grid (top level x2 + the stride-8 level)
+    pixel_roi: int = 0  # > 0: the matching branch also pools the model input's own pixels
+    #   inside each box on a pixel_roi x (pixel_roi // 2) grid (RoIAlign): the colours that
+    #   a small encoder blurs away; 0: encoder features only (the paper's CG)
     match_teacher_boxes: bool = True  # training: the matching branch also scores the
     #   teacher's boxes (referred = positive, the others = negative), as a two-stage
     #   detector adds its ground-truth boxes to the proposals of its RoI head; so it learns
@@ -86,6 +89,8 @@ class CandidateOutput:
     features: torch.Tensor | None = None  # (N, W, h, w) tower output (scores other boxes)
     text_emb: torch.Tensor | None = None  # (N, hidden) projected expression per frame
     stride: int = 0  # model pixels per cell of ``features``
+    pixels: torch.Tensor | None = None  # (N, 3, H, W) normalised frames (pixel_roi)
+    pixel_scale: tuple[float, float] = (1.0, 1.0)  # frame pixels per model pixel (x, y)
 
 
 def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -130,6 +135,10 @@ class CandidateGenerator(nn.Module):
         nn.init.constant_(self.heat_head.bias, -math.log((1 - 0.01) / 0.01))
         self.roi_head = nn.Sequential(nn.Flatten(1), nn.Linear(width * cfg.roi_size ** 2, hidden),
                                       nn.ReLU(inplace=True), nn.Linear(hidden, hidden))
+        pr = cfg.pixel_roi
+        self.pixel_head = nn.Sequential(
+            nn.Flatten(1), nn.Linear(3 * pr * max(1, pr // 2), hidden), nn.ReLU(inplace=True),
+            nn.Linear(hidden, hidden)) if pr > 0 else None
         self.text_proj = nn.Sequential(nn.Linear(text_dim, hidden), nn.LayerNorm(hidden))
         self.match_head = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.ReLU(inplace=True),
                                         nn.Linear(hidden, 1))
@@ -140,11 +149,15 @@ class CandidateGenerator(nn.Module):
         return top_stride // 2 if self.lateral is not None else top_stride
 
     def forward(self, feat: torch.Tensor, text: torch.Tensor, stride: int,
-                fine_feat: torch.Tensor | None = None) -> CandidateOutput:
+                fine_feat: torch.Tensor | None = None, pixels: torch.Tensor | None = None,
+                pixel_scale: tuple[float, float] = (1.0, 1.0)) -> CandidateOutput:
         """Args: feat ``(N, C, h, w)`` top level; text ``(N, D_t)`` pooled expression feature
         per frame; stride: model pixels per cell of ``feat``; fine_feat: the stride-8 level
-        ``(N, C_f, 2h, 2w)`` (required with ``fine``). Outputs are on the grid of
-        :meth:`stride`."""
+        ``(N, C_f, 2h, 2w)`` (required with ``fine``); pixels: ``(N, 3, H, W)`` normalised
+        frames and pixel_scale: their pixels per model pixel (x, y) (required with
+        ``pixel_roi``). Outputs are on the grid of :meth:`stride`."""
+        if self.pixel_head is not None and pixels is None:
+            raise ValueError("a Candidate Generator with pixel_roi needs the frames")
         if self.lateral is not None:
             if fine_feat is None:
                 raise ValueError("a fine Candidate Generator needs the stride-8 features")
@@ -159,31 +172,43 @@ class CandidateGenerator(nn.Module):
         with torch.no_grad():
             boxes, objectness = self._decode(heat, ctr, size, offset, stride)  # (N, K, 4), (N, K)
         text_emb = self.text_proj(text)  # (N, hidden)
-        logits = self._match(x, boxes, text_emb, stride)  # (N, K)
-        return CandidateOutput(heatmap=heat, centerness=ctr, size=size, offset=offset,
-                               boxes=boxes, objectness=objectness, refer_logits=logits,
-                               features=x, text_emb=text_emb, stride=stride)
+        out = CandidateOutput(heatmap=heat, centerness=ctr, size=size, offset=offset,
+                              boxes=boxes, objectness=objectness,
+                              refer_logits=boxes.new_zeros(boxes.shape[:2]),
+                              features=x, text_emb=text_emb, stride=stride, pixels=pixels,
+                              pixel_scale=pixel_scale)
+        out.refer_logits = self._match(out, boxes)  # (N, K)
+        return out
 
     def match_boxes(self, out: CandidateOutput, boxes: torch.Tensor) -> torch.Tensor:
         """Referring logits ``(N, M)`` of any boxes ``(N, M, 4)`` (model pixels) on the
         frames of ``out`` (Eq. 17-18 on other boxes than the proposals)."""
         if out.features is None or out.text_emb is None:
             raise ValueError("this CandidateOutput carries no features to score boxes on")
-        return self._match(out.features, boxes, out.text_emb, out.stride)
+        return self._match(out, boxes)
 
-    def _match(self, x: torch.Tensor, boxes: torch.Tensor, text_emb: torch.Tensor,
-               stride: int) -> torch.Tensor:
+    def _match(self, out: CandidateOutput, boxes: torch.Tensor) -> torch.Tensor:
         from torchvision.ops import roi_align
 
+        x, text_emb = out.features, out.text_emb
         n, k = boxes.shape[:2]
         if k == 0:
             return x.new_zeros(n, 0)
         idx = torch.arange(n, device=x.device, dtype=boxes.dtype).repeat_interleave(k)
         rois = torch.cat([idx[:, None], boxes.reshape(-1, 4)], dim=1)  # (N*K, 5)
         r = self.cfg.roi_size
-        pooled = roi_align(x, rois, (r, r), spatial_scale=1.0 / stride, sampling_ratio=2,
+        pooled = roi_align(x, rois, (r, r), spatial_scale=1.0 / out.stride, sampling_ratio=2,
                            aligned=True)  # (N*K, W, r, r)
         f = self.roi_head(pooled).reshape(n, k, -1)  # (N, K, hidden)
+        if self.pixel_head is not None:  # the frame's own pixels inside each box
+            if out.pixels is None:
+                raise ValueError("a Candidate Generator with pixel_roi needs the frames")
+            sx, sy = out.pixel_scale
+            rois = rois * rois.new_tensor([1.0, sx, sy, sx, sy])
+            pr = self.cfg.pixel_roi
+            rgb = roi_align(out.pixels, rois, (pr, max(1, pr // 2)), spatial_scale=1.0,
+                            sampling_ratio=2, aligned=True)  # (N*K, 3, pr, pr // 2)
+            f = f + self.pixel_head(rgb).reshape(n, k, -1)
         t = text_emb[:, None].expand_as(f)  # (N, K, hidden)
         return self.match_head(torch.cat([f, t, f * t], dim=-1)).squeeze(-1)  # (N, K)
 

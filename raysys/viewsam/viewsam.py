@@ -138,8 +138,12 @@ class ViewSAM(nn.Module):
         enc, views, state = self._encode(images, tokens, tmask, view_ids, (b, v, t), view_state)
         cand = None
         if self.candidate_generator is not None:
-            cand = self.candidate_generator(enc["fpn"][-1], pooled.repeat_interleave(v * t, 0),
-                                            self.sam2.backbone_stride, enc["fpn"][-2])
+            cg = self.candidate_generator
+            # pixel RoIs on the model's input frames: the same resolution in training and
+            # tracking, whatever size the frames arrive at
+            pix = images if cg.pixel_head is not None else None
+            cand = cg(enc["fpn"][-1], pooled.repeat_interleave(v * t, 0),
+                      self.sam2.backbone_stride, enc["fpn"][-2], pix)
         scale = torch.tensor([s / w, s / h, s / w, s / h], device=dev)
         text_tok = None if self.text_prompt is None else self.text_prompt(pooled)  # (B, d)
         return ClipEncoding(enc=enc, views=views, view_state=state, cand=cand, scale=scale,
