@@ -16,6 +16,7 @@ sees it. Prints one JSON object:
 
     python benchmarks/bench_track_oracle.py --model RUN/final --data DATA \\
         [--domain In-domain --split test --units 12 --modes model,gt_boxes,gt_referred]
+        [--mask-boxes]   # boxes from SAM2's masks only (TrackConfig.proposal_boxes=False)
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--units", type=int, default=12,
                     help="expressions tracked, spread evenly over the split (0: all)")
     ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--mask-boxes", action="store_true",
+                    help="TrackConfig(proposal_boxes=False): report every box from SAM2's mask")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, help="also write the JSON here")
     args = ap.parse_args(argv)
@@ -97,10 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.units and args.units < len(units):
         units = [units[i] for i in np.linspace(0, len(units) - 1, args.units).round().astype(int)]
     model = load_viewsam_checkpoint(args.model).model
-    cfg = TrackConfig()
+    cfg = TrackConfig(proposal_boxes=not args.mask_boxes)
     gts = {u.scene: _gt_index(layout, u.scene, u.views) for u in units}
     out: dict = {"benchmark": "track_oracle", "model": str(args.model), "data": str(args.data),
                  "domain": args.domain, "split": args.split, "units": len(units),
+                 "proposal_boxes": cfg.proposal_boxes,
                  "machine": platform.machine(), "threads": args.threads, "modes": {}}
     for mode in modes:
         t0, frames, results = time.time(), 0, {}

@@ -15,7 +15,10 @@ look-ahead beyond the clip):
    the same as one track at a time, :func:`raysys.viewsam.base.condition_on_banks`).
    Proposals that refer to the expression and overlap no live track open new tracks (a
    conditioning frame, no memory; again one batch for all views). A track absent for
-   ``max_lost`` frames ends; the younger of two coinciding tracks ends.
+   ``max_lost`` frames ends; the younger of two coinciding tracks ends. A track matched to
+   a proposal is present in that frame and reports the proposal's box
+   (``TrackConfig.proposal_boxes``); elsewhere SAM2's mask gives its box. External
+   proposals (``proposals=fn``) may replace the Candidate Generator's.
 3. CGCT embeddings of every present track; at the end of the clip new tracks get global
    ids from :class:`raysys.tracking.identity.IdentityBank` (assignment across views, new
    ids for new objects), and identity prototypes are updated.

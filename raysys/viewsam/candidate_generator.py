@@ -13,6 +13,8 @@ grid fine enough for small people in low-resolution CPU runs):
   the pooled frozen text feature, fused as ``[f, t, f (.) t]`` into a referring logit;
   trained against soft IoU targets (IoU with the referred boxes) with a group-balanced
   BCE per frame and a margin ranking loss.
+  With ``pixel_roi`` (the quick CPU default) each proposal also pools the model input's
+  own RGB inside its box, added to its RoI feature: colours a tiny encoder blurs away.
 
 Targets come from a pluggable teacher (:class:`BoxTeacher`); the default,
 :class:`PseudoLabelTeacher`, reads the Stage 1 pseudo-label boxes of the clip targets.
@@ -89,8 +91,7 @@ class CandidateOutput:
     features: torch.Tensor | None = None  # (N, W, h, w) tower output (scores other boxes)
     text_emb: torch.Tensor | None = None  # (N, hidden) projected expression per frame
     stride: int = 0  # model pixels per cell of ``features``
-    pixels: torch.Tensor | None = None  # (N, 3, H, W) normalised frames (pixel_roi)
-    pixel_scale: tuple[float, float] = (1.0, 1.0)  # frame pixels per model pixel (x, y)
+    pixels: torch.Tensor | None = None  # (N, 3, S, S) normalised model input (pixel_roi)
 
 
 def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -149,13 +150,13 @@ class CandidateGenerator(nn.Module):
         return top_stride // 2 if self.lateral is not None else top_stride
 
     def forward(self, feat: torch.Tensor, text: torch.Tensor, stride: int,
-                fine_feat: torch.Tensor | None = None, pixels: torch.Tensor | None = None,
-                pixel_scale: tuple[float, float] = (1.0, 1.0)) -> CandidateOutput:
+                fine_feat: torch.Tensor | None = None,
+                pixels: torch.Tensor | None = None) -> CandidateOutput:
         """Args: feat ``(N, C, h, w)`` top level; text ``(N, D_t)`` pooled expression feature
         per frame; stride: model pixels per cell of ``feat``; fine_feat: the stride-8 level
-        ``(N, C_f, 2h, 2w)`` (required with ``fine``); pixels: ``(N, 3, H, W)`` normalised
-        frames and pixel_scale: their pixels per model pixel (x, y) (required with
-        ``pixel_roi``). Outputs are on the grid of :meth:`stride`."""
+        ``(N, C_f, 2h, 2w)`` (required with ``fine``); pixels: ``(N, 3, S, S)`` the
+        normalised model input, in the boxes' pixels (required with ``pixel_roi``). Outputs
+        are on the grid of :meth:`stride`."""
         if self.pixel_head is not None and pixels is None:
             raise ValueError("a Candidate Generator with pixel_roi needs the frames")
         if self.lateral is not None:
@@ -175,8 +176,7 @@ class CandidateGenerator(nn.Module):
         out = CandidateOutput(heatmap=heat, centerness=ctr, size=size, offset=offset,
                               boxes=boxes, objectness=objectness,
                               refer_logits=boxes.new_zeros(boxes.shape[:2]),
-                              features=x, text_emb=text_emb, stride=stride, pixels=pixels,
-                              pixel_scale=pixel_scale)
+                              features=x, text_emb=text_emb, stride=stride, pixels=pixels)
         out.refer_logits = self._match(out, boxes)  # (N, K)
         return out
 
@@ -203,8 +203,6 @@ class CandidateGenerator(nn.Module):
         if self.pixel_head is not None:  # the frame's own pixels inside each box
             if out.pixels is None:
                 raise ValueError("a Candidate Generator with pixel_roi needs the frames")
-            sx, sy = out.pixel_scale
-            rois = rois * rois.new_tensor([1.0, sx, sy, sx, sy])
             pr = self.cfg.pixel_roi
             rgb = roi_align(out.pixels, rois, (pr, max(1, pr // 2)), spatial_scale=1.0,
                             sampling_ratio=2, aligned=True)  # (N*K, 3, pr, pr // 2)
