@@ -429,8 +429,11 @@ class ViewSAMTracker:
         for tr, low, score, box in rows:
             if tr.refer < self.min_refer:
                 continue
-            logits = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[0, 0]
-            mask = (logits > 0).cpu().numpy()
+            mask = None  # full resolution only where it is returned or gives the box
+            if box is None or self.cfg.keep_masks:
+                logits = F.interpolate(low, size=(h, w), mode="bilinear",
+                                       align_corners=False)[0, 0]
+                mask = (logits > 0).cpu().numpy()
             if box is None:  # the mask's box
                 ys, xs = np.nonzero(mask)
                 if ys.size == 0:
