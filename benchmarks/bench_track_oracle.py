@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--mask-boxes", action="store_true",
                     help="TrackConfig(proposal_boxes=False): report every box from SAM2's mask")
+    ap.add_argument("--refer-threshold", type=float, default=None,
+                    help="TrackConfig.refer_threshold (default: the checkpoint's calibration)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a TrackConfig field, e.g. --set max_tracks=16 (repeatable)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, help="also write the JSON here")
     args = ap.parse_args(argv)
@@ -100,11 +104,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.units and args.units < len(units):
         units = [units[i] for i in np.linspace(0, len(units) - 1, args.units).round().astype(int)]
     model = load_viewsam_checkpoint(args.model).model
-    cfg = TrackConfig(proposal_boxes=not args.mask_boxes)
+    overrides = {}
+    for item in args.set:
+        key, _, val = item.partition("=")
+        if key not in TrackConfig.__dataclass_fields__ or not val:
+            ap.error(f"--set {item!r}: expected FIELD=VALUE with FIELD one of "
+                     f"{sorted(TrackConfig.__dataclass_fields__)}")
+        overrides[key] = json.loads(val)
+    cfg = TrackConfig(proposal_boxes=not args.mask_boxes, refer_threshold=args.refer_threshold,
+                      **overrides)
     gts = {u.scene: _gt_index(layout, u.scene, u.views) for u in units}
     out: dict = {"benchmark": "track_oracle", "model": str(args.model), "data": str(args.data),
                  "domain": args.domain, "split": args.split, "units": len(units),
-                 "proposal_boxes": cfg.proposal_boxes,
+                 "proposal_boxes": cfg.proposal_boxes, "refer_threshold": args.refer_threshold,
+                 "overrides": overrides,
                  "machine": platform.machine(), "threads": args.threads, "modes": {}}
     for mode in modes:
         t0, frames, results = time.time(), 0, {}

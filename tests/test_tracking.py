@@ -69,6 +69,22 @@ def test_identity_bank_update_moves_prototype():
     assert np.isclose(np.linalg.norm(p), 1.0) and np.allclose(p, [2 ** -0.5, 2 ** -0.5])
 
 
+def test_assign_proposals_is_one_to_one():
+    from raysys.tracking.tracker import assign_proposals
+
+    # two tracks side by side, both overlapping proposal 0 (the left person):
+    # IoU(track0, p0) = 1, IoU(track1, p0) = 5*10 / (100 + 100 - 50) = 1/3,
+    # IoU(track1, p1) = 1; a greedy per-track argmax would give p0 to both when p1 is
+    # missing, the assignment gives p0 to track 0 only
+    tracks = torch.tensor([[0.0, 0, 10, 10], [5, 0, 15, 10]])
+    both = torch.tensor([[0.0, 0, 10, 10], [5, 0, 15, 10]])
+    assert assign_proposals(tracks, both, 0.3) == {0: 0, 1: 1}
+    assert assign_proposals(tracks, both[:1], 0.3) == {0: 0}
+    # a proposal below min_iou matches nothing (1/3 < 0.5)
+    assert assign_proposals(tracks[1:], both[:1], 0.5) == {}
+    assert assign_proposals(tracks[:0], both, 0.3) == {}
+
+
 def test_tracker_buffers_clips_and_flushes(model):
     rng = np.random.default_rng(0)
     tr = ViewSAMTracker(model, "a person in a red coat", 2, TrackConfig(clip_frames=3, **OPEN))

@@ -43,7 +43,7 @@ from raysys.tracking.identity import IdentityBank
 from raysys.viewsam.candidate_generator import pairwise_iou
 from raysys.viewsam.prompts import masks_to_boxes
 
-__all__ = ["TrackedObject", "FrameResult", "ProposalFn", "ViewSAMTracker"]
+__all__ = ["TrackedObject", "FrameResult", "ProposalFn", "ViewSAMTracker", "assign_proposals"]
 
 ProposalFn = Callable[[int, int], "tuple[np.ndarray, np.ndarray | None, np.ndarray | None]"]
 """External proposals: ``fn(frame_index, view) -> (boxes (K, 4) xyxy input pixels,
@@ -302,15 +302,15 @@ class ViewSAMTracker:
         cfg, s = self.cfg, self.model.image_size
         items, owners, matched = [], [], []
         for k, ctx in enumerate(views):
-            for tr in self.tracks[k]:
+            pairs = {} if ctx.props is None or not self.tracks[k] else assign_proposals(
+                torch.stack([tr.box for tr in self.tracks[k]]), ctx.props, cfg.track_iou)
+            for i, tr in enumerate(self.tracks[k]):
                 box, has = tr.box, False
-                if ctx.props is not None and ctx.props.shape[0]:
-                    iou = pairwise_iou(tr.box[None], ctx.props)[0]
-                    j = int(iou.argmax())
-                    if float(iou[j]) >= cfg.track_iou:
-                        box, has = ctx.props[j], True
-                        tr.refer_sum += float(ctx.refer[j])
-                        tr.refer_n += 1
+                j = pairs.get(i)
+                if j is not None:
+                    box, has = ctx.props[j], True
+                    tr.refer_sum += float(ctx.refer[j])
+                    tr.refer_n += 1
                 items.append((k, box, has, tr.bank))
                 owners.append(tr)
                 matched.append(box if has and cfg.proposal_boxes else None)
@@ -452,6 +452,25 @@ class ViewSAMTracker:
                 mask=mask if self.cfg.keep_masks else None,
                 box_source="mask" if box is None else "proposal"))
         return out
+
+
+def assign_proposals(tracks: torch.Tensor, props: torch.Tensor,
+                     min_iou: float) -> dict[int, int]:
+    """Live tracks of one view to a frame's proposals, one to one.
+
+    Args:
+        tracks: ``(n, 4)`` the tracks' last boxes; props: ``(k, 4)`` proposals (xyxy).
+        min_iou: pairs with a lower IoU stay unmatched.
+    Returns ``{track index: proposal index}``: the assignment maximising total IoU
+    (Hungarian), so that in a crowd two tracks never take the same person's proposal.
+    """
+    if not tracks.shape[0] or not props.shape[0]:
+        return {}
+    from scipy.optimize import linear_sum_assignment
+
+    iou = pairwise_iou(tracks, props).float().cpu().numpy()
+    rows, cols = linear_sum_assignment(-iou)
+    return {int(r): int(c) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= min_iou}
 
 
 def _nbytes(x) -> int:
