@@ -9,7 +9,11 @@ ways and scores each with the CRTrack protocol (CVR-IDF1 / CVR-MA, All):
   detector;
 * ``gt_referred``: the same boxes, referring probability 1 for the objects the expression
   refers to and 0 for the others: a perfect detector and perfect referring, so what is left
-  is SAM2's mask propagation, the single-view tracks and the CGCT global ids.
+  is SAM2's mask propagation, the single-view tracks and the CGCT global ids;
+* ``gt_all``: every visible GT object's box with referring probability 1 (every person is
+  output for every expression): with one object per view the global ids are easy, with
+  all of them they are not, so this isolates the CGCT cross-view identities (its result
+  with perfect identities, ``all_objects_ceiling``, is computed from GT and printed too).
 
 GT is read here for evaluation only (the oracle proposals are its boxes); training never
 sees it. Prints one JSON object:
@@ -27,7 +31,7 @@ import platform
 import time
 from pathlib import Path
 
-MODES = ("model", "gt_boxes", "gt_referred")
+MODES = ("model", "gt_boxes", "gt_referred", "gt_all")
 
 
 def _gt_index(layout, scene: str, views: tuple[str, ...]):
@@ -58,6 +62,8 @@ def _proposals(mode: str, gt, referred):
         ids, boxes = gt.get((frame, k), (np.zeros(0, int), np.zeros((0, 4))))
         if mode == "gt_boxes":
             return boxes, None, None
+        if mode == "gt_all":
+            return boxes, np.ones(len(ids), dtype=np.float32), None
         ref = np.asarray([(frame, k, int(i)) in referred for i in ids], dtype=np.float32)
         return boxes, ref, None
 
@@ -119,6 +125,16 @@ def main(argv: list[str] | None = None) -> int:
                  "proposal_boxes": cfg.proposal_boxes, "refer_threshold": args.refer_threshold,
                  "overrides": overrides,
                  "machine": platform.machine(), "threads": args.threads, "modes": {}}
+    if "gt_all" in modes:  # every GT object output under its own id, for every expression
+        ceiling = {}
+        for u in units:
+            egt = crtrack.read_expression_gt(layout.gt_root, u.name)
+            rows = {v: np.array([[f, i, *b] for (f, k), (ids, bs) in gts[u.scene].items()
+                                 if k == kv for i, b in zip(ids, bs, strict=True)]).reshape(-1, 6)
+                    for kv, v in enumerate(u.views)}
+            ceiling[u.name] = evaluate_expression(egt, {v: rows[v] for v in egt})
+        agg = aggregate(ceiling)["All"]
+        out["all_objects_ceiling"] = {"CVR-IDF1": agg["CVR-IDF1"], "CVR-MA": agg["CVR-MA"]}
     for mode in modes:
         t0, frames, results = time.time(), 0, {}
         for u in tqdm(units, desc=mode):

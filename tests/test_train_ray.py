@@ -75,6 +75,15 @@ def test_two_worker_ddp_run_reports_checkpoints_and_learns(labeled, local_ray, t
     assert h[-1]["loss"] < h[0]["loss"], f"loss did not fall: {[r['loss'] for r in h]}"
     m = json.loads((out / "metrics.json").read_text())
     assert m["history"] == h and m["samples"] == 4
+    # the tracker's thresholds come from clips left out of training (max_samples=4)
+    from raysys.training.data import ClipSpec, plan_samples
+
+    cfg = tiny_config(3)
+    total = len(plan_samples(open_source("weak", labels), ClipSpec.from_config(cfg, 64),
+                             None, cfg.seed))
+    assert total > 4, "the tiny dataset should have clips beyond the 4 trained on"
+    assert m["calibration"]["held_out"] is True
+    assert m["calibration"]["clips"] == min(32, total - 4)
     assert (out / "loss_curves.png").stat().st_size > 1000
     ckpts = sorted(p for p in (out / RUN_NAME).glob("checkpoint_*") if p.is_dir())
     assert len(ckpts) == 2, "keep_checkpoints=2 of the 3 epoch checkpoints"

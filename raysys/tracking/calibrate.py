@@ -1,13 +1,15 @@
-"""Decision thresholds of the tracker, calibrated on the training clips after training.
+"""Decision thresholds of the tracker, calibrated on the run's own clips after training.
 
 The tracker opens a track from a Candidate Generator proposal whose objectness and
 referring probability pass two thresholds. A model trained for minutes on a CPU is far from
 calibrated (its referring probabilities may never reach 0.5), so after training the
-thresholds are chosen on the run's own training clips: the objectness threshold that best
+thresholds are chosen on the run's own clips, those left out of training where the run
+capped its samples (``TrainConfig.max_samples``; on the clips it trained on, its referring
+scores are over-confident): the objectness threshold that best
 separates proposals matching any target box (IoU >= the CG's ``pos_iou``) from the rest
 (max F1), then, among proposals above it, the referring threshold that best separates those
-matching a *referred* target. The training clips are the run's own supervision (Stage 1
-pseudo labels for a weak run), so weak supervision holds: no GT is read.
+matching a *referred* target. The clips carry the run's own supervision (Stage 1 pseudo
+labels for a weak run), so weak supervision holds: no GT is read.
 """
 
 from __future__ import annotations
