@@ -1,6 +1,6 @@
 """Where the ViewSAM tracker loses CVR-IDF1: the same tracker with oracle proposals.
 
-Runs :func:`raysys.tracking.run.track_unit` over the expressions of a dataset split three
+Runs :func:`raysys.tracking.run.track_unit` over the expressions of a dataset split four
 ways and scores each with the CRTrack protocol (CVR-IDF1 / CVR-MA, All):
 
 * ``model``: the checkpoint as it is (the Candidate Generator's proposals and referring);
@@ -10,17 +10,18 @@ ways and scores each with the CRTrack protocol (CVR-IDF1 / CVR-MA, All):
 * ``gt_referred``: the same boxes, referring probability 1 for the objects the expression
   refers to and 0 for the others: a perfect detector and perfect referring, so what is left
   is SAM2's mask propagation, the single-view tracks and the CGCT global ids;
-* ``gt_all``: every visible GT object's box with referring probability 1 (every person is
-  output for every expression): with one object per view the global ids are easy, with
-  all of them they are not, so this isolates the CGCT cross-view identities (its result
-  with perfect identities, ``all_objects_ceiling``, is computed from GT and printed too).
+* ``gt_all``: every visible GT object's box with referring probability 1 (every object is
+  output for every expression): with one object per view the global ids are easy, with all
+  of them they are not, so this isolates the CGCT cross-view identities (the score with
+  true ids, ``all_objects_ceiling``, is computed from GT and printed too).
 
 GT is read here for evaluation only (the oracle proposals are its boxes); training never
 sees it. Prints one JSON object:
 
     python benchmarks/bench_track_oracle.py --model RUN/final --data DATA \\
-        [--domain In-domain --split test --units 12 --modes model,gt_boxes,gt_referred]
+        [--domain In-domain --split test --units 12 --modes model,gt_boxes,gt_referred,gt_all]
         [--mask-boxes]   # boxes from SAM2's masks only (TrackConfig.proposal_boxes=False)
+        [--refer-threshold 0 --set max_tracks=16]   # TrackConfig overrides
 """
 
 from __future__ import annotations
