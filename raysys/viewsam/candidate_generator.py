@@ -157,8 +157,6 @@ class CandidateGenerator(nn.Module):
         ``(N, C_f, 2h, 2w)`` (required with ``fine``); pixels: ``(N, 3, S, S)`` the
         normalised model input, in the boxes' pixels (required with ``pixel_roi``). Outputs
         are on the grid of :meth:`stride`."""
-        if self.pixel_head is not None and pixels is None:
-            raise ValueError("a Candidate Generator with pixel_roi needs the frames")
         if self.lateral is not None:
             if fine_feat is None:
                 raise ValueError("a fine Candidate Generator needs the stride-8 features")
