@@ -25,6 +25,9 @@ Prints one JSON object:
 ViewSAM alone (its stage of the quick schedule, one process, no Ray) for N clips of the
 pseudo labels and measures it on the labels' own split and on ``--split``, at N/2 and N:
 whether it learns to find people at all, and whether that carries to unseen scenes.
+``--fit-data OTHER`` trains on the GT of another generated dataset's train split instead
+(pre-training on annotated scenes, the analogue of the paper's referring-VOS pre-training):
+whether more annotated scenes and steps make it carry.
 """
 
 from __future__ import annotations
@@ -148,7 +151,10 @@ def fit(args, cfg, clips_eval: dict) -> tuple[list[dict], int]:
     stage = cfg.stages[0]
     params = set_trainable(model, stage.modules)
     opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=cfg.weight_decay)
-    src = open_source("weak", labels=args.labels)
+    if args.fit_data is not None:  # pre-training: GT of another generated dataset
+        src = open_source("full", data=args.fit_data, domain=args.domain, split="train")
+    else:
+        src = open_source("weak", labels=args.labels)
     spec = ClipSpec.from_config(cfg, cfg.image_size)
     samples = plan_samples(src, spec, None, seed=cfg.seed)
     cache: dict[int, dict] = {}
@@ -184,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit-steps", type=int, default=0,
                     help="train a fresh CG alone for this many clips instead of --model")
     ap.add_argument("--labels", type=Path, help="Stage 1 output (with --fit-steps)")
+    ap.add_argument("--fit-data", type=Path,
+                    help="with --fit-steps: train on the GT of this other generated dataset's "
+                         "train split (pre-training) instead of --labels")
     ap.add_argument("--train-config", type=Path,
                     help="JSON of TrainConfig overrides (with --fit-steps), e.g. image_size")
     ap.add_argument("--data", type=Path, required=True, help="generated dataset root")
@@ -199,9 +208,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     if args.fit_steps:
-        if args.labels is None:
-            raise SystemExit("--fit-steps needs --labels LABELS (a `raysys label` output)")
-        labels_meta = json.loads((args.labels / "config.json").read_text())
+        if args.labels is None and args.fit_data is None:
+            raise SystemExit("--fit-steps needs --labels LABELS (a `raysys label` output) "
+                             "or --fit-data DATA (a generated dataset)")
+        labels_meta = json.loads((args.labels / "config.json").read_text()) \
+            if args.labels is not None else {}
         train_split = labels_meta.get("split", "train")
         from raysys.training.config import quick_config
 
@@ -215,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
             clips_eval[f"{split}_split"] = [load_clip(src, s, spec) for s in
                                             plan_samples(src, spec, args.clips, seed=1)]
         rows, n = fit(args, cfg, clips_eval)
-        res = {"bench": "candidate_generator_fit", "labels": str(args.labels),
+        res = {"bench": "candidate_generator_fit",
+               "labels": str(args.labels) if args.labels else None,
+               "fit_data": str(args.fit_data) if args.fit_data else None,
                "data": str(args.data), "domain": args.domain, "clips": args.clips,
                "image_size": cfg.image_size, "training_samples": n, "lr": cfg.stages[0].lr,
                "train_config": over, "rows": rows}

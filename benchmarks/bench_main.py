@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from raysys.main_job import MainJobConfig, run_main_job
     from raysys.report import parse_ablations
+    from raysys.report.tables import teacher_score
 
     t0 = time.perf_counter()
     report = run_main_job(MainJobConfig(out=args.out,
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         "steps_s": {k: round(v, 1) for k, v in report["timing"].items()},
         "skipped_steps": report["config"].get("skipped_steps", []),
         "in_domain_all": all_in,
+        "cross_domain_all": {m: r["All"] for m, r in report.get("cross_domain", {}).items()},
+        "teacher_on_test": teacher_score(report.get("pseudo_labels_test")),
         "targets": {t["target"]: t["passed"] for t in report["targets"]},
     }))
     return 0

@@ -258,3 +258,53 @@ def test_main_job_profile_is_the_report_without_ablations(tmp_path):
     assert "ablations off" in rc.profile
     rc = report_config(MainJobConfig(out=tmp_path, ablations=("use_bar",)))
     assert rc.ablations == ("use_bar",)
+
+
+def test_teacher_reference_in_targets_and_markdown():
+    from raysys.report.tables import assemble_report, teacher_score
+
+    teacher = {**QUALITY, "split": "In-domain/test"}  # reprompt referring 14.30 / 4.90
+    assert teacher_score(teacher) == {"CVR-IDF1": 14.3, "CVR-MA": 4.9}
+    assert teacher_score(None) is None and teacher_score({}) is None
+    t = check_targets(table1(weak=20.0, full=25.0, concept=10.0, sam2=5.0), {}, QUALITY,
+                      teacher)
+    # best baseline concept 10.0, bar 10 + 15 = 25.00; teacher 14.30 is below it
+    assert t[0]["passed"] is False and t[0]["numbers"]["teacher"] == 14.3
+    assert "scores 14.30 (below the bar of 25.00)" in t[0]["text"]
+    t = check_targets(table1(weak=20.0, full=25.0, concept=-1.0, sam2=-2.0), {}, QUALITY,
+                      teacher)
+    # bar -1 + 15 = 14.00 <= 14.30: above
+    assert "(above the bar of 14.00)" in t[0]["text"]
+    rep = assemble_report(table1(), {}, {}, QUALITY, timing={}, config={}, teacher=teacher)
+    assert rep["pseudo_labels_test"]["split"] == "In-domain/test"
+    md = render_markdown(rep)
+    assert "Stage 1 run offline on the In-domain test split" in md and "14.30 / 4.90" in md
+    # without it: no line, and report.json keeps the key empty
+    rep = assemble_report(table1(), {}, {}, QUALITY, timing={}, config={})
+    assert rep["pseudo_labels_test"] == {} and "run offline" not in render_markdown(rep)
+
+
+def test_label_step_test_split_is_its_own_cached_step(tmp_path, monkeypatch):
+    from raysys.report import steps
+
+    calls = []
+
+    def fake_cli(self, name, args, *, connect=True):
+        calls.append((name, [str(a) for a in args]))
+        out = Path(args[args.index("--out") + 1])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "expressions.parquet").write_bytes(b"x")
+
+    monkeypatch.setattr(StepRunner, "cli", fake_cli)
+    r = StepRunner(tmp_path)
+    data = tmp_path / "data"
+    train = steps.label_step(r, data)
+    test = steps.label_step(r, data, split="test")
+    assert train == tmp_path / "labels" and test == tmp_path / "labels_test"
+    (n1, a1), (n2, a2) = calls
+    assert n1 == "label" and a1[a1.index("--split") + 1] == "train"
+    assert n2 == "label_test" and a2[a2.index("--split") + 1] == "test"
+    steps.label_step(r, data, split="test")
+    steps.label_step(r, data)
+    assert len(calls) == 2  # both done: skipped on a re-run
+    assert r.fingerprints["label"] != r.fingerprints["label_test"]

@@ -66,6 +66,9 @@ class ReportConfig:
     baselines: tuple[str, ...] = BASELINES  # zero-shot rows of Table 1
     cross_domain: bool = True  # also track / score the Cross-domain test split
     video: bool = True  # the mosaic GIF of one test scene
+    teacher_reference: bool = True  # also run Stage 1 on the In-domain test split and score
+    #   it (offline, whole videos): the teacher's own level there, a reference line under
+    #   Table 1 (never used for training)
     profile: str = "report"  # a name printed with the results (e.g. "main job")
     # --- benchmark generated when data is None (raysys.synth.SynthConfig fields)
     seed: int = 0

@@ -1,6 +1,7 @@
 """``run_report``: the whole study on one Ray cluster, step by step, resumable.
 
 Order: benchmark (synth) -> Stage 1 labels of In-domain train -> Table 4 (quality) ->
+Stage 1 on In-domain test (the teacher's level there, a reference; not used for training) ->
 ViewSAM weak and fully supervised (trained on In-domain train only) -> zero-shot baselines
 and tracking on the In-domain and Cross-domain test splits (models trained In-domain and
 tracked on Cross-domain test: the paper's cross-domain setting) -> evaluation -> one weak
@@ -101,6 +102,9 @@ def run_report(cfg: ReportConfig, *, map_fn=None) -> dict:
     data = _data_root(r, cfg, map_fn)
     labels = cfg.labels if cfg.labels is not None else label_step(r, data)
     quality = quality_step(r, labels)
+    teacher = None
+    if cfg.teacher_reference:
+        teacher = quality_step(r, label_step(r, data, split="test"), name="quality_test")
     models = _train_main(r, cfg, data, labels)
 
     notes: list[str] = []
@@ -142,12 +146,14 @@ def run_report(cfg: ReportConfig, *, map_fn=None) -> dict:
     config = {**cfg.to_dict(), "data": str(data), "labels": str(labels),
               "skipped_steps": list(r.skipped)}
     return write_report(out, tables["In-domain"], tables.get("Cross-domain", {}), ablations,
-                        quality, timing=r.timing, config=config, video=video, notes=notes)
+                        quality, timing=r.timing, config=config, video=video, notes=notes,
+                        teacher=teacher)
 
 
 def write_report(out: Path, table1: dict, cross_domain: dict, ablations: dict,
                  quality: dict | None, *, timing: dict, config: dict,
-                 video: dict | None = None, notes: list[str] | None = None) -> dict:
+                 video: dict | None = None, notes: list[str] | None = None,
+                 teacher: dict | None = None) -> dict:
     """Assemble report.json, draw the charts, write report.md; returns report.json."""
     from raysys.io.crtrack import atomic_write_text
     from raysys.report.charts import write_charts
@@ -162,7 +168,7 @@ def write_report(out: Path, table1: dict, cross_domain: dict, ablations: dict,
         except ValueError:
             pass
     report = assemble_report(table1, cross_domain, ablations, quality, timing=timing,
-                             config=config, video=video, notes=notes)
+                             config=config, video=video, notes=notes, teacher=teacher)
     charts = write_charts(report, out / "charts")
     report["charts"] = charts
     atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=str))

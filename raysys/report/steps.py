@@ -58,18 +58,23 @@ def synth_step(r: StepRunner, cfg: ReportConfig, map_fn=None) -> Path:
     return data
 
 
-def label_step(r: StepRunner, data: Path) -> Path:
-    """Stage 1 on the In-domain train split (``raysys label``, guarded)."""
-    out = r.out / "labels"
+def label_step(r: StepRunner, data: Path, split: str = "train") -> Path:
+    """Stage 1 on an In-domain split (``raysys label``, guarded): ``train`` (what the weak
+    model learns from) or ``test`` (the teacher's own level on the test split, a reference
+    for Table 1; never used for training)."""
+    name = "label" if split == "train" else f"label_{split}"
+    out = r.out / ("labels" if split == "train" else f"labels_{split}")
 
     def work():
-        r.cli("label", ["label", "--data", data, "--domain", "In-domain", "--split", "train",
-                        "--out", out])
+        r.cli(name, ["label", "--data", data, "--domain", "In-domain", "--split", split,
+                     "--out", out])
         return {"labels": str(out)}
 
     settings = {"data": str(data.resolve()), "upstream": r.fingerprints.get("synth"),
                 "label_config": _label_defaults()}
-    r.run("label", settings, work, outputs=[out / "expressions.parquet"], owned=[out])
+    if split != "train":
+        settings["split"] = split  # the train step's settings stay as they were (cache)
+    r.run(name, settings, work, outputs=[out / "expressions.parquet"], owned=[out])
     return out
 
 
@@ -79,7 +84,7 @@ def _label_defaults() -> dict:
     return LabelConfig().to_dict()
 
 
-def quality_step(r: StepRunner, labels: Path) -> dict:
+def quality_step(r: StepRunner, labels: Path, name: str = "quality") -> dict:
     """Table 4: score each Stage 1 stage against the GT of the split it was made from."""
     from raysys.io.dataset import DatasetLayout
     from raysys.labeling.quality import quality_report
@@ -91,9 +96,10 @@ def quality_step(r: StepRunner, labels: Path) -> dict:
         rep = quality_report(labels, layout)
         return {**rep, "split": f"{layout.domain}/{layout.split}"}
 
-    settings = {"labels": str(labels.resolve()), "upstream": r.fingerprints.get("label"),
+    upstream = "label" if name == "quality" else name.replace("quality", "label")
+    settings = {"labels": str(labels.resolve()), "upstream": r.fingerprints.get(upstream),
                 "stamp": file_stamp(labels / "expressions.parquet")}
-    return r.run("quality", settings, work, outputs=[labels / "quality.json"])
+    return r.run(name, settings, work, outputs=[labels / "quality.json"])
 
 
 # ----------------------------------------------------------------------------- training
