@@ -104,7 +104,8 @@ def run_report(cfg: ReportConfig, *, map_fn=None) -> dict:
     quality = quality_step(r, labels)
     teacher = None
     if cfg.teacher_reference:
-        teacher = quality_step(r, label_step(r, data, split="test"), name="quality_test")
+        teacher = quality_step(r, label_step(r, data, split="test"), name="quality_test",
+                               upstream="label_test")
     models = _train_main(r, cfg, data, labels)
 
     notes: list[str] = []

@@ -84,8 +84,10 @@ def _label_defaults() -> dict:
     return LabelConfig().to_dict()
 
 
-def quality_step(r: StepRunner, labels: Path, name: str = "quality") -> dict:
-    """Table 4: score each Stage 1 stage against the GT of the split it was made from."""
+def quality_step(r: StepRunner, labels: Path, name: str = "quality",
+                 upstream: str = "label") -> dict:
+    """Table 4: score each Stage 1 stage against the GT of the split it was made from
+    (``upstream``: the label step that made ``labels``)."""
     from raysys.io.dataset import DatasetLayout
     from raysys.labeling.quality import quality_report
 
@@ -96,7 +98,6 @@ def quality_step(r: StepRunner, labels: Path, name: str = "quality") -> dict:
         rep = quality_report(labels, layout)
         return {**rep, "split": f"{layout.domain}/{layout.split}"}
 
-    upstream = "label" if name == "quality" else name.replace("quality", "label")
     settings = {"labels": str(labels.resolve()), "upstream": r.fingerprints.get(upstream),
                 "stamp": file_stamp(labels / "expressions.parquet")}
     return r.run(name, settings, work, outputs=[labels / "quality.json"])
