@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Each builds .venv from nothing when needed.
-.PHONY: demo test setup bench lint
+.PHONY: demo test test-fast setup bench lint
 
 setup:
 	bash scripts/setup.sh
@@ -10,8 +10,12 @@ demo: setup
 test: setup
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 
+# the quick loop while developing: everything but the tests marked slow
+test-fast: setup
+	.venv/bin/python -m pytest -q -p no:cacheprovider -m "not slow"
+
 lint: setup
 	.venv/bin/ruff check raysys jobs tests benchmarks
 
 bench: setup
-	for b in benchmarks/bench_*.py; do .venv/bin/python $$b; done
+	for b in benchmarks/speed/*.py benchmarks/quality/*.py; do .venv/bin/python $$b; done

@@ -132,7 +132,7 @@ class Sam2VideoTracker:
                 f"SAM2 checkpoint {ckpt} not found: pass a local SAM2 .pt file with its YAML "
                 "(e.g. sam2.1_hiera_tiny.pt + configs/sam2.1/sam2.1_hiera_t.yaml, downloaded "
                 "from github.com/facebookresearch/sam2 on a machine with internet), or a "
-                "`raysys train` output folder as --viewsam-checkpoint")
+                "`raysys train` output folder as --model")
         sd = torch.load(ckpt, map_location="cpu", weights_only=True)
         tracker = cls(sam2_yaml, sd["model"] if "model" in sd else sd, device=device)
         tracker.weights = f"sam2:{ckpt}"
@@ -142,7 +142,7 @@ class Sam2VideoTracker:
     def from_viewsam_checkpoint(cls, path: str | os.PathLike,
                                 device: str = "cpu") -> Sam2VideoTracker:
         """From the SAM2 base of a ViewSAM checkpoint (a ``raysys train`` output folder)."""
-        from raysys.training.checkpoint import (
+        from raysys.viewsam.checkpoint import (
             MODEL_FILE,
             load_viewsam_checkpoint,
             read_checkpoint,

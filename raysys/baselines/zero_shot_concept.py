@@ -156,8 +156,8 @@ class TrackletSource:
         from raysys.labeling.tracking_stage import embed_tracklets
 
         if self._models is None:
-            from raysys.labeling.backends import REID_BACKENDS
-            from raysys.labeling.backends.concept_tracker import TRACKER_BACKENDS
+            from raysys.backends import REID_BACKENDS
+            from raysys.backends.concept_tracker import TRACKER_BACKENDS
 
             self._models = (
                 TRACKER_BACKENDS.build(self.tracker, device=self.device, **self.tracker_options),
@@ -194,7 +194,7 @@ class SceneIdentities:
 def scene_identities(source: TrackletSource, scene: str, views: list[str], category: str,
                      threshold: float = DEFAULT_THRESHOLD) -> SceneIdentities:
     """Track (or read) every view of a scene for ``category`` and cluster across views."""
-    from raysys.labeling.backends.reid import tracklet_embedding
+    from raysys.backends.reid import tracklet_embedding
 
     tracklets, embs = [], []
     for v in views:

@@ -69,7 +69,7 @@ class Sam2Spec:
                                  "the config it was trained with, e.g. "
                                  "configs/sam2.1/sam2.1_hiera_t.yaml")
             return Sam2VideoTracker.from_sam2_checkpoint(self.config, self.checkpoint, device)
-        from raysys.training.model import sam2_yaml_text
+        from raysys.viewsam.base import sam2_yaml_text
 
         with torch.random.fork_rng():
             torch.manual_seed(self.seed)
@@ -153,6 +153,41 @@ def _rows(ids: SceneIdentities, keep: list[int], views: list[str], boxes: dict) 
     return {v: np.array(r, np.float64).reshape(-1, 6) for v, r in out.items()}
 
 
+def _text_filter(queries, cats: dict, all_desc: list[tuple], embedder,
+                 cfg: TextFilterConfig) -> tuple[dict, dict]:
+    """Per expression, the trajectories of its scene and category whose description is
+    close enough to it in text (``(kept ids, their similarities)`` by expression name)."""
+    d_emb = _unit(embedder.embed([s for _, _, s in all_desc])) if all_desc else None
+    q_emb = _unit(embedder.embed([q.text for q in queries]))
+    kept, sims_out = {}, {}
+    for qi, q in enumerate(queries):
+        key = (q.scene, cats[q.name])
+        sims = {g: float(d_emb[i] @ q_emb[qi]) for i, (k, g, _) in enumerate(all_desc)
+                if k == key}
+        kept[q.name] = select_trajectories(sims, cfg)
+        sims_out[q.name] = {g: round(sims[g], 4) for g in kept[q.name]}
+    return kept, sims_out
+
+
+def _propagate_kept(tracker, layout: DatasetLayout, need: dict, progress: bool,
+                    ) -> tuple[dict, int, float]:
+    """SAM2 propagation of the kept tracklets, one video per (scene, view): their boxes by
+    scene and tracklet key, SAM2 frame steps and seconds."""
+    from tqdm.auto import tqdm
+
+    boxes: dict[str, dict] = {}
+    steps, seconds = 0, 0.0
+    for (scene, view), tls in tqdm(sorted(need.items()), disable=not progress,
+                                   desc="SAM2 propagation (scene, view)"):
+        keys = list(tls)
+        b, res = _propagate_view(tracker, layout.view_dir(scene, view),
+                                 {i: tls[k] for i, k in enumerate(keys)})
+        boxes.setdefault(scene, {}).update({k: b[i] for i, k in enumerate(keys)})
+        steps += res.frames_processed
+        seconds += res.seconds
+    return boxes, steps, seconds
+
+
 def run_zero_shot_sam2(layout: DatasetLayout, pred_root: str | os.PathLike, *,
                        sam2: Sam2Spec | Sam2VideoTracker = Sam2Spec(),
                        label_dir: str | os.PathLike | None = None,
@@ -178,7 +213,7 @@ def run_zero_shot_sam2(layout: DatasetLayout, pred_root: str | os.PathLike, *,
     """
     from tqdm.auto import tqdm
 
-    from raysys.labeling.backends import DESCRIBER_BACKENDS, build_text_embedder
+    from raysys.backends import DESCRIBER_BACKENDS, build_text_embedder
 
     t_start = time.perf_counter()
     times = {}
@@ -199,15 +234,7 @@ def run_zero_shot_sam2(layout: DatasetLayout, pred_root: str | os.PathLike, *,
     times["detect_describe_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     all_desc = [(k, g, s) for k, d in descs.items() for g, s in d.items()]
-    d_emb = _unit(embedder.embed([s for _, _, s in all_desc])) if all_desc else None
-    q_emb = _unit(embedder.embed([q.text for q in queries]))
-    kept, sims_out = {}, {}
-    for qi, q in enumerate(queries):
-        key = (q.scene, cats[q.name])
-        sims = {g: float(d_emb[i] @ q_emb[qi]) for i, (k, g, _) in enumerate(all_desc)
-                if k == key}
-        kept[q.name] = select_trajectories(sims, text_filter)
-        sims_out[q.name] = {g: round(sims[g], 4) for g in kept[q.name]}
+    kept, sims_out = _text_filter(queries, cats, all_desc, embedder, text_filter)
     times["text_filter_s"] = time.perf_counter() - t0
     # 3. SAM2 propagation of every tracklet some expression keeps, one video per view
     t0 = time.perf_counter()
@@ -217,16 +244,7 @@ def run_zero_shot_sam2(layout: DatasetLayout, pred_root: str | os.PathLike, *,
         for t, g in zip(ids[key].tracklets, ids[key].gids, strict=True):
             if int(g) in kept[q.name]:
                 need.setdefault((q.scene, t.view), {})[(key[1], t.view, t.local_id)] = t
-    boxes: dict[str, dict] = {}
-    sam2_steps, sam2_s = 0, 0.0
-    for (scene, view), tls in tqdm(sorted(need.items()), disable=not progress,
-                                   desc="SAM2 propagation (scene, view)"):
-        keys = list(tls)
-        b, res = _propagate_view(tracker_obj, layout.view_dir(scene, view),
-                                 {i: tls[k] for i, k in enumerate(keys)})
-        boxes.setdefault(scene, {}).update({k: b[i] for i, k in enumerate(keys)})
-        sam2_steps += res.frames_processed
-        sam2_s += res.seconds
+    boxes, sam2_steps, sam2_s = _propagate_kept(tracker_obj, layout, need, progress)
     times["sam2_s"] = time.perf_counter() - t0
     for q in queries:
         key = (q.scene, cats[q.name])

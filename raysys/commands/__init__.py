@@ -1,20 +1,8 @@
-"""Sub-commands of the ``raysys`` CLI (see raysys.cli)."""
+"""Sub-commands of the ``raysys`` CLI (see :mod:`raysys.cli`).
 
-from __future__ import annotations
-
-import json
-from pathlib import Path
-
-
-def read_json_option(path: str | Path | None, flag: str) -> dict:
-    """The JSON object in the file an option names (``{}`` without one); a clear error for
-    a missing or malformed file."""
-    if path is None:
-        return {}
-    try:
-        d = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"cannot read {flag} {path}: {e}") from None
-    if not isinstance(d, dict):
-        raise ValueError(f"{flag} {path} must hold a JSON object, got {type(d).__name__}")
-    return d
+A command module has a docstring whose ``Examples::`` block becomes its ``--help`` epilog,
+``add_arguments(parser)`` (shared options come from :mod:`raysys.commands.options`) and
+``run(args) -> int``, which builds typed configs from the arguments and calls the library.
+``run`` raises on bad input (:class:`raysys.errors.UserError`, ``ValueError``,
+``FileNotFoundError``); :func:`raysys.cli.main` turns that into one line and exit 2.
+"""

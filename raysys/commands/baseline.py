@@ -6,96 +6,99 @@ SAM2 video propagation. Predictions go to ``--out`` in the CRTrack layout; score
 ``raysys eval --gt <data>/<domain>/gt/sorted_gt_<split>_<domain> --pred OUT``.
 
 The baselines are zero-shot: they see frames, category labels and the expression folder
-*names* only. The command installs the GT guard (:mod:`raysys.labeling.guard`) before any
+*names* only. The command installs the GT guard (:mod:`raysys.guard`) before any
 work, so a baseline that opened a GT file would fail instead of scoring well.
+
+Examples::
+
+    raysys baseline concept --data DATA --out PRED_CONCEPT --labels LABELS
+    raysys baseline sam2 --data DATA --out PRED_SAM2 --model RUN/final --torch-threads 1
+    raysys baseline sam2 --data DATA --out PRED_SAM2 --sam2-checkpoint sam2.1_b+.pt \\
+        --sam2-config configs/sam2.1/sam2.1_hiera_b+.yaml --json summary.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
+
+from raysys.commands.options import (
+    add_data,
+    add_domain,
+    add_json,
+    add_labels,
+    add_model,
+    add_out,
+    add_split,
+    require_dataset,
+    write_json,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("method", choices=["concept", "sam2"],
                    help="concept: category prompt + ReID clustering (Table 1 'SAM3'); "
                    "sam2: text-filtered boxes + SAM2 propagation (Table 1 'SAM2')")
-    p.add_argument("--data", type=Path, required=True, help="dataset root (raysys synth --out)")
-    p.add_argument("--domain", default="In-domain", choices=["In-domain", "Cross-domain"])
-    p.add_argument("--split", default="test", choices=["train", "test"])
-    p.add_argument("--out", type=Path, required=True, metavar="PRED_DIR",
-                   help="prediction folder (<Scene>_<expression>/View<k>.txt)")
-    p.add_argument("--labels", type=Path, metavar="LABEL_DIR",
-                   help="reuse the tracklets of a `raysys label` output of the same data")
-    p.add_argument("--tracker", default="classical", help="concept tracker backend")
-    p.add_argument("--reid", default="stripes", help="ReID backend")
+    add_data(p)
+    add_domain(p)
+    add_split(p, "test")
+    add_out(p, "prediction folder (<Scene>_<expression>/View<k>.txt)", metavar="PRED")
+    add_labels(p, help="reuse the tracklets of a `raysys label` output of the same data")
+    p.add_argument("--tracker", help="concept tracker backend (default classical)")
+    p.add_argument("--reid", help="ReID backend (default stripes)")
     p.add_argument("--threshold", type=float, help="average cosine to merge tracklets across "
                    "views (default 0.6)")
-    p.add_argument("--device", default="cpu", help="device of the models (cpu | cuda)")
+    p.add_argument("--device", help="device of the models: cpu (default) | cuda")
     g = p.add_argument_group("sam2 method")
     g.add_argument("--sam2-config", help="SAM2 YAML (file or sam2 package name) of "
                    "--sam2-checkpoint; default: the embedded tiny config")
     w = g.add_mutually_exclusive_group()
     w.add_argument("--sam2-checkpoint", help="local SAM2 .pt (with --sam2-config)")
-    w.add_argument("--viewsam-checkpoint", help="`raysys train` output folder (e.g. "
-                   "OUT/final): its SAM2 base is used")
+    add_model(w, help="ViewSAM checkpoint folder (a `raysys train` run's final/): its SAM2 "
+                      "base is used")
     g.add_argument("--sam2-image-size", type=int,
                    help="input size of a random-init SAM2 (no weights given)")
-    g.add_argument("--margin", type=float, default=0.05,
-                   help="keep trajectories within this cosine of the best match")
-    g.add_argument("--describer", default="colours", help="describer backend")
-    g.add_argument("--text", default="minilm", help="text embedder spec")
+    g.add_argument("--margin", type=float,
+                   help="keep trajectories within this cosine of the best match (default 0.05)")
+    g.add_argument("--describer", help="describer backend (default colours)")
+    g.add_argument("--text", help="text embedder spec (default minilm)")
     p.add_argument("--torch-threads", type=int, metavar="N",
                    help="torch intra-op threads (1 is much faster for small SAM2 models on "
                    "a busy CPU)")
-    p.add_argument("--summary", type=Path, help="also write the run summary as JSON")
+    add_json(p, "also write the run summary as JSON to PATH ('-': stdout)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _options(args: argparse.Namespace) -> dict:
+    """The baseline function's keyword arguments the flags set (the rest keep its
+    defaults)."""
+    kw = {"label_dir": args.labels, "tracker": args.tracker, "reid": args.reid,
+          "threshold": args.threshold, "device": args.device, "progress": not args.quiet}
+    if args.method == "sam2":
+        from raysys.baselines.zero_shot_sam2 import Sam2Spec, TextFilterConfig
+
+        kw["sam2"] = Sam2Spec(config=args.sam2_config, checkpoint=args.sam2_checkpoint,
+                              viewsam_checkpoint=str(args.model) if args.model else None,
+                              image_size=args.sam2_image_size)
+        kw.update(describer=args.describer, text=args.text)
+        if args.margin is not None:
+            kw["text_filter"] = TextFilterConfig(margin=args.margin)
+    return {k: v for k, v in kw.items() if v is not None}
+
+
 def run(args: argparse.Namespace) -> int:
+    from raysys.baselines.job import baseline_job
     from raysys.io.dataset import DatasetLayout
 
     if args.torch_threads:
         import torch
 
         torch.set_num_threads(args.torch_threads)
-    kw = {"label_dir": args.labels, "tracker": args.tracker, "reid": args.reid,
-          "device": args.device, "progress": not args.quiet}
-    if args.threshold is not None:
-        kw["threshold"] = args.threshold
-    from raysys.labeling import guard
-
-    try:
-        layout = DatasetLayout(args.data, args.domain, args.split)
-        guard.install(layout.ground_truth_dirs())
-        if args.method == "concept":
-            from raysys.baselines.zero_shot_concept import run_zero_shot_concept
-
-            summary = run_zero_shot_concept(layout, args.out, **kw)
-        else:
-            from raysys.baselines.zero_shot_sam2 import (
-                Sam2Spec,
-                TextFilterConfig,
-                run_zero_shot_sam2,
-            )
-
-            spec = Sam2Spec(config=args.sam2_config, checkpoint=args.sam2_checkpoint,
-                            viewsam_checkpoint=args.viewsam_checkpoint,
-                            image_size=args.sam2_image_size)
-            summary = run_zero_shot_sam2(layout, args.out, sam2=spec, describer=args.describer,
-                                         text=args.text,
-                                         text_filter=TextFilterConfig(margin=args.margin), **kw)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"raysys baseline: error: {e}", file=sys.stderr)
-        return 2
-    if args.summary is not None:
-        from raysys.io.crtrack import atomic_write_text
-
-        atomic_write_text(args.summary, json.dumps(summary, indent=1, default=str) + "\n")
-    gt = layout.gt_root
+    require_dataset(args.data)
+    layout = DatasetLayout(args.data, args.domain, args.split)
+    summary = baseline_job(args.method, layout, args.out, **_options(args))
+    if args.json is not None:
+        write_json(args.json, summary)
     print(f"[raysys baseline {args.method}] {summary['expressions']} expressions -> {args.out} "
           f"in {summary['seconds']:.1f} s ({summary['source']})")
-    print(f"score: raysys eval --gt {gt} --pred {args.out}")
+    print(f"score: raysys eval --gt {layout.gt_root} --pred {args.out}")
     return 0

@@ -1,19 +1,24 @@
 """``raysys eval``: CVR-IDF1 / CVR-MA of a CRTrack prediction folder against its GT.
 
-Prints a table per scene and All; ``--json`` also writes every number (atomically).
+Prints a table per scene and All; ``--json PATH`` also writes every number (atomically).
 Malformed input ends with a one-line ``file:line: problem`` message and exit code 2.
+
+Examples::
+
+    raysys eval --gt DATA/In-domain/gt/sorted_gt_test_In-domain --pred PRED
+    raysys eval --gt GT --pred PRED --json scores.json --per-expression --missing-as-empty
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import sys
 from pathlib import Path
 
-from raysys.io.crtrack import atomic_write_text
+from raysys.commands.options import add_json, write_json
 
-EXIT_BAD_INPUT = 2
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,8 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "In-domain/gt/sorted_gt_test_In-domain")
     parser.add_argument("--pred", required=True, type=Path, metavar="PRED_DIR",
                         help="prediction root holding <Scene>_<expression>/View<k>.txt")
-    parser.add_argument("--json", type=Path, metavar="OUT",
-                        help="also write all results (per expression, scene, All) as JSON")
+    add_json(parser, "also write all results (per expression, scene, All) as JSON to PATH")
     parser.add_argument("--missing-as-empty", action="store_true",
                         help="evaluate a missing prediction file as empty instead of failing")
     parser.add_argument("--per-expression", action="store_true",
@@ -35,21 +39,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from raysys.eval import evaluate  # imported here so `raysys --help` stays fast
 
-    try:
-        result = evaluate(args.gt, args.pred, missing_as_empty=args.missing_as_empty,
-                          progress=args.progress)
-    except ValueError as e:  # CRTrackFormatError (file:line: ...) is a ValueError
-        print(f"raysys eval: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    # a malformed file raises CRTrackFormatError (a ValueError naming file:line)
+    result = evaluate(args.gt, args.pred, missing_as_empty=args.missing_as_empty,
+                      progress=args.progress)
     if result.missing_predictions:
-        print(f"raysys eval: {len(result.missing_predictions)} prediction file(s) missing, "
-              f"evaluated as empty (first: {result.missing_predictions[0]})", file=sys.stderr)
+        log.warning("raysys eval: %d prediction file(s) missing, evaluated as empty "
+                    "(first: %s)", len(result.missing_predictions),
+                    result.missing_predictions[0])
     print(result.format_table(per_expression=args.per_expression))
     if args.json is not None:
-        try:
-            atomic_write_text(args.json, json.dumps(result.to_json(), indent=1) + "\n")
-        except OSError as e:
-            print(f"raysys eval: error: cannot write {args.json}: {e}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        print(f"wrote {args.json}", file=sys.stderr)
+        write_json(args.json, result.to_json())
+        if str(args.json) != "-":
+            print(f"wrote {args.json}", file=sys.stderr)
     return 0

@@ -1,77 +1,100 @@
 """``raysys label``: Stage 1 pseudo labels from raw videos + category labels (on Ray).
 
 Weak supervision is enforced, not only promised: the driver and every Ray worker of the
-job refuse to open files under the dataset's GT folders (:mod:`raysys.labeling.guard`).
+job refuse to open files under the dataset's GT folders (:mod:`raysys.guard`).
 ``--report`` scores the result against the GT in a separate process (``raysys quality``).
+The settings are :class:`raysys.labeling.config.LabelConfig` (defaults, then
+``--config FILE``, then the flags); the actor pool is a resource setting.
+
+Examples::
+
+    raysys label --data data/synth --out runs/labels
+    raysys label --data data/synth --split test --out runs/labels_test --report
+    raysys label --data DATA --out LABELS --tracker sam3 --reid osnet --device cuda \\
+        --actors 4 --actor-cpus 2 --config label.yaml
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
-from pathlib import Path
 
-from raysys.commands import read_json_option
+from raysys.commands.options import (
+    add_address,
+    add_config,
+    add_data,
+    add_domain,
+    add_out,
+    add_split,
+    build_config,
+    require_dataset,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, required=True, help="dataset root (raysys synth --out)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (resumable)")
-    p.add_argument("--domain", default="In-domain", choices=["In-domain", "Cross-domain"])
-    p.add_argument("--split", default="train", choices=["train", "test"])
-    p.add_argument("--config", type=Path, help="JSON file of LabelConfig fields to override")
+    add_data(p)
+    add_out(p, "output folder (resumable)", metavar="LABELS")
+    add_domain(p)
+    add_split(p, "train")
+    add_config(p, "LabelConfig")
     p.add_argument("--tracker", help="concept tracker backend (classical | sam3)")
     p.add_argument("--reid", help="ReID backend (stripes | osnet)")
     p.add_argument("--reid-checkpoint", help="local OSNet weights file")
     p.add_argument("--describer", help="describer backend (colours | hf-vlm | vllm)")
     p.add_argument("--text", help="text embedder (minilm | hf:DIR | random:ARCH)")
-    p.add_argument("--device", help="device of the models in the actors (cpu | cuda)")
-    p.add_argument("--actors", type=int, help="tracking actor pool size")
-    p.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--device", help="device of the models in the actors (cpu | cuda; cuda "
+                   "gives each actor a GPU)")
+    p.add_argument("--actors", type=int, default=1, help="Stage 1 actor pool size (default 1)")
+    p.add_argument("--actor-cpus", type=float, default=0.5,
+                   help="CPUs per actor; fractions fit several on few cores (default 0.5)")
+    add_address(p)
     p.add_argument("--report", action="store_true",
                    help="then score each stage against the GT (runs `raysys quality`)")
 
 
-def build_config(args: argparse.Namespace):
+def build_label_config(args: argparse.Namespace):
+    """``LabelConfig``: defaults, then ``--config``, then the flags given."""
     from raysys.labeling.config import LabelConfig
 
-    d = read_json_option(args.config, "--config")
-    for name in ("tracker", "reid", "describer", "text", "device", "actors"):
-        v = getattr(args, name)
-        if v is not None:
-            d[name] = v
-    if args.reid_checkpoint:
-        d.setdefault("reid_options", {})["checkpoint"] = args.reid_checkpoint
-    if d.get("device", "cpu") != "cpu":
-        d.setdefault("actor_gpus", 1.0)
-    return LabelConfig.from_dict(d)
+    over = {name: getattr(args, name)
+            for name in ("tracker", "reid", "describer", "text", "device")}
+    cfg = build_config(LabelConfig, args.config, over)
+    if args.reid_checkpoint:  # merged into the file's reid_options, not replacing them
+        import dataclasses
+
+        opts = {**cfg.reid_options, "checkpoint": args.reid_checkpoint}
+        cfg = dataclasses.replace(cfg, reid_options=opts)
+    return cfg
+
+
+def build_resources(args: argparse.Namespace, cfg):
+    """The Stage 1 actor pool and Ray cluster of the options (a GPU per actor when the
+    models run on CUDA)."""
+    from raysys.runtime import Resources
+
+    return Resources(address=args.address, label_actors=args.actors,
+                     label_actor_cpus=args.actor_cpus, use_gpu=cfg.device != "cpu")
 
 
 def run(args: argparse.Namespace) -> int:
     from raysys.io.dataset import DatasetLayout
-    from raysys.labeling import guard
-    from raysys.labeling.pipeline import run_labeling
-    from raysys.runtime import init_ray
+    from raysys.labeling.job import label_job
 
-    try:
-        cfg = build_config(args)
-        layout = DatasetLayout(args.data, args.domain, args.split)
-        forbidden = layout.ground_truth_dirs()
-        guard.install(forbidden)
-        init_ray(args.address, runtime_env=guard.runtime_env(forbidden))
-        res = run_labeling(layout, args.out, cfg)
-    except (ValueError, FileNotFoundError, PermissionError) as e:
-        print(f"raysys label: error: {e}", file=sys.stderr)
-        return 2
+    cfg = build_label_config(args)
+    resources = build_resources(args, cfg)
+    require_dataset(args.data)
+    res = label_job(DatasetLayout(args.data, args.domain, args.split), args.out, cfg,
+                    resources)
     s = res.summary
     print(f"\n[raysys label] {s['scenes']} scenes, {s['units']} units, "
           f"{s['trajectories']} trajectories, {s['expressions']} expressions -> {res.out}")
     for k, v in s["timings"].items():
         fps = s["fps"].get(k.replace("_s", ""))
         print(f"  {k:24s} {v:8.1f} s   {fps or 0:8.1f} frames/s")
-    if args.report:
-        cmd = [sys.executable, "-m", "raysys.cli", "quality", "--labels", str(args.out),
+    if args.report:  # GT is read there: a process without the guard
+        cmd = [sys.executable, "-m", "raysys", "quality", "--labels", str(args.out),
                "--data", str(args.data), "--domain", args.domain, "--split", args.split]
-        return subprocess.call(cmd)
+        return subprocess.call(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     return 0

@@ -5,14 +5,15 @@ Examples::
     raysys params                                    # embedded tiny SAM2 + MiniLM
     raysys params --sam2-config configs/sam2.1/sam2.1_hiera_b+.yaml \\
         --text-encoder random:roberta-base --freeze-base   # the paper's setting
-    raysys params --json
+    raysys params --json params.json                 # also as JSON ('-': stdout only)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+
+from raysys.commands.options import add_json, write_json
+from raysys.errors import UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--freeze-base", action="store_true",
                    help="count SAM2 as frozen, as when it is loaded from a checkpoint (the "
                         "paper's setting); by default a random-init base is trainable")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_json(p, "also write the report as JSON to PATH ('-': print only the JSON)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,13 +36,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         model = build_viewsam(sam2_config=args.sam2_config, text_encoder=args.text_encoder,
                               freeze_base=True if args.freeze_base else None)
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        print(f"raysys params: error: {e}", file=sys.stderr)
-        return 2
+    except ImportError as e:  # an optional package a backend needs
+        raise UserError(f"{e}; install it or pick another --text-encoder") from None
     report = parameter_report(model)
-    if args.json:
-        print(json.dumps(report))
-        return 0
+    if args.json is not None:
+        write_json(args.json, report)
+        if str(args.json) == "-":
+            return 0
     print(f"ViewSAM parameters: SAM2 {args.sam2_config or 'tiny (embedded)'}, "
           f"text encoder {args.text_encoder}")
     print(format_parameter_report(report, trainable_flags(model)))

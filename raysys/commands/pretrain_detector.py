@@ -1,11 +1,11 @@
 """``raysys pretrain-detector``: pre-train the classical tracker's optional person detector
 on generated scenes of its own seeds (how the shipped ``person_detector="embedded"`` was
-made; :mod:`raysys.training.pretrain_detector` says what it learns from).
+made; :mod:`raysys.backends.classical.pretrain_detector` says what it learns from).
 
 Examples::
 
     raysys pretrain-detector --out runs/det                # generates its own data
-    cp runs/det/person_net.pt raysys/labeling/backends/weights/person_net_synth.pt
+    cp runs/det/person_net.pt raysys/backends/weights/person_net_synth.pt
     # then, in a Stage 1 config (raysys label --config cfg.json):
     # {"tracker_options": {"person_detector": "runs/det/person_net.pt"}}
 """
@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 from pathlib import Path
+
+from raysys.commands.options import add_out
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--data", type=Path, nargs="+",
+    add_out(p, "output folder")
+    p.add_argument("--data", type=Path, nargs="+", metavar="DATA",
                    help="generated benchmarks to learn from (default: OUT/data_<seed>, made "
                         "with the pre-training seeds 2000 and 2001, every domain and split)")
     p.add_argument("--steps", type=int, default=3000, help="training steps (default 3000)")
@@ -29,29 +33,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from raysys.labeling.backends.classical.person_net import PRETRAIN_SEEDS
-    from raysys.training.pretrain_detector import pretrain_person_detector
+    from raysys.backends.classical.person_net import PRETRAIN_SEEDS
+    from raysys.backends.classical.pretrain_detector import pretrain_person_detector
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    try:
-        data = args.data
-        if not data:
-            from raysys.synth import SynthConfig, generate
+    data = args.data
+    if not data:
+        from raysys.synth import SynthConfig, generate
 
-            data = []
-            for seed in PRETRAIN_SEEDS:
-                d = args.out / f"data_{seed}"
-                if not (d / "dataset.json").is_file():
-                    print(f"[pretrain-detector] generating scenes of seed {seed} -> {d}")
-                    generate(SynthConfig(seed=seed), d)
-                data.append(d)
-        meta = pretrain_person_detector(args.out, data, steps=args.steps, seed=args.seed)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"raysys pretrain-detector: error: {e}", file=sys.stderr)
-        return 2
+        data = []
+        for seed in PRETRAIN_SEEDS:
+            d = args.out / f"data_{seed}"
+            if not (d / "dataset.json").is_file():
+                log.info("[pretrain-detector] generating scenes of seed %d -> %s", seed, d)
+                generate(SynthConfig(seed=seed), d)
+            data.append(d)
+    meta = pretrain_person_detector(args.out, data, steps=args.steps, seed=args.seed)
     print(json.dumps(meta, indent=2))
     print(f"[pretrain-detector] weights: {args.out / 'person_net.pt'}")
     return 0

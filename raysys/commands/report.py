@@ -2,132 +2,130 @@
 
 Given only ``--out`` it generates the benchmark and runs every step itself (label, train
 weak / full / ablations, baselines, track, evaluate); the options point it at existing
-data, labels and checkpoints instead. Re-running skips finished steps.
+data, labels and models instead. Re-running skips finished steps. The settings are
+:class:`raysys.report.ReportConfig`: a preset (``--preset``), then ``--config FILE``, then
+the flags; ``raysys demo`` is the ``main-job`` preset.
 
 Examples::
 
     raysys report --out runs/report
-    raysys report --out runs/report2 --data DATA --labels-dir LABELS --weak RUN/final \\
-        --full RUN_FULL/final --ablations use_bar,use_cgct
+    raysys report --out runs/report2 --data DATA --labels LABELS --weak-model RUN/final \\
+        --full-model RUN_FULL/final --ablations use_bar,use_cgct
+    raysys report --out runs/demo --preset main-job --ablations all   # the demo + Tables 2-3
+    raysys report --out runs/r3 --config report.yaml    # e.g. {synth: {scenes: 4}}
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import dataclasses
 from pathlib import Path
 
-from raysys.commands import read_json_option
+from raysys.commands.options import (
+    add_address,
+    add_config,
+    add_data,
+    add_labels,
+    add_model,
+    add_out,
+    build_config,
+)
+from raysys.errors import UserError
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from raysys.report.config import ReportConfig
+def add_report_arguments(p: argparse.ArgumentParser, preset) -> None:
+    """The options of ``raysys report`` and ``raysys demo``; help shows ``preset``'s
+    defaults (a :class:`raysys.report.ReportConfig`)."""
+    from raysys.report.config import ABLATIONS
 
-    d = ReportConfig()
-    p.add_argument("--out", type=Path, required=True, help="report folder (resumable)")
-    p.add_argument("--data", type=Path, help="existing benchmark root (default: generate one)")
-    p.add_argument("--labels-dir", type=Path,
-                   help="existing Stage 1 output of the In-domain train split")
-    p.add_argument("--weak", type=Path, help="existing weak ViewSAM checkpoint (RUN/final)")
-    p.add_argument("--full", type=Path, help="existing fully supervised checkpoint")
-    p.add_argument("--ablations", default="all",
-                   help="none | all | comma list of switches, e.g. use_bar,cgct (default all)")
-    p.add_argument("--baselines", default="all",
-                   help="none | all | comma list of zero_shot_concept,zero_shot_sam2")
+    d, s, r = preset, preset.synth, preset.resources
+    add_config(p, "ReportConfig")
+    add_data(p, required=False, help="existing benchmark root (default: generate one)")
+    add_labels(p, help="existing Stage 1 output of the In-domain train split")
+    add_model(p, flag="--weak-model", help="existing weakly supervised ViewSAM checkpoint "
+              "folder (RUN/final; default: train one)")
+    add_model(p, flag="--full-model", help="existing fully supervised ViewSAM checkpoint "
+              "folder (default: train one)")
+    p.add_argument("--ablations", metavar="LIST",
+                   help="Tables 2-3: none | all | comma list of switches, e.g. use_bar,cgct "
+                        f"(default {'all' if d.ablations == ABLATIONS else 'none'})")
+    p.add_argument("--baselines", metavar="LIST", help="none | all | comma list of "
+                   "zero_shot_concept,zero_shot_sam2 (default all)")
     p.add_argument("--no-cross-domain", action="store_true", help="In-domain test only")
     p.add_argument("--no-video", action="store_true", help="skip the mosaic GIF")
     p.add_argument("--no-teacher-reference", action="store_true",
                    help="skip Stage 1 on the In-domain test split (the teacher's level there, "
                         "a reference line under Table 1)")
-    p.add_argument("--seed", type=int, default=d.seed, help="benchmark seed")
-    p.add_argument("--scenes", type=int, default=d.scenes, help="scenes per split")
-    p.add_argument("--frames", type=int, default=d.frames, help="frames per video")
-    p.add_argument("--people", type=int, default=d.people, help="people per scene")
-    p.add_argument("--train-workers", type=int, default=d.train_workers)
-    p.add_argument("--train-cpus-per-worker", type=float, default=d.train_cpus_per_worker)
-    p.add_argument("--track-actors", type=int, default=d.track_actors)
-    p.add_argument("--train-config", type=Path,
-                   help="JSON of TrainConfig overrides for every run (merged into --quick's)")
-    p.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (default: all)")
-    p.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local Ray)")
+    g = p.add_argument_group("generated benchmark (SynthConfig)")
+    for name, help_ in (("seed", "benchmark seed"), ("scenes", "scenes per split"),
+                        ("views", "cameras per In-domain scene"),
+                        ("frames", "frames per video"), ("people", "people per scene")):
+        g.add_argument(f"--{name}", type=int, metavar="N",
+                       help=f"{help_} (default {getattr(s, name)})")
+    g = p.add_argument_group("training and resources")
+    g.add_argument("--train-config", type=Path, metavar="FILE",
+                   help="JSON or YAML of TrainConfig fields for every run (merged into the "
+                        "quick schedule)")
+    g.add_argument("--train-workers", type=int, metavar="N",
+                   help=f"DDP workers (default {r.workers})")
+    g.add_argument("--train-cpus-per-worker", type=float, metavar="CPUS",
+                   help=f"CPUs per training worker (default {r.cpus_per_worker})")
+    g.add_argument("--track-actors", type=int, metavar="N",
+                   help=f"tracking actors (default {r.track_actors})")
+    g.add_argument("--num-cpus", type=int, metavar="N", help="CPUs of a local Ray (default: all)")
+    add_address(g)
 
 
-def _baselines(spec: str) -> tuple[str, ...]:
-    from raysys.report.config import BASELINES
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from raysys.report.config import PRESETS
 
-    s = spec.strip().lower()
-    if s == "all":
-        return BASELINES
-    if s in ("none", ""):
-        return ()
-    names = [n.strip() for n in spec.split(",") if n.strip()]
-    bad = [n for n in names if n not in BASELINES]
-    if bad:
-        raise ValueError(f"unknown baselines {bad}; valid: all, none, {', '.join(BASELINES)}")
-    return tuple(b for b in BASELINES if b in names)
+    add_out(p, "report folder (resumable)")
+    p.add_argument("--preset", choices=list(PRESETS), default="report",
+                   help="the settings to start from (default report: every table; main-job: "
+                        "what `raysys demo` runs)")
+    add_report_arguments(p, PRESETS["report"])
 
 
-def build_config(args: argparse.Namespace):
-    from raysys.report.config import ReportConfig, parse_ablations
+def build_report_config(args: argparse.Namespace, preset):
+    """``ReportConfig``: ``preset``, then ``--config``, then the flags given, then
+    ``--train-config`` merged into its training schedule. A profile named "..., ablations
+    off" that runs ablations loses that suffix."""
+    from raysys.config import load_config
+    from raysys.report.config import parse_ablations, parse_baselines
+    from raysys.training.config import TrainConfig
 
-    extra = read_json_option(args.train_config, "--train-config")
-    return ReportConfig(
-        out=args.out, data=args.data, labels=args.labels_dir, weak=args.weak, full=args.full,
-        ablations=parse_ablations(args.ablations), baselines=_baselines(args.baselines),
-        cross_domain=not args.no_cross_domain, video=not args.no_video,
-        teacher_reference=not args.no_teacher_reference, seed=args.seed,
-        scenes=args.scenes, frames=args.frames, people=args.people,
-        train_workers=args.train_workers, train_cpus_per_worker=args.train_cpus_per_worker,
-        track_actors=args.track_actors, num_cpus=args.num_cpus, address=args.address,
-        extra_train=extra)
-
-
-def print_summary(report: dict, out: Path) -> None:
-    """The targets and Table 1 on the console, and where everything is."""
-    from raysys.report.tables import METHOD_NAMES, teacher_score
-
-    for key, title in (("table1", "In-domain test"), ("cross_domain", "Cross-domain test")):
-        rows = report.get(key) or {}
-        if not rows:
-            continue
-        print(f"\n[raysys report] Table 1, {title} (All):")
-        print(f"  {'method':40s} {'CVR-IDF1':>9s} {'CVR-MA':>9s}")
-        for m, r in rows.items():
-            a = r["All"]
-            print(f"  {METHOD_NAMES.get(m, m):40s} {_f(a.get('CVR-IDF1')):>9s} "
-                  f"{_f(a.get('CVR-MA')):>9s}")
-        tch = teacher_score(report.get("pseudo_labels_test")) if key == "table1" else None
-        if tch is not None:
-            print(f"  {'(reference) Stage 1 offline on test':40s} "
-                  f"{_f(tch.get('CVR-IDF1')):>9s} {_f(tch.get('CVR-MA')):>9s}")
-    print("\n[raysys report] targets:")
-    for t in report.get("targets", []):
-        mark = {True: "met", False: "MISSED", None: "not measured"}[t["passed"]]
-        print(f"  [{mark}] {t['target']}: {t.get('text', '')}")
-    print(f"\n[raysys report] report: {out / 'report.md'}  (numbers: {out / 'report.json'})")
-    if (report.get("video") or {}).get("gif"):
-        print(f"[raysys report] video:  {report['video']['gif']}")
-    t = report.get("timing", {})
-    if "total" in t:
-        print(f"[raysys report] took {t['total']:.1f} s")
-
-
-def _f(x) -> str:
-    return "-" if x is None else f"{float(x):.2f}"
+    over = {
+        "out": args.out, "data": args.data, "labels": args.labels,
+        "weak_model": args.weak_model, "full_model": args.full_model,
+        "ablations": None if args.ablations is None else parse_ablations(args.ablations),
+        "baselines": None if args.baselines is None else parse_baselines(args.baselines),
+        "cross_domain": False if args.no_cross_domain else None,
+        "video": False if args.no_video else None,
+        "teacher_reference": False if args.no_teacher_reference else None,
+        "synth": {k: getattr(args, k) for k in ("seed", "scenes", "views", "frames", "people")},
+        "resources": {"workers": args.train_workers,
+                      "cpus_per_worker": args.train_cpus_per_worker,
+                      "track_actors": args.track_actors, "num_cpus": args.num_cpus,
+                      "address": args.address},
+    }
+    cfg = build_config(type(preset), args.config, over, preset)
+    if args.train_config is not None:
+        try:
+            train = load_config(TrainConfig, args.train_config, cfg.train)
+        except ValueError as e:
+            raise UserError(f"--train-config: {e}") from None
+        cfg = dataclasses.replace(cfg, train=train)
+    off = ", ablations off"
+    if cfg.ablations and cfg.profile.endswith(off):
+        cfg = dataclasses.replace(cfg, profile=cfg.profile[:-len(off)])
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:
-    from raysys.report.pipeline import run_report
-    from raysys.report.runner import StepError
+    from raysys.report import ReportConfig, run_report
+    from raysys.report.summary import format_summary
 
-    try:
-        cfg = build_config(args)
-        report = run_report(cfg)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"raysys report: error: {e}", file=sys.stderr)
-        return 2
-    except StepError as e:
-        print(f"raysys report: {e}", file=sys.stderr)
-        return 1
-    print_summary(report, cfg.out)
+    cfg = build_report_config(args, ReportConfig.preset(args.preset))
+    report = run_report(cfg)
+    print(format_summary(report, cfg.out))
     return 0

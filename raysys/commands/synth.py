@@ -1,17 +1,22 @@
 """``raysys synth``: generate the synthetic multi-camera CRMOT benchmark (CRTrack layout).
 
-Example::
+The settings are :class:`raysys.synth.SynthConfig`: its defaults, then ``--config FILE``
+(JSON or YAML), then the flags given. The same config and seed give identical files.
 
+Examples::
+
+    raysys synth --out data/synth --seed 0
     raysys synth --out data/synth --seed 0 --scenes 2 --views 3 --frames 100 \\
         --size 640x360 --people 10 --splits train,test --domains in,cross
+    raysys synth --out data/big --config synth.yaml    # e.g. {scenes: 4, frames: 120}
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 
+from raysys.commands.options import add_config, add_out, build_config
 from raysys.synth.config import DOMAIN_ALIASES, SynthConfig
 
 _DEFAULT = SynthConfig()
@@ -62,36 +67,28 @@ _INT_OPTIONS = (  # (flag, SynthConfig field, help)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = _DEFAULT
-    p.add_argument("--out", required=True, help="output folder (new, empty, or same config)")
+    add_out(p, "output folder (new, empty, or holding a dataset of the same config)")
+    add_config(p, "SynthConfig")
     for flag, name, help_ in _INT_OPTIONS:
-        p.add_argument(flag, type=int, default=getattr(d, name),
-                       help=f"{help_} (default %(default)s)")
-    p.add_argument("--size", type=_size, default=(d.width, d.height), metavar="WxH",
+        p.add_argument(flag, type=int, help=f"{help_} (default {getattr(d, name)})")
+    p.add_argument("--size", type=_size, metavar="WxH",
                    help=f"frame size (default {d.width}x{d.height})")
-    p.add_argument("--fps", type=float, default=d.fps,
-                   help="frame rate, sets the motion per frame (default %(default)s)")
-    p.add_argument("--splits", type=_splits, default=d.splits, metavar="LIST",
+    p.add_argument("--fps", type=float,
+                   help=f"frame rate, sets the motion per frame (default {d.fps})")
+    p.add_argument("--splits", type=_splits, metavar="LIST",
                    help="comma list of train,test (default: both)")
-    p.add_argument("--domains", type=_domains, default=d.domains, metavar="LIST",
+    p.add_argument("--domains", type=_domains, metavar="LIST",
                    help="comma list of in,cross (default: both)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from raysys.synth.generate import DatasetConfigError, generate
+    from raysys.synth.generate import generate
 
-    try:
-        cfg = SynthConfig(
-            seed=args.seed, scenes=args.scenes, views=args.views, cross_views=args.cross_views,
-            frames=args.frames, width=args.size[0], height=args.size[1], fps=args.fps,
-            people=args.people, cars=args.cars, bicycles=args.bicycles,
-            expressions=args.expressions, splits=args.splits, domains=args.domains)
-    except ValueError as e:
-        print(f"raysys synth: error: {e}", file=sys.stderr)
-        return 2
-    try:
-        result = generate(cfg, args.out)
-    except DatasetConfigError as e:
-        print(f"raysys synth: error: {e}", file=sys.stderr)
-        return 2
+    over = {name: getattr(args, name) for _, name, _ in _INT_OPTIONS}
+    over.update(fps=args.fps, splits=args.splits, domains=args.domains)
+    if args.size is not None:
+        over.update(width=args.size[0], height=args.size[1])
+    cfg = build_config(SynthConfig, args.config, over)
+    result = generate(cfg, args.out)
     print(json.dumps({k: result[k] for k in ("root", "rendered", "skipped")}))
     return 0

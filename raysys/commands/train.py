@@ -1,9 +1,10 @@
 """``raysys train``: Stage 2, train ViewSAM on Stage 1's pseudo labels with Ray Train.
 
 Weak supervision (the default) is enforced: the driver and every Ray worker of the job
-refuse to open files under the dataset's GT folders (:mod:`raysys.labeling.guard`).
+refuse to open files under the dataset's GT folders (:mod:`raysys.guard`).
 ``--supervision full --data DIR`` trains on GT instead: the fully supervised comparison
-row only.
+row only. The settings are :class:`raysys.training.config.TrainConfig`: the paper's
+schedule (or ``--quick``'s), then ``--config FILE``, then the flags.
 
 Examples::
 
@@ -16,16 +17,25 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-from raysys.commands import read_json_option
+from raysys.commands.options import (
+    add_address,
+    add_config,
+    add_data,
+    add_domain,
+    add_labels,
+    add_out,
+    add_split,
+    build_config,
+    require_dataset,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--labels", type=Path, help="Stage 1 output folder (raysys label --out)")
-    p.add_argument("--out", type=Path, required=True, help="run folder (resumable)")
-    p.add_argument("--config", type=Path, help="JSON file of TrainConfig fields to override")
+    add_labels(p, help="Stage 1 output folder (a `raysys label --out` folder); required for "
+                       "weak supervision")
+    add_out(p, "run folder (resumable)", metavar="RUN")
+    add_config(p, "TrainConfig")
     p.add_argument("--quick", action="store_true",
                    help="the scaled-down CPU schedule (T=4, 128 px, 2 epochs per stage)")
     p.add_argument("--workers", type=int, default=1, help="DDP workers (default 1)")
@@ -35,75 +45,47 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sam2-config", help="SAM2 YAML (default: the embedded tiny config)")
     p.add_argument("--sam2-checkpoint", help="local SAM2 .pt: the base is frozen, as in the paper")
     p.add_argument("--text-encoder", help="minilm (default) | hf:DIR | random:ARCH")
-    p.add_argument("--supervision", choices=["weak", "full"], default="weak",
+    p.add_argument("--supervision", choices=["weak", "full"],
                    help="weak: pseudo labels only (default); full: GT, comparison row only")
-    p.add_argument("--data", type=Path,
-                   help="dataset root (default: the one named in the labels' config.json)")
-    p.add_argument("--domain", choices=["In-domain", "Cross-domain"], help="default: labels'")
-    p.add_argument("--split", choices=["train", "test"], help="default: the labels' split")
-    p.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local Ray)")
+    add_data(p, required=False,
+             help="dataset root (default: the one named in the labels' config.json)")
+    add_domain(p, None, "dataset domain (default: the labels')")
+    add_split(p, None, "dataset split (default: the labels')")
+    add_address(p)
 
 
-def build_config(args: argparse.Namespace):
-    """``TrainConfig`` from ``--quick``, then ``--config`` JSON, then the flags."""
-    from raysys.training.config import TrainConfig, from_dict, quick_config
+def build_train_config(args: argparse.Namespace):
+    """``TrainConfig``: the paper's schedule (or ``--quick``'s), then ``--config``, then
+    the flags given."""
+    from raysys.training.config import TrainConfig, quick_config
 
     base = quick_config() if args.quick else TrainConfig()
-    d = read_json_option(args.config, "--config")
-    d["supervision"] = args.supervision
-    for name in ("sam2_config", "sam2_checkpoint", "text_encoder"):
-        v = getattr(args, name)
-        if v is not None:
-            d[name] = v
-    if d.get("sam2_checkpoint"):
+    over = {name: getattr(args, name)
+            for name in ("supervision", "sam2_config", "sam2_checkpoint", "text_encoder")}
+    cfg = build_config(TrainConfig, args.config, over, base)
+    if cfg.sam2_checkpoint and cfg.sam2_checkpoint != base.sam2_checkpoint:
         from raysys.viewsam.base import resolve_sam2_checkpoint
 
-        resolve_sam2_checkpoint(d["sam2_checkpoint"])  # a clear error before Ray starts
-    return from_dict(TrainConfig, d, base)
+        resolve_sam2_checkpoint(cfg.sam2_checkpoint)  # a clear error before Ray starts
+    return cfg
 
 
-def _setup(args: argparse.Namespace):
-    """Config, clip source and Ray (under the weak-supervision guard) for a run."""
-    from raysys.labeling import guard
-    from raysys.runtime import init_ray
-    from raysys.training.data import open_source
+def build_resources(args: argparse.Namespace):
+    """The training workers and Ray cluster of the options."""
+    from raysys.runtime import Resources
 
-    if args.supervision == "weak" and args.labels is None:
-        raise ValueError("--labels DIR is required (a `raysys label` output); "
-                         "or --supervision full --data DIR")
-    if args.labels is not None and not args.labels.is_dir():
-        raise FileNotFoundError(f"--labels {args.labels} is not a folder: pass the --out "
-                                "folder of `raysys label`")
-    cfg = build_config(args)
-    source = open_source(args.supervision, args.labels, args.data, args.domain, args.split)
-    env = None
-    if args.supervision == "weak":
-        forbidden = source.layout.ground_truth_dirs()
-        guard.install(forbidden)
-        env = guard.runtime_env(forbidden)
-    init_ray(args.address, runtime_env=env)
-    import ray
-
-    # one line per epoch comes from the trainer; Ray Data's bars would bury it
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    return cfg, source
+    return Resources(address=args.address, workers=args.workers,
+                     cpus_per_worker=args.cpus_per_worker, use_gpu=args.use_gpu)
 
 
 def run(args: argparse.Namespace) -> int:
-    from raysys.training.trainer import TrainResources, run_training
+    from raysys.training.job import train_job
 
-    try:
-        if args.workers < 1 or args.cpus_per_worker <= 0:
-            raise ValueError("--workers must be >= 1 and --cpus-per-worker > 0")
-        cfg, source = _setup(args)
-        res = run_training(source, args.out, cfg, TrainResources(
-            workers=args.workers, cpus_per_worker=args.cpus_per_worker, use_gpu=args.use_gpu))
-    except (ValueError, FileNotFoundError, PermissionError) as e:
-        print(f"raysys train: error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # Ray Train gave up (max_failures exceeded) or a worker bug
-        print(f"raysys train: training failed: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+    resources = build_resources(args)
+    cfg = build_train_config(args)
+    require_dataset(args.data)
+    res = train_job(args.out, cfg, resources, labels=args.labels, data=args.data,
+                    domain=args.domain, split=args.split)
     print(f"\n[raysys train] {len(res.history)} epochs, {res.samples} clips/epoch, "
           f"{res.seconds:.1f} s -> {res.out}")
     print(f"  {'epoch':>5} {'stage':<20} {'loss':>9} {'seconds':>8}")

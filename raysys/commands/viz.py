@@ -3,19 +3,20 @@
 Without ``--expression`` it shows every object's GT (meta tracks); with ``--expression`` it
 shows that expression's GT, or, with ``--pred``, the predictions marked against that GT.
 
-Example::
+Examples::
 
     raysys viz --data data/synth --scene PlazaTest01 --out viz/ --frames 1:40 --every 2
+    raysys viz --data data/synth --scene PlazaTest01 --expression "a man in a red coat" \\
+        --pred runs/pred --out viz/pred
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
-from raysys.io.dataset import DOMAINS, SPLITS
+from raysys.commands.options import add_data, add_domain, add_out, add_split, require_dataset
+from raysys.errors import UserError
 
 
 def _frames(text: str) -> tuple[int | None, int | None]:
@@ -32,13 +33,13 @@ def _frames(text: str) -> tuple[int | None, int | None]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="dataset root (holds In-domain/, ...)")
+    add_data(p)
     p.add_argument("--scene", required=True, help="scene name, e.g. PlazaTest01")
-    p.add_argument("--domain", default="In-domain", choices=DOMAINS)
-    p.add_argument("--split", default="test", choices=SPLITS)
+    add_domain(p)
+    add_split(p, "test")
     p.add_argument("--expression", help="expression folder name '<Scene>_<text>' (or the text)")
     p.add_argument("--pred", help="prediction root holding '<Scene>_<expression>/View<k>.txt'")
-    p.add_argument("--out", required=True, help="output folder for PNGs and the GIF")
+    add_out(p, "output folder for PNGs and the GIF")
     p.add_argument("--frames", type=_frames, default=(None, None), metavar="A:B",
                    help="first:last frame (1-based, inclusive; either may be left out)")
     p.add_argument("--every", type=int, default=1, help="draw every k-th frame")
@@ -77,31 +78,28 @@ def _load_rows(args, lay, views):
 
 
 def run(args: argparse.Namespace) -> int:
-    from raysys.io.crtrack import CRTrackFormatError, list_frames, list_image_views
+    from raysys.io.crtrack import list_frames, list_image_views
     from raysys.io.dataset import DatasetLayout
     from raysys.viz import write_scene_video
 
     if args.every < 1:
-        print("raysys viz: error: --every must be >= 1", file=sys.stderr)
-        return 2
-    try:
-        lay = DatasetLayout(Path(args.data), args.domain, args.split)
-        views = list_image_views(lay.image_root).get(args.scene)
-        if not views:
-            print(f"raysys viz: error: no images of scene {args.scene!r} under "
-                  f"{lay.image_root}", file=sys.stderr)
-            return 2
-        paths = {v: dict(list_frames(lay.view_dir(args.scene, v))) for v in views}
-        rows, fmt, ref, labels, title = _load_rows(args, lay, views)
-    except (CRTrackFormatError, FileNotFoundError) as e:
-        print(f"raysys viz: error: {e}", file=sys.stderr)
-        return 2
+        raise UserError(f"--every must be >= 1, got {args.every}")
+    require_dataset(args.data)
+    lay = DatasetLayout(args.data, args.domain, args.split)
+    views = list_image_views(lay.image_root).get(args.scene)
+    if not views:
+        raise UserError(f"no images of scene {args.scene!r} under {lay.image_root}; "
+                        "pass a scene of that split (a <Scene>_View<k> folder name's start)")
+    paths = {v: dict(list_frames(lay.view_dir(args.scene, v))) for v in views}
+    rows, fmt, ref, labels, title = _load_rows(args, lay, views)
     lo, hi = args.frames
-    frames = [f for f in sorted(paths[views[0]])
-              if (lo is None or f >= lo) and (hi is None or f <= hi)][::args.every]
+    have = sorted(paths[views[0]])
+    frames = [f for f in have if (lo is None or f >= lo) and (hi is None or f <= hi)]
+    frames = frames[::args.every]
     if not frames:
-        print("raysys viz: error: no frames in the requested range", file=sys.stderr)
-        return 2
+        span = f"frames {have[0]}..{have[-1]}" if have else "no frames"
+        raise UserError(f"no frames in the requested range --frames {lo}:{hi}; the scene "
+                        f"has {span}")
     res = write_scene_video(paths, rows, args.out, frames=frames, box_format=fmt,
                             ref_rows_by_view=ref, title=title, labels=labels,
                             tile_width=args.tile_width, fps=args.fps, gif=not args.no_gif)

@@ -24,7 +24,6 @@ Views are ordered numerically (View2 < View10), as "sorted name order" for up to
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -290,11 +289,11 @@ def evaluate(
     exprs = crtrack.list_expressions(gt_root)
     results: dict[str, ExpressionResult] = {}
     missing: list[str] = []
-    for i, e in enumerate(exprs, start=1):
+    from tqdm.auto import tqdm
+
+    for e in tqdm(exprs, desc="evaluate", unit="expression", disable=not progress):
         gt = crtrack.read_expression_gt(gt_root, e.name)
         pred, miss = crtrack.read_expression_pred(pred_root, e.name, list(gt), missing_as_empty)
         missing += miss
         results[e.name] = evaluate_expression(gt, pred)
-        if progress:
-            print(f"[{i}/{len(exprs)}] {e.name}", file=sys.stderr)
     return EvalResult(results, tuple(missing))

@@ -1,8 +1,11 @@
-"""Configuration of Stage 1 (pseudo-label generation)."""
+"""Configuration of Stage 1 (pseudo-label generation).
+
+:mod:`raysys.config` reads and writes it (``from_dict(LabelConfig, d)``, ``to_dict``); how
+wide Stage 1 runs (its actor pool) is :class:`raysys.runtime.Resources`, not a setting here.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from raysys.labeling.association import AssociationConfig
@@ -39,30 +42,4 @@ class LabelConfig:
     #                                   checked (and orphans placed) on the ground plane
     reprompt: RepromptConfig = field(default_factory=RepromptConfig)
     grouping: GroupingConfig = field(default_factory=GroupingConfig)
-    actors: int = 1  # size of the tracking+ReID actor pool
-    actor_cpus: float = 0.5  # CPUs per actor (fractional: Ray on 2 cores)
-    actor_gpus: float = 0.0  # GPUs per actor (1 on GPU nodes)
     reid_batch: int = 64  # crops per ReID forward pass
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> LabelConfig:
-        d = dict(d)
-        _check_fields(cls, d, "Stage 1")
-        for name, typ in (("association", AssociationConfig), ("ground_plane", GroundPlaneConfig),
-                          ("reprompt", RepromptConfig),
-                          ("grouping", GroupingConfig)):
-            if isinstance(d.get(name), dict):
-                _check_fields(typ, d[name], f"Stage 1 {name}")
-                d[name] = typ(**d[name])
-        return cls(**d)
-
-
-def _check_fields(cls, d: dict, what: str) -> None:
-    """A clear error for keys of ``d`` that are not fields of dataclass ``cls``."""
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = set(d) - set(names)
-    if unknown:
-        raise ValueError(f"unknown {what} settings {sorted(unknown)}; valid: {names}")

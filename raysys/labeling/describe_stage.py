@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from raysys.backends.describer import describe_levels
+from raysys.config import from_dict
 from raysys.io.video import VideoFrames
-from raysys.labeling.backends.describer import describe_levels
 from raysys.labeling.config import LabelConfig
 from raysys.labeling.scene_stage import read_stage
 from raysys.labeling.tracking_stage import crop
@@ -84,7 +85,7 @@ class DescribeUDF:
 
     def __init__(self, cfg_dict: dict, out: str,
                  loader: Callable[[LabelConfig], tuple] | None = None):
-        self.cfg = LabelConfig.from_dict(cfg_dict)
+        self.cfg = from_dict(LabelConfig, cfg_dict)
         self.out = Path(out)
         self.describer, self.embedder = (loader or _build)(self.cfg)
 
@@ -113,7 +114,7 @@ class DescribeUDF:
 
 
 def _build(cfg: LabelConfig):
-    from raysys.labeling.backends import DESCRIBER_BACKENDS, build_text_embedder
+    from raysys.backends import DESCRIBER_BACKENDS, build_text_embedder
 
     describer = DESCRIBER_BACKENDS.build(cfg.describer, device=cfg.device,
                                          **cfg.describer_options)

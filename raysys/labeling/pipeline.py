@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from raysys.config import to_dict
 from raysys.io import crtrack
 from raysys.io.dataset import DatasetLayout
 from raysys.labeling.config import LabelConfig
@@ -31,6 +32,7 @@ from raysys.labeling.describe_stage import DescribeUDF, descriptions_path
 from raysys.labeling.grouping import group_descriptions
 from raysys.labeling.scene_stage import STAGES, SceneLabeler, read_stage, stage_path
 from raysys.labeling.tracking_stage import TrackEmbedUDF, plan_units, unit_path
+from raysys.runtime import Resources
 
 __all__ = ["LabelingResult", "run_labeling", "Loaders"]
 
@@ -52,7 +54,7 @@ class LabelingResult:
 
 def _check_config(out: Path, cfg: LabelConfig, layout: DatasetLayout) -> None:
     f = out / "config.json"
-    want = {"label_config": cfg.to_dict(), "data": str(layout.root.resolve()),
+    want = {"label_config": to_dict(cfg), "data": str(layout.root.resolve()),
             "domain": layout.domain, "split": layout.split}
     want = json.loads(json.dumps(want))  # as read back from the file (tuples are lists)
     if f.exists():
@@ -66,18 +68,19 @@ def _check_config(out: Path, cfg: LabelConfig, layout: DatasetLayout) -> None:
         crtrack.atomic_write_text(f, json.dumps(want, indent=2))
 
 
-def _ray_args(cfg: LabelConfig) -> dict:
+def _ray_args(res: Resources) -> dict:
     # Ray Data's actor pools restart dead actors and retry their tasks by default
     # (max_restarts=-1, max_task_retries=-1): a killed worker's unit is simply redone.
-    return {"num_cpus": cfg.actor_cpus, "num_gpus": cfg.actor_gpus or None}
+    return {"num_cpus": res.label_actor_cpus, "num_gpus": 1.0 if res.use_gpu else None}
 
 
-def _track_and_embed(units, cfg, out, loaders) -> list[dict]:
+def _track_and_embed(units, cfg, out, loaders, res: Resources) -> list[dict]:
     todo = [u for u in units if not unit_path(out, u).exists()]
-    return _map_on_actor_pool(todo, TrackEmbedUDF, cfg, out, loaders.track_embed)
+    return _map_on_actor_pool(todo, TrackEmbedUDF, cfg, out, loaders.track_embed, res)
 
 
-def _map_on_actor_pool(rows: list[dict], udf, cfg: LabelConfig, out: Path, loader):
+def _map_on_actor_pool(rows: list[dict], udf, cfg: LabelConfig, out: Path, loader,
+                       res: Resources):
     """One row per call of ``udf`` on an actor pool (models load once per actor)."""
     import ray
 
@@ -85,13 +88,13 @@ def _map_on_actor_pool(rows: list[dict], udf, cfg: LabelConfig, out: Path, loade
         return []
     ds = ray.data.from_items(rows).map_batches(
         udf, batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=max(1, min(cfg.actors, len(rows)))),
-        fn_constructor_kwargs={"cfg_dict": cfg.to_dict(), "out": str(out), "loader": loader},
-        **{k: v for k, v in _ray_args(cfg).items() if v is not None})
+        compute=ray.data.ActorPoolStrategy(size=max(1, min(res.label_actors, len(rows)))),
+        fn_constructor_kwargs={"cfg_dict": to_dict(cfg), "out": str(out), "loader": loader},
+        **{k: v for k, v in _ray_args(res).items() if v is not None})
     return ds.take_all()
 
 
-def _scenes(units, layout, cfg, out, loaders) -> list[dict]:
+def _scenes(units, layout, cfg, out, loaders, res: Resources) -> list[dict]:
     import ray
     from tqdm.auto import tqdm
 
@@ -104,9 +107,8 @@ def _scenes(units, layout, cfg, out, loaders) -> list[dict]:
         if all(stage_path(out, scene, s).exists() for s in STAGES):
             continue
         view_dirs = {u["view"]: u["view_dir"] for u in us}
-        actor = actor_cls.options(num_cpus=cfg.actor_cpus, num_gpus=cfg.actor_gpus or None,
-                                  max_restarts=1, max_task_retries=1).remote(
-            scene, view_dirs, cfg.to_dict(), str(out), loaders.scene_tracker)
+        actor = actor_cls.options(**_ray_args(res), max_restarts=1, max_task_retries=1).remote(
+            scene, view_dirs, to_dict(cfg), str(out), loaders.scene_tracker)
         refs[actor.run.remote([str(unit_path(out, u)) for u in us])] = actor
     pending = list(refs)
     with tqdm(total=len(pending), desc="associate + re-prompt (scenes)") as bar:
@@ -118,7 +120,7 @@ def _scenes(units, layout, cfg, out, loaders) -> list[dict]:
     return stats
 
 
-def _describe(units, cfg, out, loaders) -> list[dict]:
+def _describe(units, cfg, out, loaders, res: Resources) -> list[dict]:
     view_dirs: dict[str, dict[str, str]] = {}
     for u in units:
         view_dirs.setdefault(u["scene"], {})[u["view"]] = u["view_dir"]
@@ -126,7 +128,7 @@ def _describe(units, cfg, out, loaders) -> list[dict]:
              "view_dirs": json.dumps(v)}
             for s, v in sorted(view_dirs.items()) for st in STAGES
             if not descriptions_path(out, s, st).exists()]
-    return _map_on_actor_pool(rows, DescribeUDF, cfg, out, loaders.describe)
+    return _map_on_actor_pool(rows, DescribeUDF, cfg, out, loaders.describe, res)
 
 
 def _group_and_write(scenes: list[str], views: dict[str, list[str]], cfg: LabelConfig,
@@ -186,7 +188,8 @@ def _read_exprs(path: Path):
 
 
 def run_labeling(layout: DatasetLayout, out: str | Path, cfg: LabelConfig | None = None,
-                 loaders: Loaders | None = None, progress: bool = True) -> LabelingResult:
+                 loaders: Loaders | None = None, progress: bool = True,
+                 resources: Resources | None = None) -> LabelingResult:
     """Make pseudo labels for one (domain, split) of a dataset. Ray must be initialised.
 
     Args:
@@ -194,8 +197,11 @@ def run_labeling(layout: DatasetLayout, out: str | Path, cfg: LabelConfig | None
         out: output folder (created; re-runs resume).
         cfg: Stage 1 settings.
         loaders: model loaders to inject (tests); default builds from ``cfg``.
+        resources: the Stage 1 actor pool (``label_actors`` x ``label_actor_cpus``, a GPU
+            each with ``use_gpu``); never changes the labels.
     """
     cfg = cfg or LabelConfig()
+    res = resources or Resources()
     loaders = loaders or Loaders()
     out = Path(out)
     units = plan_units(layout)
@@ -209,13 +215,13 @@ def run_labeling(layout: DatasetLayout, out: str | Path, cfg: LabelConfig | None
             views[u["scene"]].append(u["view"])
     times = {}
     t = time.perf_counter()
-    unit_stats = _track_and_embed(units, cfg, out, loaders)
+    unit_stats = _track_and_embed(units, cfg, out, loaders, res)
     times["track_embed_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    scene_stats = _scenes(units, layout, cfg, out, loaders)
+    scene_stats = _scenes(units, layout, cfg, out, loaders, res)
     times["associate_reprompt_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    _describe(units, cfg, out, loaders)
+    _describe(units, cfg, out, loaders, res)
     times["describe_s"] = time.perf_counter() - t
     t = time.perf_counter()
     written = _group_and_write(sorted(views), views, cfg, out)

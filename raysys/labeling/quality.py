@@ -22,10 +22,12 @@ from raysys.io.dataset import DatasetLayout
 from raysys.io.gt import load_scene_tracks
 from raysys.labeling.scene_stage import STAGES, read_stage, stage_path
 
-__all__ = ["quality_report", "format_quality"]
+__all__ = ["quality_report", "format_quality", "pred_rows"]
 
 
-def _pred_rows(rows, views, gids=None, category=None) -> dict[str, np.ndarray]:
+def pred_rows(rows, views, gids=None, category=None) -> dict[str, np.ndarray]:
+    """Stage rows ``(global id, tracklet)`` as CRTrack prediction rows per view, optionally
+    only the identities ``gids`` and the objects of ``category``."""
     out = {v: [] for v in views}
     for g, t in rows:
         if (gids is not None and g not in gids) or (category and t.category != category):
@@ -58,7 +60,7 @@ def quality_report(label_out: str | Path, layout: DatasetLayout, category: str =
         res = []
         for s in scenes:
             gt = gt_tracks[s]
-            pred = _pred_rows(stage_rows[st][s], list(gt), category=category)
+            pred = pred_rows(stage_rows[st][s], list(gt), category=category)
             res.append(evaluate_expression(gt, pred))
             for v in gt:  # boxes of one camera, identities aside: where the boxes fail
                 c = evaluate_expression({v: gt[v]}, {v: pred[v]}).clear
@@ -71,7 +73,7 @@ def quality_report(label_out: str | Path, layout: DatasetLayout, category: str =
             ceiling = [200.0 * r.clear.tp / max(r.clear.n_gt + r.clear.n_pred, 1)
                        for r in res]
     if text_embedder is None:
-        from raysys.labeling.backends import build_text_embedder
+        from raysys.backends import build_text_embedder
 
         text_embedder = build_text_embedder("minilm")
     gt_exprs = [e for e in crtrack.list_expressions(layout.gt_root) if e.scene in scenes]
@@ -91,7 +93,7 @@ def quality_report(label_out: str | Path, layout: DatasetLayout, category: str =
             s = p_emb[cand] @ gt_emb[k]
             best = cand[int(np.argmax(s))]
             sims.append(float(s.max()))
-            pred = _pred_rows(stage_rows[st][e.scene], list(gt), set(pseudo[best].global_ids))
+            pred = pred_rows(stage_rows[st][e.scene], list(gt), set(pseudo[best].global_ids))
             res.append(evaluate_expression(gt, pred))
         referring[st] = {**_mean(res), "similarity": float(np.mean(sims)) if sims else None}
     report = {

@@ -12,15 +12,10 @@ the original boxes); in a view without, it is the identity's track there.
 Then duplicate identities are resolved. "Tracked" boxes below are those of the
 identity's own tracklets, the others were re-propagated:
 
-1. (only with ``reassign_contested``, off by default) a view's tracklets that an identity
-   b was re-prompted onto, held by an identity a that b clashes with (both tracked
-   elsewhere as two objects), go to whichever prototype is closer: b's or that of a's
-   tracklets in the other views (unless that would leave a tracked in fewer than
-   ``min_views`` views);
-2. identities whose tracked boxes coincide in a view, or one re-prompted onto the
+1. identities whose tracked boxes coincide in a view, or one re-prompted onto the
    other's tracked boxes, are merged when they never clash;
-3. re-propagated boxes left on another identity's box are dropped;
-4. identities then seen in fewer than ``min_views`` views (capped at the scene's view
+2. re-propagated boxes left on another identity's box are dropped;
+3. identities then seen in fewer than ``min_views`` views (capped at the scene's view
    count) have no cross-view support and are dropped: the pseudo labels are cross-view
    trajectories.
 
@@ -53,9 +48,6 @@ class RepromptConfig:
     all_views: bool = True  # also re-prompt views where the identity has no tracklet ...
     seed_threshold: float = 0.5  # ... from a candidate frame this close (cosine) to it
     min_views: int = 2  # identities seen in fewer views at the end are dropped (1: keep)
-    reassign_contested: bool = False  # step 1 below; off: association's choice stands (on
-    #   11 generated test splits it moved a track twice, both times away from the right
-    #   identity: seed 0 before the min_views guard, seed 12 56.79 -> 54.53 identity IDF1)
 
 
 def prototype(embeddings: np.ndarray) -> np.ndarray:
@@ -165,69 +157,11 @@ def reprompt_scene(
             out[g][v] = _bidirectional(repropagate, v, int(seed_t.frames[k]), seed_t.masks[k],
                                        0)
             original_frames[(g, v)] = set()
-    views_of = np.array([t.view for t in tracklets])
     need = min(max(1, cfg.min_views), len(all_views))  # a one-view scene keeps all
-    if cfg.reassign_contested:
-        _reassign_contested(out, original_frames, views_of, emb, gids, cfg, need)
     out = _merge_duplicates(out, original_frames, cfg)
     _drop_claimed_frames(out, original_frames, cfg)
     kept = [g for g in sorted(out) if len(out[g]) >= need]
     return {new: out[g] for new, g in enumerate(kept, start=1)}
-
-
-def _reassign_contested(out, original_frames, views: np.ndarray, emb: np.ndarray,
-                        gids: np.ndarray, cfg: RepromptConfig, need: int) -> None:
-    """A view's track that another identity was re-prompted onto goes to the closer prototype.
-
-    When identity b, re-prompted in a view it had no tracklet in, lands on the tracked
-    boxes of identity a (seen in other views too), a's tracklets in that view are claimed
-    by both. They go to b when their embedding is closer to b's prototype than to the
-    prototype of a's *other* tracklets (leave-one-view-out, so that they do not vote for
-    themselves), unless a would be left tracked in fewer than ``need`` views (the views an
-    identity needs to be kept, see ``min_views``): it would then be dropped, losing its
-    other tracks too (on seed 0 of the generated test split this was the only
-    reassignment made, and it cost a correct two-view identity). Moved tracks keep their
-    boxes; ``out`` is updated in place.
-    """
-    claims: dict[tuple[int, str], list[int]] = {}
-    for b, per_view in out.items():
-        for v, tb in per_view.items():
-            if original_frames.get((b, v)):
-                continue  # b was tracked in v: not a re-prompted view
-            for a, pa in out.items():
-                if a == b or v not in pa or not original_frames.get((a, v)) or len(pa) < 2:
-                    continue
-                if _compare(pa[v], tb, original_frames[(a, v)], set(), cfg)[2]:
-                    claims.setdefault((a, v), []).append(b)
-    for (a, v), bs in sorted(claims.items()):
-        if v not in out[a]:
-            continue
-        mine = np.flatnonzero((gids == a) & (views == v))
-        rest = np.flatnonzero((gids == a) & (views != v))
-        if not mine.size or not rest.size:
-            continue
-        if sum(bool(original_frames.get((a, u))) for u in out[a]) - 1 < need:
-            continue  # a would be left tracked in too few views, and dropped: keep it
-        e = prototype(emb[mine])
-        best, arg = float(e @ prototype(emb[rest])), None
-        for b in bs:
-            if v in out[b] and original_frames.get((b, v)):
-                continue  # already given a tracked track in v
-            if not _clash(out, original_frames, a, b, cfg):
-                continue  # not two objects: duplicate resolution merges them
-            sim = float(e @ prototype(emb[gids == b]))
-            if sim > best:
-                best, arg = sim, b
-        if arg is not None:
-            out[arg][v] = out[a].pop(v)
-            original_frames[(arg, v)] = original_frames.pop((a, v))
-
-
-def _clash(out, original_frames, a: int, b: int, cfg: RepromptConfig) -> bool:
-    """Identities a and b were tracked as two objects in some view."""
-    return any(_compare(out[a][v], out[b][v], original_frames.get((a, v), set()),
-                        original_frames.get((b, v), set()), cfg)[3]
-               for v in set(out[a]) & set(out[b]))
 
 
 def _bidirectional(repropagate: Repropagate, view: str, f0: int, mask0: MaskRLE,

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from raysys.backends.reid import tracklet_embedding
+from raysys.config import from_dict
 from raysys.io.video import VideoFrames
 from raysys.labeling.association import associate, resolve_identities
-from raysys.labeling.backends.reid import tracklet_embedding
 from raysys.labeling.config import LabelConfig
 from raysys.labeling.ground_plane import ground_veto
 from raysys.labeling.reprompt import reprompt_scene
@@ -73,7 +74,7 @@ class SceneLabeler:
     def __init__(self, scene: str, view_dirs: dict[str, str], cfg_dict: dict, out: str,
                  tracker_loader: Callable[[LabelConfig], object] | None = None):
         self.scene, self.view_dirs, self.out = scene, view_dirs, Path(out)
-        self.cfg = LabelConfig.from_dict(cfg_dict)
+        self.cfg = from_dict(LabelConfig, cfg_dict)
         self._loader = tracker_loader
         self._tracker = None
 
@@ -82,7 +83,7 @@ class SceneLabeler:
             if self._loader is not None:
                 self._tracker = self._loader(self.cfg)
             else:
-                from raysys.labeling.backends.concept_tracker import TRACKER_BACKENDS
+                from raysys.backends.concept_tracker import TRACKER_BACKENDS
 
                 self._tracker = TRACKER_BACKENDS.build(
                     self.cfg.tracker, device=self.cfg.device, **self.cfg.tracker_options)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from raysys.config import from_dict
 from raysys.io.crtrack import list_image_views
 from raysys.io.dataset import DatasetLayout
 from raysys.io.video import VideoFrames
@@ -49,8 +50,8 @@ def unit_path(out: Path, unit: dict) -> Path:
 
 def build_models(cfg: LabelConfig):
     """(concept tracker, ReID model) from the config's registries."""
-    from raysys.labeling.backends import REID_BACKENDS
-    from raysys.labeling.backends.concept_tracker import TRACKER_BACKENDS
+    from raysys.backends import REID_BACKENDS
+    from raysys.backends.concept_tracker import TRACKER_BACKENDS
 
     tracker = TRACKER_BACKENDS.build(cfg.tracker, device=cfg.device, **cfg.tracker_options)
     reid = REID_BACKENDS.build(cfg.reid, device=cfg.device, **cfg.reid_options)
@@ -149,7 +150,7 @@ class TrackEmbedUDF:
 
     def __init__(self, cfg_dict: dict, out: str,
                  loader: Callable[[LabelConfig], tuple] | None = None):
-        self.cfg = LabelConfig.from_dict(cfg_dict)
+        self.cfg = from_dict(LabelConfig, cfg_dict)
         self.out = Path(out)
         self.tracker, self.reid = (loader or build_models)(self.cfg)
 

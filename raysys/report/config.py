@@ -1,17 +1,28 @@
-"""Settings of ``raysys report``: one frozen dataclass whose defaults run the whole study.
+"""Settings of ``raysys report``: one frozen dataclass whose defaults run the whole study,
+and its named presets (the main job, what ``raysys demo`` and ``make demo`` run, is one).
 
 Given only ``out``, the report generates the benchmark and runs every step it needs itself
 (label, train weak / full / ablations, track, baselines, evaluate). The ``data``,
-``labels``, ``weak`` and ``full`` fields point it at existing outputs instead.
+``labels``, ``weak_model`` and ``full_model`` fields point it at existing outputs instead.
+The benchmark is a nested :class:`raysys.synth.SynthConfig`, the training schedule a nested
+:class:`raysys.training.config.TrainConfig`, and how wide every step runs one
+:class:`raysys.runtime.Resources`; :mod:`raysys.config` reads it from JSON or YAML
+(``raysys report --config FILE``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ABLATIONS", "COMPONENT_SWITCHES", "DESIGN_SWITCHES", "BASELINES", "ReportConfig",
-           "parse_ablations", "check_checkpoint"]
+from raysys.runtime import Resources
+from raysys.synth.config import SynthConfig
+from raysys.training.config import TrainConfig, quick_config
+
+__all__ = ["ABLATIONS", "COMPONENT_SWITCHES", "DESIGN_SWITCHES", "BASELINES", "PRESETS",
+           "REPORT_RESOURCES", "REPORT_SYNTH", "ReportConfig", "parse_ablations",
+           "parse_baselines", "check_checkpoint"]
 
 # The switches of raysys.viewsam.config.ViewSAMConfig, in the paper's table order.
 COMPONENT_SWITCHES = ("use_vc_cma", "use_candidate_generator", "use_bar", "use_cgct")  # Table 2
@@ -19,6 +30,13 @@ DESIGN_SWITCHES = ("use_vcca", "use_view_modulation", "use_consistency_loss")  #
 ABLATIONS = COMPONENT_SWITCHES + DESIGN_SWITCHES
 # zero-shot baselines of Table 1 (report.json keys)
 BASELINES = ("zero_shot_concept", "zero_shot_sam2")
+
+# The report's generated benchmark: SynthConfig's defaults with 8 people per scene (every
+# published report and main-job number was measured on it; SynthConfig alone has 10).
+REPORT_SYNTH = SynthConfig(people=8)
+# Two training workers of half a CPU each, the rest Resources' defaults (Stage 1: one actor
+# of half a CPU; tracking: two actors of one CPU): the main job on 2 cores.
+REPORT_RESOURCES = Resources(workers=2, cpus_per_worker=0.5)
 
 
 def parse_ablations(spec: str | None) -> tuple[str, ...]:
@@ -42,6 +60,24 @@ def parse_ablations(spec: str | None) -> tuple[str, ...]:
     return tuple(a for a in ABLATIONS if a in out)  # table order
 
 
+def parse_baselines(spec: str | None) -> tuple[str, ...]:
+    """``"all"`` | ``"none"`` | ``"name,name"`` -> baseline names, in table order.
+
+    Raises:
+        ValueError: an unknown name (the message lists the valid ones).
+    """
+    s = (spec or "all").strip().lower()
+    if s == "all":
+        return BASELINES
+    if s in ("none", ""):
+        return ()
+    names = [n.strip() for n in s.split(",") if n.strip()]
+    bad = [n for n in names if n not in BASELINES]
+    if bad:
+        raise ValueError(f"unknown baselines {bad}; valid: all, none, {', '.join(BASELINES)}")
+    return tuple(b for b in BASELINES if b in names)
+
+
 def check_checkpoint(path: Path, what: str) -> Path:
     """A ViewSAM checkpoint folder (``RUN/final``) or its ``model.pt``; else a clear error."""
     p = Path(path)
@@ -59,8 +95,8 @@ class ReportConfig:
     # --- existing outputs to reuse (None: the report makes them under out/)
     data: Path | None = None  # benchmark root (`raysys synth` layout)
     labels: Path | None = None  # Stage 1 output of the In-domain train split
-    weak: Path | None = None  # weakly supervised ViewSAM checkpoint folder (RUN/final)
-    full: Path | None = None  # fully supervised ViewSAM checkpoint folder
+    weak_model: Path | None = None  # weakly supervised ViewSAM checkpoint folder (RUN/final)
+    full_model: Path | None = None  # fully supervised ViewSAM checkpoint folder
     # --- what to run
     ablations: tuple[str, ...] = ABLATIONS  # weak runs with one switch off (Tables 2-3)
     baselines: tuple[str, ...] = BASELINES  # zero-shot rows of Table 1
@@ -70,31 +106,18 @@ class ReportConfig:
     #   it (offline, whole videos): the teacher's own level there, a reference line under
     #   Table 1 (never used for training)
     profile: str = "report"  # a name printed with the results (e.g. "main job")
-    # --- benchmark generated when data is None (raysys.synth.SynthConfig fields)
-    seed: int = 0
-    scenes: int = 2  # scenes per split
-    views: int = 3  # cameras per In-domain scene
-    frames: int = 60
-    width: int = 640
-    height: int = 360
-    people: int = 8
-    # --- training (the schedule itself always comes from quick_config())
-    quick: bool = True  # the CPU schedule of raysys.training.config.quick_config
-    train_workers: int = 2
-    train_cpus_per_worker: float = 0.5
-    # --- tracking
-    track_actors: int = 2
-    track_actor_cpus: float = 1.0
-    # --- Ray
-    address: str | None = None  # a cluster; None = RAY_ADDRESS, else a local Ray
-    num_cpus: int | None = None  # CPUs of a local Ray (None = all)
-    extra_train: dict = field(default_factory=dict)  # TrainConfig overrides for every run
+    # --- the benchmark generated when data is None
+    synth: SynthConfig = field(default_factory=lambda: REPORT_SYNTH)
+    # --- every training run (weak, full, ablations; each sets its own supervision and
+    #     switch): the quick CPU schedule of raysys.training.config.quick_config
+    train: TrainConfig = field(default_factory=quick_config)
+    # --- Ray and how wide each step runs (never changes a result)
+    resources: Resources = field(default_factory=lambda: REPORT_RESOURCES)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "out", Path(self.out))
-        for name in ("data", "labels", "weak", "full"):
+        for name in ("out", "data", "labels", "weak_model", "full_model"):
             v = getattr(self, name)
-            if v is not None:
+            if v is not None and not isinstance(v, Path):
                 object.__setattr__(self, name, Path(v))
         bad = [a for a in self.ablations if a not in ABLATIONS]
         if bad:
@@ -102,28 +125,44 @@ class ReportConfig:
         bad = [b for b in self.baselines if b not in BASELINES]
         if bad:
             raise ValueError(f"unknown baselines {bad}; valid: {list(BASELINES)}")
-        if self.train_workers < 1 or self.train_cpus_per_worker <= 0:
-            raise ValueError("train_workers must be >= 1 and train_cpus_per_worker > 0")
-        if self.track_actors < 1 or self.track_actor_cpus <= 0:
-            raise ValueError("track_actors must be >= 1 and track_actor_cpus > 0")
 
     def validate_inputs(self) -> None:
         """Check the paths given as overrides before any work starts."""
-        if self.weak is not None:
-            check_checkpoint(self.weak, "--weak")
-        if self.full is not None:
-            check_checkpoint(self.full, "--full")
+        if self.weak_model is not None:
+            check_checkpoint(self.weak_model, "--weak-model")
+        if self.full_model is not None:
+            check_checkpoint(self.full_model, "--full-model")
         if self.data is not None and not (self.data / "dataset.json").is_file() and not (
                 self.data / "In-domain").is_dir():
             raise FileNotFoundError(f"--data {self.data}: not a benchmark root (no "
                                     "dataset.json, no In-domain/); make one with `raysys synth`")
         if self.labels is not None and not (self.labels / "config.json").is_file():
-            raise FileNotFoundError(f"--labels-dir {self.labels}: not a Stage 1 output (no "
+            raise FileNotFoundError(f"--labels {self.labels}: not a Stage 1 output (no "
                                     "config.json); make one with `raysys label --out DIR`")
 
-    def synth_settings(self) -> dict:
-        return {k: getattr(self, k) for k in
-                ("seed", "scenes", "views", "frames", "width", "height", "people")}
+    def train_config(self, supervision: str, switch_off: str | None = None) -> TrainConfig:
+        """The whole TrainConfig of one run: ``train`` with its supervision and, for an
+        ablation, one ViewSAM switch off."""
+        cfg = dataclasses.replace(self.train, supervision=supervision)
+        if switch_off is not None:
+            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model,
+                                                                      **{switch_off: False}))
+        return cfg
 
-    def to_dict(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+    @classmethod
+    def preset(cls, name: str) -> ReportConfig:
+        """A named preset (:data:`PRESETS`); an unknown name lists the valid ones."""
+        try:
+            return PRESETS[name]
+        except KeyError:
+            raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}") from None
+
+
+# Named presets. "main-job" is the whole pipeline on the embedded default, what
+# `raysys demo` and `make demo` run: the report without the ablations (Tables 2-3, one more
+# training run each), so that it fits in about 20 minutes on a 2-core CPU.
+PRESETS: dict[str, ReportConfig] = {
+    "report": ReportConfig(),
+    "main-job": ReportConfig(out=Path("runs/demo"), ablations=(),
+                             profile="main job, ablations off"),
+}

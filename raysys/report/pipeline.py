@@ -8,8 +8,8 @@ tracked on Cross-domain test: the paper's cross-domain setting) -> evaluation ->
 run per ablation switch, tracked on In-domain test -> mosaic GIF -> report.json,
 report.md, charts.
 
-The driver starts (or joins) one Ray cluster and hands its GCS address to every CLI
-subprocess (:mod:`raysys.report.runner` says why subprocesses). A failing baseline is
+The driver starts (or joins) one Ray cluster and hands its GCS address to every step that
+runs in a process of its own (:mod:`raysys.report.runner` says why). A failing baseline is
 recorded in the report's notes and leaves its row out (baselines are other people's
 optional pieces); any other failing step stops the report with an error naming its log.
 """
@@ -17,9 +17,11 @@ optional pieces); any other failing step stops the report with an error naming i
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
+from raysys.config import to_dict
 from raysys.report.config import ReportConfig
 from raysys.report.runner import StepError, StepRunner
 from raysys.report.steps import (
@@ -36,13 +38,15 @@ from raysys.report.steps import (
 
 __all__ = ["run_report", "write_report"]
 
+log = logging.getLogger(__name__)
+
 
 def _start_ray(cfg: ReportConfig) -> tuple[dict, str | None]:
     import ray
 
-    from raysys.runtime import init_ray
+    from raysys.runtime import connect
 
-    resources = init_ray(cfg.address, cfg.num_cpus)
+    resources = connect(cfg.resources)
     return resources, ray.get_runtime_context().gcs_address
 
 
@@ -57,17 +61,50 @@ def _data_root(r: StepRunner, cfg: ReportConfig, map_fn) -> Path:
 def _train_main(r: StepRunner, cfg: ReportConfig, data: Path, labels: Path) -> dict:
     """name -> (checkpoint, upstream fingerprint) of the weak and the full model."""
     models = {}
-    if cfg.weak is not None:
-        models["viewsam_weak"] = (cfg.weak, None)
+    if cfg.weak_model is not None:
+        models["viewsam_weak"] = (cfg.weak_model, None)
     else:
         ck = train_step(r, cfg, "weak", supervision="weak", data=data, labels=labels)
         models["viewsam_weak"] = (ck, r.fingerprints["train_weak"])
-    if cfg.full is not None:
-        models["viewsam_full"] = (cfg.full, None)
+    if cfg.full_model is not None:
+        models["viewsam_full"] = (cfg.full_model, None)
     else:
         ck = train_step(r, cfg, "full", supervision="full", data=data, labels=None)
         models["viewsam_full"] = (ck, r.fingerprints["train_full"])
     return models
+
+
+def _table1(r: StepRunner, cfg: ReportConfig, data: Path, models: dict,
+            notes: list[str]) -> dict[str, dict]:
+    """domain -> method -> scores: the baselines and both ViewSAMs on each test split."""
+    domains = DOMAINS if cfg.cross_domain else DOMAINS[:1]
+    tables: dict[str, dict] = {d: {} for d in domains}
+    for d in domains:
+        for b in cfg.baselines:
+            weights = models["viewsam_weak"] if b == "zero_shot_sam2" else (None, None)
+            try:
+                pred = baseline_step(r, b, data, d, checkpoint=weights[0], upstream=weights[1])
+            except StepError as e:
+                notes.append(f"baseline {b} on {d} test did not run: {e}")
+                log.warning("[raysys report] %s", notes[-1])
+                continue
+            tables[d][b] = eval_step(r, b, data, d, pred)
+        for m in ("viewsam_weak", "viewsam_full"):
+            ck, up = models[m]
+            tables[d][m] = eval_step(r, m, data, d, track_step(r, cfg, m, ck, data, d, up))
+    return tables
+
+
+def _ablations(r: StepRunner, cfg: ReportConfig, data: Path, labels: Path) -> dict:
+    """switch -> In-domain test scores of the weak model trained with it off."""
+    ablations = {}
+    for a in cfg.ablations:
+        ck = train_step(r, cfg, f"ablation_{a}", supervision="weak", data=data, labels=labels,
+                        switch_off=a)
+        up = r.fingerprints[f"train_ablation_{a}"]
+        ablations[a] = eval_step(r, a, data, "In-domain",
+                                 track_step(r, cfg, a, ck, data, "In-domain", up))
+    return ablations
 
 
 def run_report(cfg: ReportConfig, *, map_fn=None) -> dict:
@@ -91,46 +128,26 @@ def run_report(cfg: ReportConfig, *, map_fn=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     resources, address = _start_ray(cfg)
-    print(f"[raysys report] Ray up: {resources.get('CPU', 0):g} CPUs, "
-          f"{resources.get('GPU', 0):g} GPUs ({address}); profile {cfg.profile!r}; "
-          f"ablations: {', '.join(cfg.ablations) or 'none'}", flush=True)
+    log.info("[raysys report] Ray up: %g CPUs, %g GPUs (%s); profile %r; ablations: %s",
+             resources.get("CPU", 0), resources.get("GPU", 0), address, cfg.profile,
+             ", ".join(cfg.ablations) or "none")
     r = StepRunner(out, address)
     if map_fn is None:
         def map_fn(fn, items):
             return ray_map(fn, items, num_cpus=1, desc="render scenes")
 
     data = _data_root(r, cfg, map_fn)
-    labels = cfg.labels if cfg.labels is not None else label_step(r, data)
+    res = cfg.resources
+    labels = cfg.labels if cfg.labels is not None else label_step(r, data, resources=res)
     quality = quality_step(r, labels)
     teacher = None
     if cfg.teacher_reference:
-        teacher = quality_step(r, label_step(r, data, split="test"), name="quality_test",
-                               upstream="label_test")
+        teacher = quality_step(r, label_step(r, data, split="test", resources=res),
+                               name="quality_test", upstream="label_test")
     models = _train_main(r, cfg, data, labels)
-
     notes: list[str] = []
-    domains = DOMAINS if cfg.cross_domain else DOMAINS[:1]
-    tables: dict[str, dict] = {d: {} for d in domains}
-    for d in domains:
-        for b in cfg.baselines:
-            weights = models["viewsam_weak"] if b == "zero_shot_sam2" else (None, None)
-            try:
-                pred = baseline_step(r, b, data, d, checkpoint=weights[0], upstream=weights[1])
-            except StepError as e:
-                notes.append(f"baseline {b} on {d} test did not run: {e}")
-                print(f"[raysys report] {notes[-1]}", flush=True)
-                continue
-            tables[d][b] = eval_step(r, b, data, d, pred)
-        for m in ("viewsam_weak", "viewsam_full"):
-            ck, up = models[m]
-            tables[d][m] = eval_step(r, m, data, d, track_step(r, cfg, m, ck, data, d, up))
-    ablations = {}  # after Table 1, so that its numbers come first
-    for a in cfg.ablations:
-        ck = train_step(r, cfg, f"ablation_{a}", supervision="weak", data=data, labels=labels,
-                        model_overrides={a: False})
-        up = r.fingerprints[f"train_ablation_{a}"]
-        ablations[a] = eval_step(r, a, data, "In-domain",
-                                 track_step(r, cfg, a, ck, data, "In-domain", up))
+    tables = _table1(r, cfg, data, models, notes)
+    ablations = _ablations(r, cfg, data, labels)  # after Table 1: its numbers come first
     if not cfg.ablations:
         notes.append(f"Ablations (Tables 2-3) were not run in the {cfg.profile!r} profile; "
                      "`raysys report --out DIR --ablations all` runs them.")
@@ -144,8 +161,11 @@ def run_report(cfg: ReportConfig, *, map_fn=None) -> dict:
     # steps_sum: every step's wall time, skipped ones at their last run's (a from-scratch cost)
     r.timing["steps_sum"] = sum(r.timing.values())
     r.timing["total"] = time.perf_counter() - t0  # this run, skips included
-    config = {**cfg.to_dict(), "data": str(data), "labels": str(labels),
-              "skipped_steps": list(r.skipped)}
+    # the whole config, plus the benchmark's seed, scenes and frames at the top level
+    # (report.md's header reads them) and what was used
+    s = cfg.synth
+    config = {**to_dict(cfg), "seed": s.seed, "scenes": s.scenes, "frames": s.frames,
+              "data": str(data), "labels": str(labels), "skipped_steps": list(r.skipped)}
     return write_report(out, tables["In-domain"], tables.get("Cross-domain", {}), ablations,
                         quality, timing=r.timing, config=config, video=video, notes=notes,
                         teacher=teacher)

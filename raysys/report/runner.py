@@ -1,4 +1,4 @@
-"""Resumable steps and subprocess commands of the report.
+"""Resumable steps of the report, and the fresh processes its heavy steps run in.
 
 A step is skipped when its marker ``<out>/steps/<name>.json`` exists, its recorded
 settings equal the current ones and its outputs exist; when the settings changed, the
@@ -6,17 +6,20 @@ outputs it owns are deleted first, so no command resumes from something made wit
 settings. The marker keeps the step's result and wall time, so a skipped step still
 reports what it produced.
 
-Heavy steps run as subprocesses of the ``raysys`` CLI connected to the one Ray cluster of
-the report (``--address``): each gets exactly the weak-supervision guard and runtime_env
-that its own command installs (an audit hook cannot be removed from a process, so the
-driver, which reads GT to evaluate, must not install it), and their output streams to the
-console and to ``<out>/logs/<name>.log``.
+Heavy steps run a library function (``label_job``, ``train_job``, ``track_job``,
+``baseline_job``) with its typed config in a fresh Python process
+(:meth:`StepRunner.isolated`), connected to the one Ray cluster of the report: each
+installs exactly the weak-supervision guard and runtime_env that its own command installs
+(an audit hook cannot be removed from a process, so the driver, which reads GT to evaluate,
+must not install it), and its output streams to the console and to
+``<out>/logs/<name>.log``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -27,10 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from raysys.errors import Failure
+from raysys.runtime import isolated_argv, read_isolated_result
+
 __all__ = ["StepError", "StepRunner", "fingerprint"]
 
+log = logging.getLogger(__name__)
 
-class StepError(RuntimeError):
+
+class StepError(Failure):
     """A step failed; the message names the step and its log."""
 
 
@@ -50,7 +58,7 @@ class StepRunner:
 
     Args:
         out: the report folder.
-        address: the Ray cluster address the CLI subprocesses connect to (None: their own).
+        address: the Ray cluster address the isolated steps connect to (None: their own).
         echo: stream subprocess output to this process's stdout.
     """
 
@@ -90,13 +98,13 @@ class StepRunner:
             if rec.get("settings") == settings and all(Path(p).exists() for p in outputs):
                 self.timing[name] = float(rec.get("seconds", 0.0))
                 self.skipped.append(name)
-                print(f"[raysys report] {name}: done before, skipped "
-                      f"({rec.get('seconds', 0):.1f} s then)", flush=True)
+                log.info("[raysys report] %s: done before, skipped (%.1f s then)", name,
+                         rec.get("seconds", 0))
                 return rec.get("result")
             for p in owned:
                 self._remove(Path(p))
             m.unlink()
-        print(f"[raysys report] {name}: running", flush=True)
+        log.info("[raysys report] %s: running", name)
         t = time.perf_counter()
         result = fn()
         dt = time.perf_counter() - t
@@ -106,7 +114,7 @@ class StepRunner:
         tmp.write_text(json.dumps({"settings": settings, "fingerprint": fp, "seconds": dt,
                                    "result": _jsonable(result)}, indent=2))
         os.replace(tmp, m)
-        print(f"[raysys report] {name}: done in {dt:.1f} s", flush=True)
+        log.info("[raysys report] %s: done in %.1f s", name, dt)
         return result
 
     def _remove(self, p: Path) -> None:
@@ -119,23 +127,30 @@ class StepRunner:
         elif p.exists():
             p.unlink()
 
-    def cli(self, name: str, args: Sequence[str], *, connect: bool = True) -> None:
-        """Run ``raysys <args>`` (``--address`` appended) as a subprocess; raise on failure."""
-        cmd = [sys.executable, "-m", "raysys.cli", *map(str, args)]
-        if connect and self.address:
-            cmd += ["--address", self.address]
-        self.subprocess(name, cmd)
+    def isolated(self, name: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
+        """Run ``fn(*args, **kwargs)`` in a fresh Python process (its output streamed to the
+        console and the step's log) and return its result; raise :class:`StepError` naming
+        the log if it fails. ``fn`` must be importable (a module-level function)."""
+        call = self.out / "steps" / f"{name}.call"
+        argv = isolated_argv(fn, args, kwargs, call)
+        self.subprocess(name, argv, what=f"{fn.__module__}.{fn.__qualname__}")
+        return read_isolated_result(call)
 
-    def subprocess(self, name: str, cmd: Sequence[str]) -> None:
+    def subprocess(self, name: str, cmd: Sequence[str], what: str | None = None) -> None:
         """Run ``cmd``, streaming its output (progress bars included) to the console and the
-        step's log; raises :class:`StepError` naming the log on a non-zero exit."""
-        log = self.log(name)
-        log.parent.mkdir(parents=True, exist_ok=True)
+        step's log; raises :class:`StepError` naming the log on a non-zero exit.
+
+        Args:
+            what: what the command runs, for the log and the error (default: the command).
+        """
+        what = what or " ".join(map(str, cmd))
+        log_file = self.log(name)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.setdefault("RAY_AUTH_MODE", "disabled")
         env["PYTHONUNBUFFERED"] = "1"
-        with open(log, "ab") as f:
-            f.write(f"$ {' '.join(cmd)}\n".encode())
+        with open(log_file, "ab") as f:
+            f.write(f"$ {' '.join(map(str, cmd))}\n# {what}\n".encode())
             proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, env=env)
             assert proc.stdout is not None
@@ -149,5 +164,4 @@ class StepRunner:
                     sys.stdout.flush()
             rc = proc.wait()
         if rc != 0:
-            raise StepError(f"step {name} failed (exit {rc}): {' '.join(cmd[2:])}; "
-                            f"see {log}")
+            raise StepError(f"step {name} failed (exit {rc}): {what}; see {log_file}")

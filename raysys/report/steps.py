@@ -4,10 +4,11 @@
 Where each runs, and why:
 
 * ``synth``: in the driver, scenes as Ray tasks (the generator writes GT by design).
-* ``label``, ``train_*``, ``track_*``: subprocesses of ``raysys label`` / ``train`` /
-  ``track`` on the report's Ray cluster, so each gets its command's own guard and
-  runtime_env (weak labeling and weak training can never read GT; full training may).
-* ``baseline_*``: subprocesses of ``raysys baseline``, which installs the GT guard (the
+* ``label``, ``train_*``, ``track_*``: :func:`label_job`, :func:`train_job` and
+  :func:`track_job`, each in a fresh process (:meth:`StepRunner.isolated`) on the report's
+  Ray cluster, so each installs exactly the guard and runtime_env its own command installs
+  (weak labeling and weak training can never read GT; full training may).
+* ``baseline_*``: :func:`baseline_job` in a fresh process, which installs the GT guard (the
   zero-shot baselines see frames, category labels and expression names only).
 * ``quality``, ``eval``, ``video``: in the driver, which reads GT to score (it is never
   guarded).
@@ -15,15 +16,24 @@ Where each runs, and why:
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import asdict
 from pathlib import Path
 
-from raysys.report.config import ReportConfig
+from raysys.baselines.job import baseline_job
+from raysys.config import save_config, to_dict
+from raysys.io.dataset import DatasetLayout
+from raysys.labeling.config import LabelConfig
+from raysys.labeling.job import label_job
+from raysys.report.config import REPORT_RESOURCES, ReportConfig
 from raysys.report.runner import StepRunner
+from raysys.runtime import Resources
+from raysys.tracking.config import TrackConfig
+from raysys.tracking.job import track_job
+from raysys.training.job import train_job
 
 __all__ = ["synth_step", "label_step", "quality_step", "train_step", "track_step",
-           "baseline_step", "eval_step", "video_step", "train_config_dict", "file_stamp"]
+           "baseline_step", "eval_step", "video_step", "file_stamp"]
 
 DOMAINS = ("In-domain", "Cross-domain")
 
@@ -37,51 +47,52 @@ def file_stamp(path: Path) -> dict:
             "mtime": st.st_mtime if st else None}
 
 
+def _on_cluster(r: StepRunner, resources: Resources) -> Resources:
+    """``resources`` pointing at the report's Ray cluster (when it has one)."""
+    return dataclasses.replace(resources, address=r.address) if r.address else resources
+
+
 # ----------------------------------------------------------------------------- data
 
 
 def synth_step(r: StepRunner, cfg: ReportConfig, map_fn=None) -> Path:
-    """Generate the benchmark into ``out/data`` (scenes as Ray tasks via ``map_fn``)."""
-    from raysys.synth import SynthConfig, generate
+    """Generate the benchmark ``cfg.synth`` into ``out/data`` (scenes as Ray tasks via
+    ``map_fn``)."""
+    from raysys.synth import generate
 
     data = cfg.out / "data"
-    s = cfg.synth_settings()
-    synth_cfg = SynthConfig(**s)
+    synth_cfg = cfg.synth
 
     def work():
         summary = generate(synth_cfg, data, map_fn=map_fn)
         return {"root": str(data), "rendered": summary["rendered"],
                 "skipped": summary["skipped"], "scenes": len(summary["scenes"])}
 
-    r.run("synth", {"synth": synth_cfg.to_dict()}, work,
+    r.run("synth", {"synth": to_dict(synth_cfg)}, work,
           outputs=[data / "dataset.json"], owned=[data])
     return data
 
 
-def label_step(r: StepRunner, data: Path, split: str = "train") -> Path:
-    """Stage 1 on an In-domain split (``raysys label``, guarded): ``train`` (what the weak
-    model learns from) or ``test`` (the teacher's own level on the test split, a reference
-    for Table 1; never used for training)."""
+def label_step(r: StepRunner, data: Path, split: str = "train",
+               resources: Resources = REPORT_RESOURCES) -> Path:
+    """Stage 1 on an In-domain split (:func:`label_job`, guarded, in its own process):
+    ``train`` (what the weak model learns from) or ``test`` (the teacher's own level on the
+    test split, a reference for Table 1; never used for training)."""
     name = "label" if split == "train" else f"label_{split}"
     out = r.out / ("labels" if split == "train" else f"labels_{split}")
+    cfg = LabelConfig()
 
     def work():
-        r.cli(name, ["label", "--data", data, "--domain", "In-domain", "--split", split,
-                     "--out", out])
+        r.isolated(name, label_job, DatasetLayout(data, "In-domain", split), out, cfg,
+                   _on_cluster(r, resources))
         return {"labels": str(out)}
 
     settings = {"data": str(data.resolve()), "upstream": r.fingerprints.get("synth"),
-                "label_config": _label_defaults()}
+                "label_config": to_dict(cfg)}
     if split != "train":
         settings["split"] = split  # the train step's settings stay as they were (cache)
     r.run(name, settings, work, outputs=[out / "expressions.parquet"], owned=[out])
     return out
-
-
-def _label_defaults() -> dict:
-    from raysys.labeling.config import LabelConfig
-
-    return LabelConfig().to_dict()
 
 
 def quality_step(r: StepRunner, labels: Path, name: str = "quality",
@@ -106,53 +117,34 @@ def quality_step(r: StepRunner, labels: Path, name: str = "quality",
 # ----------------------------------------------------------------------------- training
 
 
-def train_config_dict(cfg: ReportConfig, overrides: dict) -> dict:
-    """The full TrainConfig a run gets: ``quick_config()`` (or the paper schedule) with the
-    report's and the run's overrides merged in, as JSON."""
-    from raysys.training.config import TrainConfig, from_dict, quick_config, to_dict
-
-    base = quick_config() if cfg.quick else TrainConfig()
-    merged = _merge(cfg.extra_train, overrides)
-    return to_dict(from_dict(TrainConfig, merged, base))
-
-
-def _merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def train_step(r: StepRunner, cfg: ReportConfig, name: str, *, supervision: str,
-               data: Path, labels: Path | None, model_overrides: dict | None = None) -> Path:
-    """Train one ViewSAM (``raysys train``); returns its ``final/`` checkpoint folder.
+               data: Path, labels: Path | None, switch_off: str | None = None) -> Path:
+    """Train one ViewSAM (:func:`train_job`, in its own process); returns its ``final/``
+    checkpoint folder.
 
     Args:
         name: run name (``weak``, ``full``, ``ablation_use_bar``); the run goes to
-            ``out/runs/<name>``.
+            ``out/runs/<name>`` and its whole TrainConfig to ``out/configs/train_<name>.json``.
         supervision: ``weak`` (pseudo labels from ``labels``) or ``full`` (GT of ``data``'s
             In-domain train split).
-        model_overrides: ViewSAMConfig fields (the ablation switch).
+        switch_off: the ViewSAMConfig switch an ablation turns off.
     """
     run_dir = r.out / "runs" / name
-    overrides = _merge(cfg.extra_train, {"model": model_overrides} if model_overrides else {})
-    conf_file = r.out / "configs" / f"train_{name}.json"
-    settings = {"supervision": supervision, "train_config": train_config_dict(cfg, overrides),
-                "workers": cfg.train_workers, "cpus": cfg.train_cpus_per_worker,
+    train_cfg = cfg.train_config(supervision, switch_off)
+    res = cfg.resources
+    settings = {"supervision": supervision, "train_config": to_dict(train_cfg),
+                "workers": res.workers, "cpus": res.cpus_per_worker,
                 "upstream": r.fingerprints.get("label" if supervision == "weak" else "synth"),
                 "data": str(data.resolve()), "labels": str(labels.resolve()) if labels else None}
+    if supervision == "weak":
+        source = {"labels": labels}
+    else:
+        source = {"data": data, "domain": "In-domain", "split": "train"}
 
     def work():
-        conf_file.parent.mkdir(parents=True, exist_ok=True)
-        conf_file.write_text(json.dumps(overrides, indent=2))
-        args = ["train", "--out", run_dir, "--config", conf_file, "--supervision", supervision,
-                "--workers", cfg.train_workers, "--cpus-per-worker", cfg.train_cpus_per_worker]
-        args += ["--quick"] if cfg.quick else []
-        if supervision == "weak":
-            args += ["--labels", labels]
-        else:
-            args += ["--data", data, "--domain", "In-domain", "--split", "train"]
-        r.cli(f"train_{name}", args)
+        save_config(train_cfg, r.out / "configs" / f"train_{name}.json")
+        r.isolated(f"train_{name}", train_job, run_dir, train_cfg, _on_cluster(r, res),
+                   **source)
         metrics = run_dir / "metrics.json"
         hist = json.loads(metrics.read_text()) if metrics.is_file() else None
         return {"checkpoint": str(run_dir / "final"), "metrics": hist}
@@ -165,50 +157,48 @@ def train_step(r: StepRunner, cfg: ReportConfig, name: str, *, supervision: str,
 # ----------------------------------------------------------------------------- predictions
 
 
-def _track_defaults() -> dict:
-    from raysys.tracking import TrackConfig
-
-    return asdict(TrackConfig())
-
-
 def track_step(r: StepRunner, cfg: ReportConfig, method: str, checkpoint: Path,
                data: Path, domain: str, upstream: str | None) -> Path:
-    """Track every expression of ``domain``'s test split (``raysys track``)."""
+    """Track every expression of ``domain``'s test split (:func:`track_job`, in its own
+    process)."""
     pred = r.out / "predictions" / domain / method
     name = f"track_{method}_{_short(domain)}"
+    track_cfg = TrackConfig()
     settings = {"checkpoint": file_stamp(checkpoint), "upstream": upstream,
-                "data": str(data.resolve()), "domain": domain, "track": _track_defaults()}
+                "data": str(data.resolve()), "domain": domain, "track": to_dict(track_cfg)}
 
     def work():
-        r.cli(name, ["track", "--model", checkpoint, "--data", data, "--domain", domain,
-                     "--split", "test", "--out", pred, "--actors", cfg.track_actors,
-                     "--actor-cpus", cfg.track_actor_cpus])
+        r.isolated(name, track_job, checkpoint, DatasetLayout(data, domain, "test"), pred,
+                   track_cfg, _on_cluster(r, cfg.resources))
         return {"pred_root": str(pred)}
 
     r.run(name, settings, work, outputs=[pred / "track_config.json"], owned=[pred])
     return pred
 
 
-BASELINE_COMMANDS = {"zero_shot_concept": "concept", "zero_shot_sam2": "sam2"}
+BASELINE_METHODS = {"zero_shot_concept": "concept", "zero_shot_sam2": "sam2"}
 
 
 def baseline_step(r: StepRunner, method: str, data: Path, domain: str,
                   checkpoint: Path | None = None, upstream: str | None = None) -> Path:
-    """A zero-shot baseline on ``domain``'s test split (``raysys baseline``, guarded);
-    ``checkpoint``: the ViewSAM run whose SAM2 base the SAM2 baseline uses."""
+    """A zero-shot baseline on ``domain``'s test split (:func:`baseline_job`, guarded, in
+    its own process, without Ray); ``checkpoint``: the ViewSAM run whose SAM2 base the SAM2
+    baseline uses."""
     pred = r.out / "predictions" / domain / method
     name = f"baseline_{method}_{_short(domain)}"
     settings = {"method": method, "data": str(data.resolve()), "domain": domain,
                 "checkpoint": file_stamp(checkpoint) if checkpoint else None,
                 "upstream": upstream}
     done = pred / "baseline.json"
+    options = {}
+    if checkpoint is not None and method == "zero_shot_sam2":
+        from raysys.baselines.zero_shot_sam2 import Sam2Spec
+
+        options["sam2"] = Sam2Spec(viewsam_checkpoint=str(checkpoint))
 
     def work():
-        args = ["baseline", BASELINE_COMMANDS[method], "--data", data, "--domain", domain,
-                "--split", "test", "--out", pred, "--summary", done]
-        if checkpoint is not None and method == "zero_shot_sam2":
-            args += ["--viewsam-checkpoint", checkpoint]
-        r.cli(name, args, connect=False)  # no Ray: the baselines run in the process
+        r.isolated(name, baseline_job, BASELINE_METHODS[method],
+                   DatasetLayout(data, domain, "test"), pred, summary_json=done, **options)
         return json.loads(done.read_text()) if done.is_file() else {"pred_root": str(pred)}
 
     r.run(name, settings, work, outputs=[done], owned=[pred])
@@ -223,7 +213,6 @@ def eval_step(r: StepRunner, method: str, data: Path, domain: str, pred: Path) -
     """Score predictions (CVR-IDF1 / CVR-MA) in the driver; the full JSON per expression is
     kept in ``out/eval/<domain>/<method>.json``; returns All and scenes."""
     from raysys.eval import evaluate
-    from raysys.io.dataset import DatasetLayout
 
     layout = DatasetLayout(data, domain, "test")
     out = r.out / "eval" / domain / f"{method}.json"
@@ -245,7 +234,6 @@ def video_step(r: StepRunner, data: Path, pred: Path, method_label: str,
     """A mosaic GIF of one In-domain test scene: the predictions of one expression with
     their global ids, false positives red and missed GT boxes dashed."""
     from raysys.io import crtrack
-    from raysys.io.dataset import DatasetLayout
     from raysys.viz import write_scene_video
 
     layout = DatasetLayout(data, "In-domain", "test")

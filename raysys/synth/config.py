@@ -2,16 +2,15 @@
 
 One frozen :class:`SynthConfig` describes a whole dataset; :class:`RigStyle` describes how
 one domain places and tints its cameras. The defaults run (a small dataset in about a
-minute on one core); the CLI only overrides fields. ``In-domain`` and ``Cross-domain``
+minute on one core); the CLI only overrides fields, and :mod:`raysys.config` reads and
+writes it (``from_dict`` / ``to_dict``). ``In-domain`` and ``Cross-domain``
 differ the way CRTrack's do: other scenes, other camera layouts (number of views, heights,
 focal lengths) and other colour responses.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 __all__ = ["RigStyle", "SynthConfig", "IN_DOMAIN_RIG", "CROSS_DOMAIN_RIG", "DOMAIN_ALIASES"]
 
@@ -127,25 +126,3 @@ class SynthConfig:
 
     def num_views(self, domain: str) -> int:
         return self.views if domain == "In-domain" else self.cross_views
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples become lists)."""
-        return _jsonable(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SynthConfig:
-        """Inverse of :meth:`to_dict` (unknown keys raise, so stale files are noticed)."""
-        d = dict(d)
-        rigs = {k: RigStyle(**{f: tuple(v) if isinstance(v, list) else v
-                               for f, v in d.pop(k).items()})
-                for k in ("in_domain", "cross_domain") if k in d}
-        plain = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        return cls(**plain, **rigs)
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    return x

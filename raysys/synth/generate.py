@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from raysys.config import to_dict
 from raysys.io.crtrack import atomic_write_text, expression_folder_name, write_gt_file
 from raysys.io.dataset import DOMAINS, SPLITS, DatasetLayout
 from raysys.synth.background import world_extent
@@ -77,7 +78,7 @@ class SceneSpec:
 
 
 def config_fingerprint(cfg: SynthConfig) -> str:
-    blob = json.dumps({"version": VERSION, "config": cfg.to_dict()}, sort_keys=True)
+    blob = json.dumps({"version": VERSION, "config": to_dict(cfg)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -293,7 +294,7 @@ def serial_map(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
 
 
 def _manifest(cfg: SynthConfig, specs: list[SceneSpec], complete: bool) -> dict[str, Any]:
-    return {"version": VERSION, "seed": cfg.seed, "config": cfg.to_dict(),
+    return {"version": VERSION, "seed": cfg.seed, "config": to_dict(cfg),
             "complete": complete,
             "scenes": [{"domain": s.domain, "split": s.split, "scene": s.name,
                         "views": [f"View{k + 1}" for k in range(cfg.num_views(s.domain))]}
@@ -304,7 +305,7 @@ def _check_root(root: Path, cfg: SynthConfig) -> None:
     manifest = root / "dataset.json"
     if manifest.is_file():
         old = json.loads(manifest.read_text())
-        new = cfg.to_dict()
+        new = to_dict(cfg)
         if old.get("version") != VERSION or old.get("config") != new:
             diff = sorted(k for k in set(new) | set(old.get("config", {}))
                           if new.get(k) != old.get("config", {}).get(k))

@@ -11,7 +11,7 @@ __all__ = ["TrackConfig"]
 class TrackConfig:
     clip_frames: int = 8  # T: synchronised frame sets encoded together (no look-ahead beyond)
     refer_threshold: float | None = None  # min sigmoid(referring logit) of a proposal to
-    #   open a track; None: the checkpoint's calibration (raysys.tracking.calibrate), else 0.5
+    #   open a track; None: the checkpoint's calibration (raysys.training.calibrate), else 0.5
     objectness_threshold: float | None = None  # min CG objectness to open a track; None:
     #   the checkpoint's calibration, else 0.1
     track_iou: float = 0.3  # min IoU of a proposal with a track's last box to re-prompt it
@@ -27,10 +27,6 @@ class TrackConfig:
     memory_frames: int | None = None  # per-track memory frames kept; None = what SAM2 reads
     #                                  (max(num_maskmem, max_obj_ptrs_in_encoder))
     keep_masks: bool = True  # return full-resolution masks (else boxes only)
-    proposal_boxes: bool = True  # a track matched to a proposal in a frame is present there
-    #   and reports the proposal's box (the Candidate Generator's regression; SAM2's memory
-    #   carries it through frames without a matching proposal, where the mask's box is
-    #   reported); False: always the mask's box, present only on SAM2's object score
 
     def __post_init__(self) -> None:
         if self.clip_frames < 1:

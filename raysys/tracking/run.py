@@ -97,7 +97,7 @@ class _TrackWorker:
     def __init__(self, checkpoint: str, device: str, threads: int) -> None:
         import torch
 
-        from raysys.training.checkpoint import load_viewsam_checkpoint
+        from raysys.viewsam.checkpoint import load_viewsam_checkpoint
 
         torch.set_num_threads(max(1, threads))
         self.model = load_viewsam_checkpoint(checkpoint, device=device).model
@@ -126,7 +126,7 @@ def track_split(checkpoint: str | os.PathLike, layout: DatasetLayout,
     from ray.util import ActorPool
     from tqdm.auto import tqdm
 
-    from raysys.training.checkpoint import read_checkpoint
+    from raysys.viewsam.checkpoint import read_checkpoint
 
     cfg = cfg or TrackConfig()
     read_checkpoint(checkpoint)  # fail early, with the path, if it is not a checkpoint

@@ -16,8 +16,8 @@ look-ahead beyond the clip):
    Proposals that refer to the expression and overlap no live track open new tracks (a
    conditioning frame, no memory; again one batch for all views). A track absent for
    ``max_lost`` frames ends; the younger of two coinciding tracks ends. A track matched to
-   a proposal is present in that frame and reports the proposal's box
-   (``TrackConfig.proposal_boxes``); elsewhere SAM2's mask gives its box. External
+   a proposal is present in that frame and reports the proposal's box; elsewhere SAM2's
+   mask gives its box. External
    proposals (``proposals=fn``) may replace the Candidate Generator's.
 3. CGCT embeddings of every present track; at the end of the clip new tracks get global
    ids from :class:`raysys.tracking.identity.IdentityBank` (assignment across views, new
@@ -32,14 +32,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from raysys.tracking.config import TrackConfig
 from raysys.tracking.identity import IdentityBank
+from raysys.tracking.tracks import (
+    FrameResult,
+    TrackedObject,
+    _nbytes,
+    _Track,
+    _ViewFrame,
+    assign_proposals,
+    tracked_objects,
+)
 from raysys.viewsam.candidate_generator import pairwise_iou
 from raysys.viewsam.prompts import masks_to_boxes
 
@@ -50,57 +57,6 @@ ProposalFn = Callable[[int, int], "tuple[np.ndarray, np.ndarray | None, np.ndarr
 referring probabilities (K,) or None, objectness (K,) or None)``."""
 
 _NUM_FRAMES = 1 << 30  # open-ended stream for SAM2's object-pointer window
-
-
-@dataclass
-class TrackedObject:
-    """One referred object in one view and frame."""
-
-    global_id: int  # identity across views and time
-    track_id: int  # the single-view track it came from
-    box: tuple[float, float, float, float]  # (left, top, width, height) input pixels
-    score: float  # sigmoid of SAM2's object-presence logit
-    refer: float  # the track's mean referring probability
-    mask: np.ndarray | None = None  # (H, W) bool, when ``keep_masks`` (SAM2's; may be
-    #   empty in a frame where the box came from a proposal)
-    box_source: str = "mask"  # "proposal": the matched proposal's box; "mask": the mask's
-
-
-@dataclass
-class FrameResult:
-    index: int  # frame set index in the stream (0-based, in the order given to ``step``)
-    views: list[list[TrackedObject]]  # per view, the objects in it
-
-
-@dataclass
-class _Track:
-    tid: int
-    view: int
-    start: int
-    box: torch.Tensor  # (4,) last box, model pixels
-    bank: dict = field(default_factory=lambda: {"cond_frame_outputs": {},
-                                                "non_cond_frame_outputs": {}})
-    lost: int = 0
-    gid: int | None = None
-    refer_sum: float = 0.0
-    refer_n: int = 0
-    emb: list = field(default_factory=list)  # this clip's CGCT embeddings
-
-    @property
-    def refer(self) -> float:
-        return self.refer_sum / max(self.refer_n, 1)
-
-
-@dataclass
-class _ViewFrame:
-    """One view's frame in a clip: its encodings and the Candidate Generator's proposals."""
-
-    n: int  # index in the clip's (view, frame) batch
-    feats: list  # FPN levels, each (1, C, h, w)
-    pos: torch.Tensor  # (1, d, h, w) top-level position encoding
-    props: torch.Tensor | None = None  # (K, 4) proposals, model pixels
-    refer: torch.Tensor | None = None  # (K,) referring probability
-    obj: torch.Tensor | None = None  # (K,) objectness
 
 
 class ViewSAMTracker:
@@ -245,7 +201,8 @@ class ViewSAMTracker:
                     raw[i][k].append((tr, low, score, box))
         self._assign_ids(seen)
         results = [FrameResult(self.next_frame + i,
-                               [self._objects(raw[i][k], (h, w), s) for k in range(v)])
+                               [tracked_objects(raw[i][k], (h, w), s, self.min_refer,
+                                                self.cfg.keep_masks) for k in range(v)])
                    for i in range(t)]
         self.next_frame += t
         self.buffer = []
@@ -296,7 +253,7 @@ class ViewSAMTracker:
     def _step_frame(self, g: int, views: list[_ViewFrame], extra) -> list[list[tuple]]:
         """Track every view at stream frame ``g``; returns per view the ``(track, mask
         logits, score, box)`` of the tracks present in the frame (box: the matched
-        proposal's in model pixels with ``proposal_boxes``, else None: the mask's). The
+        proposal's in model pixels, else None: the mask's). The
         live tracks of all views go through SAM2 in one batch, then the new tracks of all
         views in another."""
         cfg, s = self.cfg, self.model.image_size
@@ -313,7 +270,7 @@ class ViewSAMTracker:
                     tr.refer_n += 1
                 items.append((k, box, has, tr.bank))
                 owners.append(tr)
-                matched.append(box if has and cfg.proposal_boxes else None)
+                matched.append(box if has else None)
         results = self._track_batch(g, views, items, extra, init=False)
         outs: list[list[tuple]] = [[] for _ in views]
         keeps: list[list[_Track]] = [[] for _ in views]
@@ -338,14 +295,12 @@ class ViewSAMTracker:
                                                in zip(new, banks, strict=True)], extra,
                                     init=True)
         for (k, j), bank, (low, score) in zip(new, banks, results, strict=True):
-            if not cfg.proposal_boxes and (score <= 0 or not bool((low > 0).any())):
-                continue
-            box = views[k].props[j] if cfg.proposal_boxes else masks_to_boxes(low, s)[0]
+            box = views[k].props[j]
             tr = _Track(tid=self.next_tid, view=k, start=g, box=box,
                         bank=bank, refer_sum=float(views[k].refer[j]), refer_n=1)
             self.next_tid += 1
             keeps[k].append(tr)
-            outs[k].append((tr, low, score, box if cfg.proposal_boxes else None))
+            outs[k].append((tr, low, score, box))
         for k in range(len(views)):
             self.tracks[k] = keeps[k]
         return outs
@@ -422,60 +377,3 @@ class ViewSAMTracker:
             if tr.emb:
                 self.identities.update(tr.gid, np.mean(tr.emb, 0))
             tr.emb = []
-
-    def _objects(self, rows, hw, s) -> list[TrackedObject]:
-        out = []
-        h, w = hw
-        for tr, low, score, box in rows:
-            if tr.refer < self.min_refer:
-                continue
-            mask = None  # full resolution only where it is returned or gives the box
-            if box is None or self.cfg.keep_masks:
-                logits = F.interpolate(low, size=(h, w), mode="bilinear",
-                                       align_corners=False)[0, 0]
-                mask = (logits > 0).cpu().numpy()
-            if box is None:  # the mask's box
-                ys, xs = np.nonzero(mask)
-                if ys.size == 0:
-                    continue
-                x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-            else:  # the matched proposal's box, model pixels -> input pixels
-                b = box.float().cpu().numpy() * np.array([w / s, h / s, w / s, h / s])
-                x0, y0 = max(0.0, float(b[0])), max(0.0, float(b[1]))
-                x1, y1 = min(float(w), float(b[2])), min(float(h), float(b[3]))
-                if x1 <= x0 or y1 <= y0:
-                    continue
-            out.append(TrackedObject(
-                global_id=int(tr.gid), track_id=tr.tid,
-                box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
-                score=float(1 / (1 + np.exp(-score))), refer=tr.refer,
-                mask=mask if self.cfg.keep_masks else None,
-                box_source="mask" if box is None else "proposal"))
-        return out
-
-
-def assign_proposals(tracks: torch.Tensor, props: torch.Tensor,
-                     min_iou: float) -> dict[int, int]:
-    """Live tracks of one view to a frame's proposals, one to one.
-
-    Args:
-        tracks: ``(n, 4)`` the tracks' last boxes; props: ``(k, 4)`` proposals (xyxy).
-        min_iou: pairs with a lower IoU stay unmatched.
-    Returns ``{track index: proposal index}``: the assignment maximising total IoU
-    (Hungarian), so that in a crowd two tracks never take the same person's proposal.
-    """
-    if not tracks.shape[0] or not props.shape[0]:
-        return {}
-    from scipy.optimize import linear_sum_assignment
-
-    iou = pairwise_iou(tracks, props).float().cpu().numpy()
-    rows, cols = linear_sum_assignment(-iou)
-    return {int(r): int(c) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= min_iou}
-
-
-def _nbytes(x) -> int:
-    if isinstance(x, torch.Tensor):
-        return x.numel() * x.element_size()
-    if isinstance(x, (list, tuple)):
-        return sum(_nbytes(y) for y in x)
-    return 0

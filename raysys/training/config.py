@@ -10,21 +10,20 @@
 3. CGCT, 10 epochs at 2e-4.
 
 :func:`quick_config` scales it down for a CPU laptop (tiny clips, a few epochs per stage,
-larger learning rates so that the loss visibly falls in minutes). ``from_dict`` /
-``to_dict`` convert to and from JSON (``--config FILE`` overrides, checkpoints).
+larger learning rates so that the loss visibly falls in minutes). :mod:`raysys.config`
+converts them to and from JSON (``--config FILE`` overrides, checkpoints).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 
+from raysys.config import from_dict
 from raysys.viewsam.config import ViewSAMConfig
 
 __all__ = ["MODULE_GROUPS", "SUPERVISIONS", "VARIANTS", "StageConfig", "TrainConfig",
-           "PAPER_STAGES", "quick_config", "from_dict", "to_dict"]
+           "PAPER_STAGES", "quick_config"]
 
 # trainable module groups -> ViewSAM attributes ("base" trains only a base that is not frozen)
 MODULE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -133,7 +132,7 @@ def quick_config(**overrides) -> TrainConfig:
     """The scaled-down CPU schedule (minutes on a laptop).
 
     T=4 frames at 128 px on the embedded pre-trained tiny SAM2 base (frozen, as the paper
-    freezes SAM2.1; see :mod:`raysys.training.pretrain`), the Candidate Generator on its
+    freezes SAM2.1; see :mod:`raysys.training.pretrain_base`), the Candidate Generator on its
     fine stride-8 grid (small people at 128 px) with pixel RoIs in its matching branch
     (colours the tiny encoder blurs), and short stages with larger learning
     rates: CG 5 epochs (CG losses only, no tracking: cheap), VC-CMA + BAR 1 epoch, CGCT 1.
@@ -152,49 +151,3 @@ def quick_config(**overrides) -> TrainConfig:
     elif isinstance(overrides.get("model"), dict):
         overrides = {**overrides, "model": {**model, **overrides["model"]}}
     return from_dict(TrainConfig, base | overrides)
-
-
-# ----------------------------------------------------------------------------- JSON
-
-
-def to_dict(cfg) -> dict:
-    """A dataclass config as plain JSON-able data (tuples become lists)."""
-    return dataclasses.asdict(cfg)
-
-
-def _convert(tp, value):
-    if value is None:
-        return None
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _convert(args[0], value) if len(args) == 1 else value
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-        return from_dict(tp, value)
-    if origin is tuple:
-        args = typing.get_args(tp)
-        return tuple(_convert(args[0], v) for v in value) if args else tuple(value)
-    return value
-
-
-def from_dict(cls, d: dict, base=None):
-    """Build dataclass ``cls`` from a (partial) dict; nested configs merge field by field.
-
-    Args:
-        base: instance whose values the dict overrides (default: ``cls()``).
-    """
-    if not isinstance(d, dict):
-        raise ValueError(f"{cls.__name__} overrides must be a JSON object, got {type(d)}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields {unknown}; valid: {sorted(names)}")
-    kw = {}
-    for k, v in d.items():
-        cur = getattr(base, k, None) if base is not None else None
-        if dataclasses.is_dataclass(hints[k]) and isinstance(v, dict):
-            kw[k] = from_dict(hints[k], v, cur)
-        else:
-            kw[k] = _convert(hints[k], v)
-    return dataclasses.replace(base, **kw) if base is not None else cls(**kw)

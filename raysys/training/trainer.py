@@ -6,7 +6,7 @@ Driver (:func:`run_training`): plans sample descriptors, builds the Ray Data pip
 * ``ray_train/checkpoint_*``: per-epoch checkpoints in Ray's storage layout (resumable);
 * ``metrics.json``: per-epoch losses of every stage; ``loss_curves.png``;
 * ``final/``: the last model (weights + config + build spec, no optimizer), loadable with
-  :func:`raysys.training.checkpoint.load_viewsam_checkpoint`.
+  :func:`raysys.viewsam.checkpoint.load_viewsam_checkpoint`.
 
 Workers (:func:`train_loop`): build the model, restore the last checkpoint if there is one
 (``ray.train.get_checkpoint()``: after a worker failure Ray restarts the group and the
@@ -20,6 +20,7 @@ rank 0 reports them with a checkpoint (``ray.train.report``; every rank reports)
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
@@ -29,20 +30,29 @@ from pathlib import Path
 
 from torch import nn
 
-from raysys.training.config import TrainConfig, from_dict, to_dict
+from raysys.config import from_dict, to_dict
+from raysys.runtime import Resources
+from raysys.training.config import TrainConfig
 
-__all__ = ["TrainResources", "TrainingResult", "run_training", "train_loop", "RUN_NAME"]
+__all__ = ["TrainingResult", "run_training", "train_loop", "RUN_NAME"]
+
+log = logging.getLogger(__name__)
+
+
+def _worker_log() -> logging.Logger:
+    """This module's logger, with a handler in Ray's worker and controller processes (where
+    the driver's logging setup does not exist; Ray forwards their stderr to the driver)."""
+    root = logging.getLogger("raysys")
+    if not root.handlers and not logging.getLogger().handlers:
+        h = logging.StreamHandler()
+        h.setFormatter(logging.Formatter("[raysys train] %(message)s"))
+        root.addHandler(h)
+        root.setLevel(logging.INFO)
+    return log
 
 RUN_NAME = "ray_train"  # the run folder under <out> (Ray's storage layout)
-
-
-@dataclass(frozen=True)
-class TrainResources:
-    workers: int = 1  # DDP workers (Ray Train workers)
-    cpus_per_worker: float = 1.0  # CPUs per worker (fractions fit 2 workers on 2 cores)
-    use_gpu: bool = False  # one GPU per worker (NCCL)
-    loader_cpus: float = 0.25  # CPUs per clip-decoding actor (Ray Data)
-    loaders: int = 1  # max clip-decoding actors
+# the fields of raysys.runtime.Resources that training reads (recorded in metrics.json)
+TRAIN_RESOURCES = ("workers", "cpus_per_worker", "use_gpu", "loader_cpus", "loaders")
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,7 @@ def _restore(model, cfg: TrainConfig) -> dict:
     """Training state from Ray's last checkpoint, else from ``cfg.init_checkpoint``."""
     import ray.train
 
-    from raysys.training.checkpoint import read_checkpoint
+    from raysys.viewsam.checkpoint import read_checkpoint
 
     state = {"stage": 0, "stage_epoch": 0, "epoch": 0, "history": [], "optimizer": None}
     ckpt = ray.train.get_checkpoint()
@@ -156,7 +166,7 @@ def _report(row: dict, model, opt, cfg: TrainConfig, state: dict, rank: int) -> 
     """``ray.train.report`` on every rank; rank 0 attaches the checkpoint."""
     import ray.train
 
-    from raysys.training.checkpoint import model_state, write_checkpoint
+    from raysys.viewsam.checkpoint import model_state, write_checkpoint
 
     if rank != 0:
         ray.train.report(row, checkpoint=None)
@@ -164,7 +174,7 @@ def _report(row: dict, model, opt, cfg: TrainConfig, state: dict, rank: int) -> 
     payload = {"model": model_state(model), "optimizer": opt.state_dict(),
                "stage": state["stage"], "stage_epoch": state["stage_epoch"],
                "epoch": state["epoch"], "history": state["history"], "config": to_dict(cfg),
-               "build_spec": model.build_spec}
+               "model_config": to_dict(cfg.model_config), "build_spec": model.build_spec}
     with tempfile.TemporaryDirectory(prefix="raysys-ckpt-") as d:
         write_checkpoint(d, payload)
         ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(d))
@@ -199,8 +209,8 @@ def train_loop(config: dict) -> None:
         params = set_trainable(model, stage.modules)
         if not params:  # an ablation switched off everything this stage trains
             if rank == 0:
-                print(f"[raysys train] stage {stage.name!r} skipped: none of its modules "
-                      f"{list(stage.modules)} is in this model", flush=True)
+                _worker_log().info("stage %r skipped: none of its modules %s is in this "
+                                   "model", stage.name, list(stage.modules))
             continue
         opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=cfg.weight_decay)
         if si == state["stage"] and done > 0 and state["optimizer"] is not None:
@@ -214,8 +224,8 @@ def train_loop(config: dict) -> None:
             sums = _run_epoch(net, model, shard, opt, cfg, device, stage_keys)
             if sums is None:
                 if rank == 0:
-                    print(f"[raysys train] stage {stage.name!r} skipped: no loss of this "
-                          f"model reaches its modules {list(stage.modules)}", flush=True)
+                    _worker_log().info("stage %r skipped: no loss of this model reaches its "
+                                       "modules %s", stage.name, list(stage.modules))
                 break
             state.update(stage=si, stage_epoch=e + 1, epoch=state["epoch"] + 1)
             row = _epoch_row(sums, stage_keys, si, stage, e + 1, state["epoch"],
@@ -239,9 +249,9 @@ def _progress_callback():
         def after_report(self, run_context, metrics, checkpoint) -> None:
             r = metrics[0] if metrics else {}
             if "epoch" in r:
-                print(f"[raysys train] epoch {r['epoch']:3d}  stage {r['stage']:<20s} "
-                      f"({r['stage_epoch']})  loss {r['loss']:.4f}  {r['seconds']:.1f} s  "
-                      f"{r['steps']} steps", flush=True)
+                _worker_log().info("epoch %3d  stage %-20s (%d)  loss %.4f  %.1f s  %d steps",
+                                   r["epoch"], r["stage"], r["stage_epoch"], r["loss"],
+                                   r["seconds"], r["steps"])
 
     return EpochProgress()
 
@@ -259,7 +269,7 @@ def _check_out(out: Path, want: dict) -> None:
         f.write_text(json.dumps(want, indent=2, default=str))
 
 
-def _check_cpus(res: TrainResources) -> None:
+def _check_cpus(res: Resources) -> None:
     """Fail fast instead of hanging: workers + one clip decoder must fit the cluster."""
     import ray
 
@@ -273,7 +283,7 @@ def _check_cpus(res: TrainResources) -> None:
 
 
 def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
-                 resources: TrainResources | None = None, *,
+                 resources: Resources | None = None, *,
                  after_epoch: Callable | None = None, progress: bool = True,
                  ) -> TrainingResult:
     """Train ViewSAM with Ray Train. Ray must be initialised (:func:`raysys.runtime.init_ray`;
@@ -283,7 +293,8 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
         source: a :class:`raysys.training.data.ClipSource` (``open_source(...)``).
         out: output folder; re-running with the same settings resumes from its checkpoints.
         cfg: training config (default ``TrainConfig()``, the paper's schedule).
-        resources: workers, CPUs / GPU per worker, clip loaders.
+        resources: workers, CPUs / GPU per worker, clip loaders (the training fields of
+            :class:`raysys.runtime.Resources`).
         after_epoch: hook ``(row, rank)`` run in every worker after each epoch's report.
         progress: print one line per epoch.
     """
@@ -291,10 +302,10 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
     from ray.train.torch import TorchTrainer
 
     from raysys.training.data import ClipSpec, build_train_dataset, plan_samples
-    from raysys.training.model import sam2_image_size, sam2_yaml_text
+    from raysys.viewsam.base import sam2_image_size, sam2_yaml_text
 
     cfg = cfg or TrainConfig()
-    res = resources or TrainResources()
+    res = resources or Resources()
     _check_cpus(res)
     if cfg.supervision != source.supervision:
         raise ValueError(f"config says supervision={cfg.supervision!r} but the source is "
@@ -341,16 +352,16 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
 
 def _calibrate(payload: dict, source, spec, samples, clips: int = 32,
                held_out: bool = False) -> dict:
-    """Tracker thresholds on ``clips`` of ``samples`` (:mod:`raysys.tracking.calibrate`):
+    """Tracker thresholds on ``clips`` of ``samples`` (:mod:`raysys.training.calibrate`):
     the run's own supervision (pseudo labels for a weak run), on clips it did not train on
     where ``held_out``.
 
     Runs in the driver (which, for a weak run, is under the GT guard like the workers)."""
     import torch
 
-    from raysys.tracking.calibrate import calibrate_thresholds
-    from raysys.training.checkpoint import model_from_payload
+    from raysys.training.calibrate import calibrate_thresholds
     from raysys.training.data import load_clip
+    from raysys.viewsam.checkpoint import model_from_payload
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -369,8 +380,8 @@ def _write_outputs(out: Path, checkpoint, samples, spec, res, seconds,
     the training ``samples``."""
     from dataclasses import asdict
 
-    from raysys.training.checkpoint import read_checkpoint, write_checkpoint
     from raysys.training.curves import plot_loss_curves
+    from raysys.viewsam.checkpoint import read_checkpoint, write_checkpoint
 
     with checkpoint.as_directory() as d:
         payload = read_checkpoint(d)
@@ -383,7 +394,8 @@ def _write_outputs(out: Path, checkpoint, samples, spec, res, seconds,
     history = payload["history"]
     metrics = {"history": history, "samples": len(samples), "clip": asdict(spec),
                "calibration": payload.get("calibration"),
-               "resources": asdict(res), "fit_seconds": round(seconds, 2),
+               "resources": {k: getattr(res, k) for k in TRAIN_RESOURCES},
+               "fit_seconds": round(seconds, 2),
                "config": payload["config"]}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_loss_curves(history, out / "loss_curves.png")

@@ -36,6 +36,8 @@ __all__ = [
     "Sam2Dims",
     "MaskDecoding",
     "resolve_sam2_config",
+    "sam2_yaml_text",
+    "sam2_image_size",
     "build_sam2_base",
     "sam2_dims",
     "encode_images",
@@ -47,7 +49,7 @@ __all__ = [
 TINY_SAM2_CONFIG = "tiny"  # alias of the embedded default, configs/sam2_tiny.yaml
 # alias of the embedded tiny base pre-trained by `raysys pretrain-base` (weights/ in the
 # package; made by this project's own code on its own generated data, see
-# raysys.training.pretrain); it fits the tiny config at 128 px
+# raysys.training.pretrain_base); it fits the tiny config at 128 px
 EMBEDDED_SAM2_CHECKPOINT = "embedded"
 EMBEDDED_SAM2_FILE = "sam2_tiny128_synth.pt"
 
@@ -96,6 +98,33 @@ def resolve_sam2_checkpoint(checkpoint: str | Path | None) -> Path | None:
                                 "'embedded' for the package's pre-trained tiny base, or None "
                                 "for random init")
     return ckpt
+
+
+def sam2_yaml_text(sam2_config: str | None, image_size: int | None = None) -> str:
+    """The SAM2 YAML of a run as text, optionally resized to ``image_size``.
+
+    Resizing changes ``model.image_size`` and the memory attention's RoPE ``feat_sizes``
+    (``image_size / 16``); parameters are unchanged. The text travels to the workers and is
+    saved in every checkpoint, so a model rebuilds without the original file.
+    """
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(resolve_sam2_config(sam2_config))
+    if image_size is not None:
+        cfg.model.image_size = int(image_size)
+        layer = cfg.model.memory_attention.layer
+        side = int(image_size) // 16
+        for att in ("self_attention", "cross_attention"):
+            if "feat_sizes" in layer[att]:
+                layer[att].feat_sizes = [side, side]
+    return OmegaConf.to_yaml(cfg)
+
+
+def sam2_image_size(yaml_text: str) -> int:
+    """``model.image_size`` of a SAM2 YAML text."""
+    from omegaconf import OmegaConf
+
+    return int(OmegaConf.create(yaml_text).model.image_size)
 
 
 def build_sam2_base(

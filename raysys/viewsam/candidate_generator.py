@@ -169,7 +169,7 @@ class CandidateGenerator(nn.Module):
         heat, ctr = self.heat_head(x), self.ctr_head(x)
         size, offset = self.size_head(x), self.offset_head(x)
         with torch.no_grad():
-            boxes, objectness = self._decode(heat, ctr, size, offset, stride)  # (N, K, 4), (N, K)
+            boxes, objectness = self.decode(heat, ctr, size, offset, stride)  # (N, K, 4), (N, K)
         text_emb = self.text_proj(text)  # (N, hidden)
         out = CandidateOutput(heatmap=heat, centerness=ctr, size=size, offset=offset,
                               boxes=boxes, objectness=objectness,
@@ -208,7 +208,9 @@ class CandidateGenerator(nn.Module):
         t = text_emb[:, None].expand_as(f)  # (N, K, hidden)
         return self.match_head(torch.cat([f, t, f * t], dim=-1)).squeeze(-1)  # (N, K)
 
-    def _decode(self, heat, ctr, size, offset, stride: int):
+    def decode(self, heat, ctr, size, offset, stride: int):
+        """Dense maps -> the top ``num_proposals`` boxes ``(N, K, 4)`` (model pixels) and
+        their objectness ``(N, K)``: 3x3 peak NMS on the heatmap times centreness."""
         n, _, h, w = heat.shape
         prob = heat.sigmoid()
         peaks = prob * (F.max_pool2d(prob, 3, stride=1, padding=1) == prob)  # 3x3 NMS

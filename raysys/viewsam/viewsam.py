@@ -23,14 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raysys.viewsam import losses as L
 from raysys.viewsam.bar import BiasAwareRecalibration, bias_labels
 from raysys.viewsam.base import condition_on_banks, decode_masks, encode_images, to_tokens
 from raysys.viewsam.candidate_generator import CandidateGenerator, PseudoLabelTeacher
-from raysys.viewsam.candidate_generator import candidate_losses as _candidate_losses
 from raysys.viewsam.cgct import CGCT
 from raysys.viewsam.config import ViewSAMConfig
 from raysys.viewsam.data import ClipEncoding, ClipTargets, ViewSAMOutput
+from raysys.viewsam.objective import candidate_loss_terms, compute_losses
 from raysys.viewsam.prompts import frame_prompts, plan_slots
 from raysys.viewsam.text_encoder import FrozenTextEncoder
 from raysys.viewsam.vc_cma import VCCMA
@@ -100,17 +99,20 @@ class ViewSAM(nn.Module):
             text: tokenized expressions (:meth:`tokenize`), one per sample.
             targets: pseudo labels; they choose the tracked objects (see ``prompts``).
             view_ids: ``(B, V)`` camera index of each view, default ``0..V-1``.
+
+        This is the training pass. Inference is :class:`raysys.tracking.ViewSAMTracker`,
+        which calls :meth:`encode_clip` and :meth:`track_frame` online.
         """
+        if targets is None:
+            raise ValueError("ViewSAM.forward is the training pass and needs targets "
+                             "(ClipTargets); track with raysys.tracking.ViewSAMTracker")
         b, v, t, h, w = self._check(frames, text, targets)
-        targets = None if targets is None else targets.to(frames.device)
+        targets = targets.to(frames.device)
         ce = self.encode_clip(frames, text, view_ids)
-        s = self.image_size
         cb = None if ce.cand is None else ce.cand.boxes.reshape(b * v, t, *ce.cand.boxes.shape[1:])
-        cr = None if ce.cand is None else ce.cand.refer_logits.reshape(b * v, t, -1)
-        plan = plan_slots(targets, self.teacher, cb, cr, shape=(b, v, t), scale=ce.scale,
-                          image_size=s, prompt_source=self.cfg.prompt_source,
-                          num_objects=self.cfg.num_objects)
-        tr = self._track(ce.enc, plan, cb, ce.text_token, (b, v, t))
+        plan = plan_slots(targets, self.teacher, cb, shape=(b, v, t), scale=ce.scale,
+                          prompt_source=self.cfg.prompt_source)
+        tr = self._track(ce.enc, plan, ce.text_token, (b, v, t))
         return self._assemble(tr, ce.enc, ce.views, ce.cand, plan, ce.scale, (b, v, t, h, w))
 
     def encode_clip(self, frames: torch.Tensor, text: dict[str, torch.Tensor],
@@ -183,7 +185,7 @@ class ViewSAM(nn.Module):
 
         return encode_images(self.sam2, images, hook), state["view"], state["ema"]
 
-    def _track(self, enc, plan, cand_boxes, text_tok, shape) -> dict[str, torch.Tensor]:
+    def _track(self, enc, plan, text_tok, shape) -> dict[str, torch.Tensor]:
         """Frame-by-frame SAM2 tracking with BAR (step 5). Returns stacked ``(B*V, T, O, ...)``."""
         b, v, t = shape
         o = plan.num_slots
@@ -194,9 +196,7 @@ class ViewSAM(nn.Module):
         frames: list[dict[str, torch.Tensor]] = []
         for i in range(t):
             feats = [x[:, i].repeat_interleave(o, 0) for x in per_view]  # (N, C, h, w)
-            prev = frames[-1]["masks"] if frames else None
-            boxes, has_box = frame_prompts(plan, i, cand_boxes, prev, self.image_size,
-                                           self.cfg.track_iou)
+            boxes, has_box = frame_prompts(plan, i)
             out = self.track_frame(i, t, feats, pos[:, i].repeat_interleave(o, 0), boxes,
                                    has_box, extra, bank, init=i == 0)
             frames.append(out | {"boxes": boxes, "has_box": has_box})
@@ -298,7 +298,7 @@ class ViewSAM(nn.Module):
 
     # ------------------------------------------------------------------ losses
     def candidate_losses(self, frames: torch.Tensor, text: dict[str, torch.Tensor],
-                         targets: ClipTargets, view_ids: torch.Tensor | None = None,
+                         targets: ClipTargets | None = None, view_ids: torch.Tensor | None = None,
                          ) -> dict[str, torch.Tensor]:
         """The Candidate Generator's losses alone (Eq. 15-18) and their weighted ``total``.
 
@@ -310,7 +310,7 @@ class ViewSAM(nn.Module):
         b, v, t, h, w = self._check(frames, text, targets)
         targets = targets.to(frames.device)
         ce = self.encode_clip(frames, text, view_ids)
-        res = _cg_losses(self, ce.cand, targets, *self.teacher(targets), (h, w))
+        res = candidate_loss_terms(self, ce.cand, targets, *self.teacher(targets), (h, w))
         lc = self.cfg.loss
         res["total"] = sum(getattr(lc, k) * val for k, val in res.items())
         return res
@@ -323,86 +323,3 @@ class ViewSAM(nn.Module):
         ``consistency_inter``; always ``total``.
         """
         return compute_losses(self, outputs, targets)
-
-
-def _slot_masks(targets: ClipTargets, teacher_boxes: torch.Tensor, index: torch.Tensor,
-                hw: tuple[int, int]) -> torch.Tensor:
-    """Target masks of the slots ``(B, V, T, O, H, W)``; teacher boxes filled in if no masks."""
-    b, v, t, m = teacher_boxes.shape[:4]
-    o = index.shape[1]
-    h, w = hw
-    if m == 0:
-        return teacher_boxes.new_zeros(b, v, t, o, h, w)
-    g = index[:, None, None, :].expand(b, v, t, o)
-    if targets.masks is not None:
-        g6 = g[..., None, None].expand(-1, -1, -1, -1, h, w)
-        return targets.masks.gather(3, g6).float()
-    bx = teacher_boxes.gather(3, g[..., None].expand(-1, -1, -1, -1, 4))  # (B, V, T, O, 4)
-    ys = torch.arange(h, device=bx.device, dtype=bx.dtype) + 0.5
-    xs = torch.arange(w, device=bx.device, dtype=bx.dtype) + 0.5
-    iny = (ys >= bx[..., 1:2]) & (ys < bx[..., 3:4])  # (B, V, T, O, H)
-    inx = (xs >= bx[..., 0:1]) & (xs < bx[..., 2:3])  # (B, V, T, O, W)
-    return (iny[..., :, None] & inx[..., None, :]).float()
-
-
-def _cg_losses(model: ViewSAM, cand, targets: ClipTargets, tb: torch.Tensor, tv: torch.Tensor,
-               hw: tuple[int, int]) -> dict[str, torch.Tensor]:
-    """The CG loss terms of a clip: teacher boxes ``tb`` ``(B, V, T, M, 4)`` (input pixels,
-    visible ``tv``) scaled to model pixels, referred flags broadcast over views and frames;
-    the dense branch learns every labelled object of the frame (``targets.dense_boxes``)
-    where the targets carry them; the matching branch also scores the teacher boxes
-    (``CandidateGeneratorConfig.match_teacher_boxes``)."""
-    b, v, t, m = tv.shape
-    h, w = hw
-    s = model.image_size
-    scale = torch.tensor([s / w, s / h, s / w, s / h], device=tb.device)
-    ref = targets.referred[:, None, None].expand(b, v, t, m)
-    db = dv = None
-    if targets.dense_boxes is not None:  # every labelled object of the frame (dense branch)
-        a = targets.dense_boxes.shape[3]
-        db = (targets.dense_boxes.to(tb.device) * scale).reshape(-1, a, 4)
-        dv = targets.dense_visible.to(tb.device).reshape(-1, a)
-    mb = (tb * scale).reshape(-1, m, 4)
-    cg, ccfg = model.candidate_generator, model.cfg.candidate_generator
-    tl = cg.match_boxes(cand, mb) if ccfg.match_teacher_boxes and m and \
-        cand.features is not None else None
-    return _candidate_losses(cand, mb, tv.reshape(-1, m), ref.reshape(-1, m),
-                             cg.stride(model.sam2.backbone_stride), ccfg, db, dv, tl)
-
-
-def compute_losses(model: ViewSAM, out: ViewSAMOutput, targets: ClipTargets,
-                   ) -> dict[str, torch.Tensor]:
-    """See :meth:`ViewSAM.losses`."""
-    cfg, lc = model.cfg, model.cfg.loss
-    b, v, t, o, h, w = out.mask_logits.shape
-    targets = targets.to(out.mask_logits.device)
-    tb, tv = model.teacher(targets)  # (B, V, T, M, 4), (B, V, T, M)
-    res: dict[str, torch.Tensor] = {}
-    tm = _slot_masks(targets, tb, out.slot_index, (h, w))
-    valid = out.slot_valid[:, None, None].expand(b, v, t, o)
-    res["mask"] = L.mask_loss(out.mask_logits.flatten(0, 3), tm.flatten(0, 3),
-                              valid.flatten(), lc.mask_focal, lc.mask_dice)
-    total = lc.mask * res["mask"]
-    if out.candidates is not None:
-        cg = _cg_losses(model, out.candidates, targets, tb, tv, (h, w))
-        res |= cg
-        total = total + sum(getattr(lc, k) * val for k, val in cg.items())
-    if model.bar is not None:
-        sel = out.prompted & valid & (torch.arange(t, device=valid.device) > 0)[None, None, :, None]
-        res["bar"] = (F.binary_cross_entropy_with_logits(out.bias_logits[sel], out.bias_labels[sel])
-                      if bool(sel.any()) else out.bias_logits.sum() * 0)
-        total = total + cfg.alpha * res["bar"]
-    if model.cgct is not None and cfg.use_consistency_loss:
-        m = tv.shape[3]
-        g = out.slot_index[:, None, None].expand(b, v, t, o)
-        vis = (tv.gather(3, g) if m else torch.zeros_like(valid)) & valid  # (B, V, T, O)
-        grid = torch.meshgrid(torch.arange(b), torch.arange(v), torch.arange(t), torch.arange(o),
-                              indexing="ij")
-        groups, views = grid[0].to(vis.device)[vis], grid[1].to(vis.device)[vis]
-        ids = out.slot_ids[:, None, None].expand(b, v, t, o)[vis]
-        intra, inter = L.consistency_loss(out.embeddings[vis], ids, views, groups,
-                                          cfg.cgct.temperature)
-        res["consistency_intra"], res["consistency_inter"] = intra, inter
-        total = total + cfg.lam * (intra + cfg.cgct.inter_weight * inter)
-    res["total"] = total
-    return res

@@ -1,0 +1,158 @@
+"""Where the ViewSAM tracker loses CVR-IDF1: the same tracker with oracle proposals.
+
+Runs :func:`raysys.tracking.run.track_unit` over the expressions of a dataset split four
+ways and scores each with the CRTrack protocol (CVR-IDF1 / CVR-MA, All):
+
+* ``model``: the checkpoint as it is (the Candidate Generator's proposals and referring);
+* ``gt_boxes``: every visible GT object's box as the proposals (objectness 1), referring
+  probabilities from the model's matching branch on those boxes: the model with a perfect
+  detector;
+* ``gt_referred``: the same boxes, referring probability 1 for the objects the expression
+  refers to and 0 for the others: a perfect detector and perfect referring, so what is left
+  is SAM2's mask propagation, the single-view tracks and the CGCT global ids;
+* ``gt_all``: every visible GT object's box with referring probability 1 (every object is
+  output for every expression): with one object per view the global ids are easy, with all
+  of them they are not, so this isolates the CGCT cross-view identities (the score with
+  true ids, ``all_objects_ceiling``, is computed from GT and printed too).
+
+GT is read here for evaluation only (the oracle proposals are its boxes); training never
+sees it. Prints one JSON object:
+
+    python benchmarks/diagnostics/track_oracle.py --model RUN/final --data DATA \\
+        [--domain In-domain --split test --units 12 --modes model,gt_boxes,gt_referred,gt_all]
+        [--refer-threshold 0 --set max_tracks=16]   # TrackConfig overrides
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+MODES = ("model", "gt_boxes", "gt_referred", "gt_all")
+
+
+def _gt_index(layout, scene: str, views: tuple[str, ...]):
+    """``{(frame, view_index): (ids (n,), boxes (n, 4) xyxy)}`` of every GT object."""
+    import numpy as np
+
+    from raysys.io.gt import load_scene_tracks
+
+    tracks = load_scene_tracks(layout, scene)
+    out = {}
+    for k, v in enumerate(views):
+        rows = tracks.get(v, np.zeros((0, 6)))
+        for f in np.unique(rows[:, 0]).astype(int):
+            r = rows[rows[:, 0] == f]
+            xyxy = np.concatenate([r[:, 2:4], r[:, 2:4] + r[:, 4:6]], 1)
+            out[(int(f), k)] = (r[:, 1].astype(int), xyxy)
+    return out
+
+
+def _proposals(mode: str, gt, referred):
+    """The tracker's external proposal function for one expression (None: the model's)."""
+    import numpy as np
+
+    if mode == "model":
+        return None
+
+    def fn(frame: int, k: int):
+        ids, boxes = gt.get((frame, k), (np.zeros(0, int), np.zeros((0, 4))))
+        if mode == "gt_boxes":
+            return boxes, None, None
+        if mode == "gt_all":
+            return boxes, np.ones(len(ids), dtype=np.float32), None
+        ref = np.asarray([(frame, k, int(i)) in referred for i in ids], dtype=np.float32)
+        return boxes, ref, None
+
+    return fn
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, required=True, help="ViewSAM checkpoint (RUN/final)")
+    ap.add_argument("--data", type=Path, required=True, help="generated dataset root")
+    ap.add_argument("--domain", default="In-domain")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--units", type=int, default=12,
+                    help="expressions tracked, spread evenly over the split (0: all)")
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--refer-threshold", type=float, default=None,
+                    help="TrackConfig.refer_threshold (default: the checkpoint's calibration)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a TrackConfig field, e.g. --set max_tracks=16 (repeatable)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", type=Path, help="also write the JSON here")
+    args = ap.parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        ap.error(f"unknown mode(s) {bad}; choose from {list(MODES)}")
+
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from raysys.eval.crtrack_eval import aggregate, evaluate_expression
+    from raysys.io import crtrack
+    from raysys.io.dataset import DatasetLayout
+    from raysys.tracking.config import TrackConfig
+    from raysys.tracking.run import plan_track_units, track_unit
+    from raysys.viewsam.checkpoint import load_viewsam_checkpoint
+
+    torch.set_num_threads(args.threads)
+    layout = DatasetLayout(args.data, args.domain, args.split)
+    units = plan_track_units(layout)
+    if args.units and args.units < len(units):
+        units = [units[i] for i in np.linspace(0, len(units) - 1, args.units).round().astype(int)]
+    model = load_viewsam_checkpoint(args.model).model
+    overrides = {}
+    for item in args.set:
+        key, _, val = item.partition("=")
+        if key not in TrackConfig.__dataclass_fields__ or not val:
+            ap.error(f"--set {item!r}: expected FIELD=VALUE with FIELD one of "
+                     f"{sorted(TrackConfig.__dataclass_fields__)}")
+        overrides[key] = json.loads(val)
+    cfg = TrackConfig(refer_threshold=args.refer_threshold, **overrides)
+    gts = {u.scene: _gt_index(layout, u.scene, u.views) for u in units}
+    out: dict = {"benchmark": "track_oracle", "model": str(args.model), "data": str(args.data),
+                 "domain": args.domain, "split": args.split, "units": len(units),
+                 "refer_threshold": args.refer_threshold,
+                 "overrides": overrides,
+                 "machine": platform.machine(), "threads": args.threads, "modes": {}}
+    if "gt_all" in modes:  # every GT object output under its own id, for every expression
+        ceiling = {}
+        for u in units:
+            egt = crtrack.read_expression_gt(layout.gt_root, u.name)
+            rows = {v: np.array([[f, i, *b] for (f, k), (ids, bs) in gts[u.scene].items()
+                                 if k == kv for i, b in zip(ids, bs, strict=True)]).reshape(-1, 6)
+                    for kv, v in enumerate(u.views)}
+            ceiling[u.name] = evaluate_expression(egt, {v: rows[v] for v in egt})
+        agg = aggregate(ceiling)["All"]
+        out["all_objects_ceiling"] = {"CVR-IDF1": agg["CVR-IDF1"], "CVR-MA": agg["CVR-MA"]}
+    for mode in modes:
+        t0, frames, results = time.time(), 0, {}
+        for u in tqdm(units, desc=mode):
+            egt = crtrack.read_expression_gt(layout.gt_root, u.name)
+            referred = {(int(r[0]), k, int(r[1])) for k, v in enumerate(u.views)
+                        for r in egt.get(v, np.zeros((0, 6)))}
+            rows, n = track_unit(model, layout, u, cfg, _proposals(mode, gts[u.scene], referred))
+            frames += n
+            results[u.name] = evaluate_expression(egt, {v: rows[v] for v in egt})
+        agg = aggregate(results)["All"]
+        out["modes"][mode] = {"CVR-IDF1": agg["CVR-IDF1"], "CVR-MA": agg["CVR-MA"],
+                              "seconds": round(time.time() - t0, 1),
+                              "frame_sets_per_s": round(frames / (time.time() - t0), 2)}
+        print(json.dumps({mode: out["modes"][mode]}), flush=True)
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""The zero-shot baselines as a job of its own process: the GT guard, then the baseline.
+
+``raysys baseline`` runs it, and so do the report's ``baseline_*`` steps, each in a fresh
+process (:func:`raysys.runtime.isolated_argv`). The baselines are zero-shot: they see
+frames, category labels and the expression folder *names* only, so the guard is installed
+before any work and a baseline that opened a GT file would fail instead of scoring well.
+They run in the process (no Ray).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from raysys import guard
+from raysys.io.dataset import DatasetLayout
+
+__all__ = ["BASELINE_METHODS", "baseline_job"]
+
+BASELINE_METHODS = ("concept", "sam2")  # Table 1 rows "SAM3" and "SAM2"
+
+
+def baseline_job(method: str, layout: DatasetLayout, out: str | os.PathLike, *,
+                 summary_json: str | os.PathLike | None = None, **options) -> dict:
+    """Predict every expression of ``layout`` with a zero-shot baseline into ``out``.
+
+    Args:
+        method: ``concept`` (:func:`run_zero_shot_concept`) or ``sam2``
+            (:func:`run_zero_shot_sam2`).
+        summary_json: also write the run summary there as JSON.
+        options: keyword arguments of that function (``label_dir``, ``tracker``, ``reid``,
+            ``threshold``, ``device``, ``progress``; for ``sam2`` also ``sam2``,
+            ``describer``, ``text``, ``text_filter``).
+
+    Returns:
+        the run summary (expressions, seconds, where the tracklets came from, ...).
+    """
+    if method not in BASELINE_METHODS:
+        raise ValueError(f"unknown baseline {method!r}; valid: {', '.join(BASELINE_METHODS)}")
+    guard.install(layout.ground_truth_dirs())
+    if method == "concept":
+        from raysys.baselines.zero_shot_concept import run_zero_shot_concept
+
+        summary = run_zero_shot_concept(layout, out, **options)
+    else:
+        from raysys.baselines.zero_shot_sam2 import run_zero_shot_sam2
+
+        summary = run_zero_shot_sam2(layout, out, **options)
+    if summary_json is not None:
+        from raysys.io.crtrack import atomic_write_text
+
+        atomic_write_text(Path(summary_json), json.dumps(summary, indent=1, default=str) + "\n")
+    return summary

@@ -1,0 +1,133 @@
+"""The options every command shares, defined once, and the helpers that turn them into
+typed configs.
+
+One spelling per thing: ``--data`` (a dataset root), ``--domain``, ``--split``, ``--out``,
+``--labels`` (a ``raysys label`` output), ``--model`` (a ViewSAM checkpoint folder),
+``--config FILE`` (JSON or YAML of a config's fields), ``--json PATH`` (also write the
+result as JSON; ``-`` is stdout), ``--address`` (a Ray cluster). A config is built as:
+defaults (or a preset) <- ``--config FILE`` <- the flags given on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from raysys.errors import UserError
+from raysys.io.dataset import DOMAINS, SPLITS
+
+__all__ = ["add_address", "add_config", "add_data", "add_domain", "add_json", "add_labels",
+           "add_model", "add_out", "add_split", "build_config", "require_dataset",
+           "require_dir", "write_json"]
+
+
+def add_out(p: argparse.ArgumentParser, help: str, *, required: bool = True,
+            default: Path | None = None, metavar: str = "DIR") -> None:
+    p.add_argument("--out", type=Path, required=required, default=default, metavar=metavar,
+                   help=help)
+
+
+def add_data(p: argparse.ArgumentParser, *, required: bool = True,
+             help: str = "dataset root (a `raysys synth --out` folder, or CRTrack)") -> None:
+    p.add_argument("--data", type=Path, required=required, metavar="DATA", help=help)
+
+
+def add_domain(p: argparse.ArgumentParser, default: str | None = "In-domain",
+               help: str | None = None) -> None:
+    p.add_argument("--domain", choices=DOMAINS, default=default,
+                   help=help or f"dataset domain (default {default})")
+
+
+def add_split(p: argparse.ArgumentParser, default: str | None,
+              help: str | None = None) -> None:
+    p.add_argument("--split", choices=SPLITS, default=default,
+                   help=help or f"dataset split (default {default})")
+
+
+def add_labels(p: argparse.ArgumentParser, *, required: bool = False,
+               help: str = "Stage 1 output folder (a `raysys label --out` folder)") -> None:
+    p.add_argument("--labels", type=Path, required=required, metavar="LABELS", help=help)
+
+
+def add_model(p: argparse.ArgumentParser, *, required: bool = False,
+              help: str = "ViewSAM checkpoint folder (a `raysys train` run's final/)",
+              flag: str = "--model", dest: str | None = None) -> None:
+    kw = {"dest": dest} if dest else {}
+    p.add_argument(flag, type=Path, required=required, metavar="MODEL", help=help, **kw)
+
+
+def add_address(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", metavar="ADDR",
+                   help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+
+
+def add_config(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help=f"JSON or YAML file of {what} fields to override (the flags below "
+                        "override it in turn)")
+
+
+def add_json(p: argparse.ArgumentParser, help: str = "also write the result as JSON to "
+             "PATH ('-': stdout)") -> None:
+    p.add_argument("--json", type=Path, metavar="PATH", help=help)
+
+
+def build_config(cls, config_file: Path | None, overrides: dict[str, Any], base=None,
+                 flag: str = "--config"):
+    """``cls`` from ``base`` (default: its defaults), then ``config_file``, then the
+    ``overrides`` the flags gave (None values are left out; nested dicts merge).
+
+    Raises:
+        UserError: the file or a value is wrong (the message names the file or field).
+    """
+    from raysys.config import from_dict, load_config
+
+    try:
+        if config_file is not None:
+            base = load_config(cls, config_file, base)
+        return from_dict(cls, _drop_none(overrides), base)
+    except ValueError as e:
+        raise UserError(f"{flag}: {e}" if config_file is not None else str(e)) from None
+
+
+def _drop_none(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            v = _drop_none(v)
+            if v:
+                out[k] = v
+        elif v is not None:
+            out[k] = v
+    return out
+
+
+def require_dir(path: Path | None, flag: str, hint: str) -> None:
+    """A clear error, before any work, when an option's folder does not exist."""
+    if path is not None and not Path(path).is_dir():
+        raise UserError(f"{flag} {path}: no such folder; {hint}")
+
+
+def require_dataset(path: Path | None, flag: str = "--data") -> None:
+    """``path`` must be a dataset root (``raysys synth`` output or a CRTrack copy)."""
+    require_dir(path, flag, "pass a dataset root (make one with `raysys synth --out DIR`)")
+    if path is not None and not any((Path(path) / d).is_dir() for d in DOMAINS):
+        raise UserError(f"{flag} {path}: not a dataset root (no In-domain/ or Cross-domain/ "
+                        "inside); pass the --out folder of `raysys synth`")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` (atomically), or to stdout when ``path`` is ``-``."""
+    text = json.dumps(obj, indent=1, default=str) + "\n"
+    if str(path) == "-":
+        sys.stdout.write(text)
+        return
+    from raysys.io.crtrack import atomic_write_text
+
+    try:
+        atomic_write_text(Path(path), text)
+    except OSError as e:
+        raise UserError(f"cannot write --json {path}: {e.strerror or e}") from None

@@ -1,0 +1,133 @@
+"""The online tracker's state and outputs: tracked objects, single-view tracks, a view's
+frame in a clip, and the one-to-one matching of tracks to proposals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from raysys.viewsam.candidate_generator import pairwise_iou
+
+__all__ = ["TrackedObject", "FrameResult", "assign_proposals", "tracked_objects"]
+
+
+@dataclass
+class TrackedObject:
+    """One referred object in one view and frame."""
+
+    global_id: int  # identity across views and time
+    track_id: int  # the single-view track it came from
+    box: tuple[float, float, float, float]  # (left, top, width, height) input pixels
+    score: float  # sigmoid of SAM2's object-presence logit
+    refer: float  # the track's mean referring probability
+    mask: np.ndarray | None = None  # (H, W) bool, when ``keep_masks`` (SAM2's; may be
+    #   empty in a frame where the box came from a proposal)
+    box_source: str = "mask"  # "proposal": the matched proposal's box; "mask": the mask's
+
+
+@dataclass
+class FrameResult:
+    index: int  # frame set index in the stream (0-based, in the order given to ``step``)
+    views: list[list[TrackedObject]]  # per view, the objects in it
+
+
+@dataclass
+class _Track:
+    tid: int
+    view: int
+    start: int
+    box: torch.Tensor  # (4,) last box, model pixels
+    bank: dict = field(default_factory=lambda: {"cond_frame_outputs": {},
+                                                "non_cond_frame_outputs": {}})
+    lost: int = 0
+    gid: int | None = None
+    refer_sum: float = 0.0
+    refer_n: int = 0
+    emb: list = field(default_factory=list)  # this clip's CGCT embeddings
+
+    @property
+    def refer(self) -> float:
+        return self.refer_sum / max(self.refer_n, 1)
+
+
+@dataclass
+class _ViewFrame:
+    """One view's frame in a clip: its encodings and the Candidate Generator's proposals."""
+
+    n: int  # index in the clip's (view, frame) batch
+    feats: list  # FPN levels, each (1, C, h, w)
+    pos: torch.Tensor  # (1, d, h, w) top-level position encoding
+    props: torch.Tensor | None = None  # (K, 4) proposals, model pixels
+    refer: torch.Tensor | None = None  # (K,) referring probability
+    obj: torch.Tensor | None = None  # (K,) objectness
+
+
+def assign_proposals(tracks: torch.Tensor, props: torch.Tensor,
+                     min_iou: float) -> dict[int, int]:
+    """Live tracks of one view to a frame's proposals, one to one.
+
+    Args:
+        tracks: ``(n, 4)`` the tracks' last boxes; props: ``(k, 4)`` proposals (xyxy).
+        min_iou: pairs with a lower IoU stay unmatched.
+    Returns ``{track index: proposal index}``: the assignment maximising total IoU
+    (Hungarian), so that in a crowd two tracks never take the same person's proposal.
+    """
+    if not tracks.shape[0] or not props.shape[0]:
+        return {}
+    from scipy.optimize import linear_sum_assignment
+
+    iou = pairwise_iou(tracks, props).float().cpu().numpy()
+    rows, cols = linear_sum_assignment(-iou)
+    return {int(r): int(c) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= min_iou}
+
+
+def _nbytes(x) -> int:
+    if isinstance(x, torch.Tensor):
+        return x.numel() * x.element_size()
+    if isinstance(x, (list, tuple)):
+        return sum(_nbytes(y) for y in x)
+    return 0
+
+
+def tracked_objects(rows: list[tuple], hw: tuple[int, int], s: int, min_refer: float,
+                    keep_masks: bool) -> list[TrackedObject]:
+    """The output objects of one view and frame.
+
+    Args:
+        rows: the present tracks' ``(track, mask logits (1, 1, h, w), score logit, box)``;
+            box: the matched proposal's in model pixels, or None (the mask's box).
+        hw: the input frame size; s: the model's square input side.
+        min_refer: tracks whose mean referring probability is below it are left out.
+        keep_masks: return full-resolution masks (else boxes only).
+    """
+    out = []
+    h, w = hw
+    for tr, low, score, box in rows:
+        if tr.refer < min_refer:
+            continue
+        mask = None  # full resolution only where it is returned or gives the box
+        if box is None or keep_masks:
+            logits = F.interpolate(low, size=(h, w), mode="bilinear",
+                                   align_corners=False)[0, 0]
+            mask = (logits > 0).cpu().numpy()
+        if box is None:  # the mask's box
+            ys, xs = np.nonzero(mask)
+            if ys.size == 0:
+                continue
+            x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        else:  # the matched proposal's box, model pixels -> input pixels
+            b = box.float().cpu().numpy() * np.array([w / s, h / s, w / s, h / s])
+            x0, y0 = max(0.0, float(b[0])), max(0.0, float(b[1]))
+            x1, y1 = min(float(w), float(b[2])), min(float(h), float(b[3]))
+            if x1 <= x0 or y1 <= y0:
+                continue
+        out.append(TrackedObject(
+            global_id=int(tr.gid), track_id=tr.tid,
+            box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
+            score=float(1 / (1 + np.exp(-score))), refer=tr.refer,
+            mask=mask if keep_masks else None,
+            box_source="mask" if box is None else "proposal"))
+    return out
