@@ -32,6 +32,7 @@ from torch import nn
 __all__ = [
     "TINY_SAM2_CONFIG",
     "EMBEDDED_SAM2_CHECKPOINT",
+    "EMBEDDED_SAM2_FILES",
     "resolve_sam2_checkpoint",
     "Sam2Dims",
     "MaskDecoding",
@@ -47,11 +48,15 @@ __all__ = [
 ]
 
 TINY_SAM2_CONFIG = "tiny"  # alias of the embedded default, configs/sam2_tiny.yaml
-# alias of the embedded tiny base pre-trained by `raysys pretrain-base` (weights/ in the
-# package; made by this project's own code on its own generated data, see
-# raysys.training.pretrain_base); it fits the tiny config at 128 px
+# aliases of the tiny bases the package ships (weights/, each with a model card beside it;
+# made by this project's own code on its own generated data, never on a seed a report
+# scores): "embedded" (128 px, the default of the quick schedule) and "embedded-256"
+# (256 px, pre-trained the way SAM2 is, memory carrying the prompt; `raysys pretrain-base`
+# on a GPU, raysys.training.pretrain_base)
 EMBEDDED_SAM2_CHECKPOINT = "embedded"
 EMBEDDED_SAM2_FILE = "sam2_tiny128_synth.pt"
+EMBEDDED_SAM2_FILES = {EMBEDDED_SAM2_CHECKPOINT: EMBEDDED_SAM2_FILE,
+                       "embedded-256": "sam2_tiny256_synth.pt"}
 
 
 def resolve_sam2_config(config: str | Path | None) -> Path:
@@ -79,12 +84,14 @@ def resolve_sam2_config(config: str | Path | None) -> Path:
 
 
 def resolve_sam2_checkpoint(checkpoint: str | Path | None) -> Path | None:
-    """A SAM2 ``.pt`` path: ``None`` (random init), ``"embedded"`` (the package's pre-trained
-    tiny base) or a local file; a missing file raises an error naming it and how to get it."""
+    """A SAM2 ``.pt`` path: ``None`` (random init), an alias of a tiny base the package ships
+    (:data:`EMBEDDED_SAM2_FILES`: ``"embedded"``, ``"embedded-256"``) or a local file; a
+    missing file raises an error naming it and how to get it."""
     if checkpoint is None:
         return None
-    if str(checkpoint) == EMBEDDED_SAM2_CHECKPOINT:
-        path = Path(str(resources.files("raysys.viewsam") / "weights" / EMBEDDED_SAM2_FILE))
+    if str(checkpoint) in EMBEDDED_SAM2_FILES:
+        name = EMBEDDED_SAM2_FILES[str(checkpoint)]
+        path = Path(str(resources.files("raysys.viewsam") / "weights" / name))
         if not path.is_file():
             raise FileNotFoundError(
                 f"the embedded SAM2 base {path} is missing from this install: make it with "
@@ -95,8 +102,8 @@ def resolve_sam2_checkpoint(checkpoint: str | Path | None) -> Path | None:
     if not ckpt.is_file():
         raise FileNotFoundError(f"SAM2 checkpoint {ckpt} not found: pass a local SAM2 .pt "
                                 "file (e.g. sam2.1_hiera_base_plus.pt from the SAM2 releases), "
-                                "'embedded' for the package's pre-trained tiny base, or None "
-                                "for random init")
+                                f"one of {sorted(EMBEDDED_SAM2_FILES)} for a tiny base this "
+                                "package ships, or None for random init")
     return ckpt
 
 
