@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("raysys.commands.eval", "CRTrack evaluation: CVR-IDF1 / CVR-MA"),
     "label": ("raysys.commands.label", "Stage 1: cross-view pseudo labels from raw videos"),
     "quality": ("raysys.commands.quality", "score Stage 1 pseudo labels per stage (Table 4)"),
+    "stats": ("raysys.commands.stats",
+              "benchmark statistics from GT: people, referred per expression, everyone ref."),
     "train": ("raysys.commands.train", "Stage 2: train ViewSAM on pseudo labels (Ray Train)"),
     "pretrain-base": ("raysys.commands.pretrain_base",
                       "pre-train the embedded tiny SAM2 base on generated scenes"),
