@@ -27,11 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from raysys.io.frames import read_frame
 from raysys.training.config import TrainConfig
 from raysys.training.sources import ClipSource
 
 __all__ = ["ClipSpec", "plan_samples", "load_clip", "ClipLoader", "collate",
-           "build_train_dataset"]
+           "build_train_datasets", "shard_name"]
 
 @dataclass(frozen=True)
 class ClipSpec:
@@ -116,14 +117,19 @@ def plan_samples(source: ClipSource, spec: ClipSpec, max_samples: int | None = N
 # ----------------------------------------------------------------------------- loading
 
 
-def _read_resized(path: Path, size: int) -> tuple[np.ndarray, tuple[int, int]]:
+def _read_resized(path: Path, size: int, scene: str | None = None, view: str | None = None,
+                  frame: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """A frame resized to ``size`` x ``size``: (3, S, S) uint8 and its (H, W).
+
+    Raises:
+        FrameError: the frame cannot be decoded (names the file, scene, view and frame; a
+            corrupt frame fails training, see :mod:`raysys.io.frames`).
+    """
     from PIL import Image
 
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        wh = im.size
-        arr = np.asarray(im.resize((size, size), Image.BILINEAR))
-    return arr.transpose(2, 0, 1), (wh[1], wh[0])  # (3, S, S), (H, W)
+    img = read_frame(path, scene, view, frame)  # (H, W, 3)
+    arr = np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
+    return arr.transpose(2, 0, 1), img.shape[:2]  # (3, S, S), (H, W)
 
 
 def _mask_resized(rle: str, size: int) -> np.ndarray:
@@ -167,7 +173,8 @@ def load_clip(source: ClipSource, sample: dict, spec: ClipSpec) -> dict[str, np.
     for i, view in enumerate(views):
         paths = source.frame_paths(sample["scene"], view)
         for j, f in enumerate(frames):
-            out["frames"][i, j], (h, w) = _read_resized(paths[f], s)
+            out["frames"][i, j], (h, w) = _read_resized(paths[f], s, sample["scene"],
+                                                          view, f)
             scale = np.array([s / w, s / h, s / w, s / h], np.float32)
             out["dense_boxes"][i, j] = np.clip(out["dense_boxes"][i, j], 0, [w, h, w, h]) * scale
             for g, k in slot.items():
@@ -234,12 +241,30 @@ def collate(batch: dict[str, np.ndarray], device=None):
     return frames, texts, targets, t(batch["view_ids"], torch.long)
 
 
-def build_train_dataset(samples: list[dict], source: ClipSource, spec: ClipSpec,
-                        loader_cpus: float = 0.25, loaders: int = 1):
-    """A Ray Dataset of decoded clips: descriptors -> ``ClipLoader`` actor pool."""
+def shard_name(rank: int) -> str:
+    """The dataset a training worker of rank ``rank`` reads (:func:`build_train_datasets`)."""
+    return f"train_{rank}"
+
+
+def build_train_datasets(samples: list[dict], source: ClipSource, spec: ClipSpec,
+                         workers: int, loader_cpus: float = 0.25, loaders: int = 1) -> dict:
+    """One Ray Dataset of decoded clips per training worker (descriptors -> ``ClipLoader``
+    actor pool), keyed by :func:`shard_name`.
+
+    Worker ``r`` reads samples ``r, r + W, r + 2W, ...``, the same count for every worker
+    (DDP steps pair up; the last ``len(samples) % W`` are left out), in order: which clips
+    meet in a step does not depend on timing, so a run is reproducible. (A dynamic
+    ``streaming_split`` hands blocks to whichever worker asks first.)
+    """
     import ray
 
-    ds = ray.data.from_items([{"sample": json.dumps(s)} for s in samples])
-    return ds.map_batches(ClipLoader, fn_constructor_args=(source, spec), batch_size=1,
-                          batch_format="numpy", num_cpus=loader_cpus,
-                          compute=ray.data.ActorPoolStrategy(min_size=1, max_size=loaders))
+    n = len(samples) // workers
+    out = {}
+    for r in range(workers):
+        mine = samples[r::workers][:n]
+        ds = ray.data.from_items([{"sample": json.dumps(s)} for s in mine])
+        out[shard_name(r)] = ds.map_batches(
+            ClipLoader, fn_constructor_args=(source, spec), batch_size=1,
+            batch_format="numpy", num_cpus=loader_cpus,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=loaders))
+    return out

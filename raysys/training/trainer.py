@@ -188,6 +188,7 @@ def train_loop(config: dict) -> None:
     import ray.train.torch
     import torch
 
+    from raysys.training.data import shard_name
     from raysys.training.model import build_model, loss_keys, set_trainable
 
     cfg = from_dict(TrainConfig, config["config"])
@@ -199,7 +200,7 @@ def train_loop(config: dict) -> None:
     model = build_model(cfg, config["sam2_yaml"], device)
     state = _restore(model, cfg)
     keys = loss_keys(model)
-    shard = ray.train.get_dataset_shard("train")
+    shard = ray.train.get_dataset_shard(shard_name(rank))
     hook: Callable | None = config.get("after_epoch")
     for si, stage in enumerate(cfg.stages):
         done = stage.epochs if si < state["stage"] else (
@@ -298,10 +299,11 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
         after_epoch: hook ``(row, rank)`` run in every worker after each epoch's report.
         progress: print one line per epoch.
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.data import ExecutionOptions
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from raysys.training.data import ClipSpec, build_train_dataset, plan_samples
+    from raysys.training.data import ClipSpec, build_train_datasets, plan_samples
     from raysys.viewsam.base import sam2_image_size, sam2_yaml_text
 
     cfg = cfg or TrainConfig()
@@ -327,7 +329,8 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
                          "workers or more data")
     _check_out(out, {"config": to_dict(cfg), "supervision": source.supervision,
                      "workers": res.workers})
-    ds = build_train_dataset(samples, source, spec, res.loader_cpus, res.loaders)
+    datasets = build_train_datasets(samples, source, spec, res.workers, res.loader_cpus,
+                                    res.loaders)
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"config": to_dict(cfg), "sam2_yaml": yaml_text,
@@ -340,7 +343,10 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=max(1, cfg.keep_checkpoints)),
             callbacks=[_progress_callback()] if progress else None),
-        datasets={"train": ds})
+        datasets=datasets,
+        # each worker reads its own dataset, in order (reproducible runs)
+        dataset_config=DataConfig(datasets_to_split=[],
+                                  execution_options=ExecutionOptions(preserve_order=True)))
     t0 = time.perf_counter()
     result = trainer.fit()
     seconds = time.perf_counter() - t0
