@@ -8,8 +8,8 @@ the one way to read them from, and write them to, JSON and YAML:
   field into their defaults (or into ``base``), lists become tuples, strings become
   ``Path``, and every scalar is type-checked, so a bad value fails with its dotted field
   path, the expected type and the value got
-  (``TrainConfig.stages[1].lr: expected float, got 'fast'``); an unknown field lists the
-  valid ones;
+  (``TrainConfig.stages[1].lr: expected float, got 'fast'``; a float must be finite); an
+  unknown field lists the valid ones;
 * :func:`to_dict` is the inverse (plain JSON-able data: tuples become lists, paths strings);
 * :func:`load_config` / :func:`save_config` read and write ``.json``, ``.yaml`` or ``.yml``
   files, with errors that name the file.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import types
 import typing
@@ -142,7 +143,10 @@ def _convert(tp, value: Any, path: str, current: Any = None) -> Any:
     try:
         return _fit(tp, value, path, current)
     except _Mismatch:
-        raise ValueError(f"{path}: expected {_type_name(tp)}, got {_show(value)}") from None
+        what = _type_name(tp)
+        if isinstance(value, float) and not math.isfinite(value):
+            what = f"a finite {what}"
+        raise ValueError(f"{path}: expected {what}, got {_show(value)}") from None
 
 
 def _fit(tp, value: Any, path: str, current: Any) -> Any:
@@ -209,8 +213,9 @@ def _fit_scalar(tp, value: Any) -> Any:
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-    elif tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
+    elif tp is float:  # finite only: JSON has no NaN or infinity
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(
+                value):
             return float(value)
     elif tp is str:
         if isinstance(value, str):
@@ -278,7 +283,7 @@ def save_config(cfg, path: str | os.PathLike) -> Path:
     suffix = _suffix(p)
     data = to_dict(cfg)
     if suffix == ".json":
-        text = json.dumps(data, indent=2) + "\n"
+        text = json.dumps(data, indent=2, allow_nan=False) + "\n"
     else:
         import yaml
 

@@ -13,8 +13,10 @@ valid values.
 
 from __future__ import annotations
 
+import os
+
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_USAGE", "USER_ERRORS", "Failure",
-           "UserError"]
+           "UserError", "require_out_folder"]
 
 EXIT_USAGE = 2  # bad input: the user can fix it (argparse uses 2 as well)
 EXIT_FAILURE = 1  # a failure explained elsewhere (a log)
@@ -33,3 +35,15 @@ class Failure(RuntimeError):
 # what the CLI treats as the user's error (one line, exit 2, no traceback)
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, FileNotFoundError,
                                                  NotADirectoryError, PermissionError)
+
+
+def require_out_folder(path: str | os.PathLike | None, flag: str = "--out") -> None:
+    """An output folder must not be an existing file (checked before any work, so the
+    error is one line and not a ``FileExistsError`` from deep inside a run).
+
+    Raises:
+        UserError: naming the option and the path.
+    """
+    if path is not None and os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{flag} {path} is a file, not a folder; pass a folder (a new one, "
+                        "or the one of an earlier run to resume it)")

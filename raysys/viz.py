@@ -22,6 +22,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from raysys.io.frames import read_frame
+
 __all__ = ["id_colour", "match_rows", "draw_view", "draw_mosaic", "write_scene_video"]
 
 _HEADER = 28         # px, title bar height at tile width 480 (scaled with the tile width)
@@ -265,10 +267,7 @@ def write_scene_video(frame_paths_by_view: Mapping[str, Mapping[int, str | os.Pa
             p = frame_paths_by_view[v].get(f)
             if p is None:
                 raise FileNotFoundError(f"no image for frame {f} of {v}")
-            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-            if img is None:
-                raise FileNotFoundError(f"cannot read image {p}")
-            imgs[v] = img[..., ::-1]
+            imgs[v] = read_frame(p, None, v, f)
         rows = {v: _select(rows_by_view.get(v), f) for v in views}
         ref = None if ref_rows_by_view is None else {
             v: _select(ref_rows_by_view.get(v), f) for v in views}

@@ -76,6 +76,7 @@ def test_round_trip_through_json_is_exact():
     ({"size": "4"}, "Outer.size: expected int, got '4'"),
     ({"size": True}, "Outer.size: expected int, got True"),  # a bool is no int here
     ({"ratio": "fast"}, "Outer.ratio: expected float, got 'fast'"),
+    ({"ratio": float("inf")}, "Outer.ratio: expected a finite float, got inf"),  # no JSON
     ({"on": 1}, "Outer.on: expected bool, got 1"),
     ({"maybe": 1.5}, "Outer.maybe: expected int | None, got 1.5"),
     ({"mode": "medium"}, "Outer.mode: expected one of 'fast', 'slow', got 'medium'"),

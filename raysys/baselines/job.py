@@ -9,12 +9,14 @@ They run in the process (no Ray).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from raysys import guard
+from raysys.backends.names import check_backend_names
+from raysys.errors import require_out_folder
 from raysys.io.dataset import DatasetLayout
+from raysys.io.frames import check_frames
 
 __all__ = ["BASELINE_METHODS", "baseline_job"]
 
@@ -38,6 +40,11 @@ def baseline_job(method: str, layout: DatasetLayout, out: str | os.PathLike, *,
     """
     if method not in BASELINE_METHODS:
         raise ValueError(f"unknown baseline {method!r}; valid: {', '.join(BASELINE_METHODS)}")
+    # a typo or a corrupt frame is one line before any model loads (see raysys.io.frames)
+    check_backend_names(**{k: options.get(k) for k in ("tracker", "reid", "describer",
+                                                        "text")})
+    require_out_folder(out)
+    check_frames(layout.image_root)
     guard.install(layout.ground_truth_dirs())
     if method == "concept":
         from raysys.baselines.zero_shot_concept import run_zero_shot_concept
@@ -48,7 +55,7 @@ def baseline_job(method: str, layout: DatasetLayout, out: str | os.PathLike, *,
 
         summary = run_zero_shot_sam2(layout, out, **options)
     if summary_json is not None:
-        from raysys.io.crtrack import atomic_write_text
+        from raysys.io.jsonio import write_json_file
 
-        atomic_write_text(Path(summary_json), json.dumps(summary, indent=1, default=str) + "\n")
+        write_json_file(Path(summary_json), summary)
     return summary

@@ -11,17 +11,29 @@ defaults (or a preset) <- ``--config FILE`` <- the flags given on the command li
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from raysys.errors import UserError
+from raysys.errors import UserError, require_out_folder
 from raysys.io.dataset import DOMAINS, SPLITS
 
 __all__ = ["add_address", "add_config", "add_data", "add_domain", "add_json", "add_labels",
-           "add_model", "add_out", "add_split", "build_config", "require_dataset",
-           "require_dir", "write_json"]
+           "add_model", "add_out", "add_split", "build_config", "positive_float",
+           "require_dataset", "require_dir", "require_out_dir", "write_json"]
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0 (``inf`` and ``nan`` are no settings, and
+    JSON cannot hold them)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(x) and x > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return x
 
 
 def add_out(p: argparse.ArgumentParser, help: str, *, required: bool = True,
@@ -108,7 +120,13 @@ def _drop_none(d: dict) -> dict:
 def require_dir(path: Path | None, flag: str, hint: str) -> None:
     """A clear error, before any work, when an option's folder does not exist."""
     if path is not None and not Path(path).is_dir():
-        raise UserError(f"{flag} {path}: no such folder; {hint}")
+        what = "a file, not a folder" if Path(path).exists() else "no such folder"
+        raise UserError(f"{flag} {path}: {what}; {hint}")
+
+
+def require_out_dir(path: Path | None, flag: str = "--out") -> None:
+    """An output folder option must not name an existing file (checked before any work)."""
+    require_out_folder(path, flag)
 
 
 def require_dataset(path: Path | None, flag: str = "--data") -> None:
@@ -121,11 +139,13 @@ def require_dataset(path: Path | None, flag: str = "--data") -> None:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as JSON to ``path`` (atomically), or to stdout when ``path`` is ``-``."""
-    text = json.dumps(obj, indent=1, default=str) + "\n"
+    from raysys.io.crtrack import atomic_write_text
+    from raysys.io.jsonio import json_text
+
+    text = json_text(obj, indent=1)
     if str(path) == "-":
         sys.stdout.write(text)
         return
-    from raysys.io.crtrack import atomic_write_text
 
     try:
         atomic_write_text(Path(path), text)

@@ -16,7 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from raysys.commands.options import add_config, add_out, build_config
+from raysys.commands.options import (
+    add_config,
+    add_out,
+    build_config,
+    positive_float,
+    require_out_dir,
+)
 from raysys.synth.config import DOMAIN_ALIASES, SynthConfig
 
 _DEFAULT = SynthConfig()
@@ -73,12 +79,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, type=int, help=f"{help_} (default {getattr(d, name)})")
     p.add_argument("--size", type=_size, metavar="WxH",
                    help=f"frame size (default {d.width}x{d.height})")
-    p.add_argument("--fps", type=float,
+    p.add_argument("--fps", type=positive_float,
                    help=f"frame rate, sets the motion per frame (default {d.fps})")
     p.add_argument("--splits", type=_splits, metavar="LIST",
                    help="comma list of train,test (default: both)")
     p.add_argument("--domains", type=_domains, metavar="LIST",
                    help="comma list of in,cross (default: both)")
+    p.add_argument("--allow-large", action="store_true",
+                   help="lift the size limits (frames above 4096 px a side, 10,000 frames a "
+                        "view, 200,000 images in all, ...) that catch a typo before it fills "
+                        "the disk")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if args.size is not None:
         over.update(width=args.size[0], height=args.size[1])
     cfg = build_config(SynthConfig, args.config, over)
-    result = generate(cfg, args.out)
+    require_out_dir(args.out)
+    result = generate(cfg, args.out, allow_large=args.allow_large)
     print(json.dumps({k: result[k] for k in ("root", "rendered", "skipped")}))
     return 0

@@ -15,7 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 
-from raysys.commands.options import add_data, add_domain, add_out, add_split, require_dataset
+from raysys.commands.options import (
+    add_data,
+    add_domain,
+    add_out,
+    add_split,
+    positive_float,
+    require_dataset,
+    require_dir,
+    require_out_dir,
+)
 from raysys.errors import UserError
 
 
@@ -29,6 +38,9 @@ def _frames(text: str) -> tuple[int | None, int | None]:
             f"expected FIRST:LAST frame numbers such as 1:50, got {text!r}") from None
     if not sep:
         hi = lo
+    if lo is not None and hi is not None and lo > hi:
+        raise argparse.ArgumentTypeError(f"first frame after the last in {text!r}; pass "
+                                         "FIRST:LAST with FIRST <= LAST")
     return lo, hi
 
 
@@ -43,8 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=_frames, default=(None, None), metavar="A:B",
                    help="first:last frame (1-based, inclusive; either may be left out)")
     p.add_argument("--every", type=int, default=1, help="draw every k-th frame")
-    p.add_argument("--fps", type=float, default=5.0, help="GIF frame rate")
-    p.add_argument("--tile-width", type=int, default=480, help="width of one view (px)")
+    p.add_argument("--fps", type=positive_float, default=5.0, help="GIF frame rate")
+    p.add_argument("--tile-width", type=int, default=480,
+                   help="width of one view (px, 64 to 4096)")
     p.add_argument("--no-gif", action="store_true", help="write only the PNG frames")
 
 
@@ -84,7 +97,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.every < 1:
         raise UserError(f"--every must be >= 1, got {args.every}")
+    if not 64 <= args.tile_width <= 4096:
+        raise UserError(f"--tile-width must be in 64..4096 px, got {args.tile_width}")
+    require_out_dir(args.out)
     require_dataset(args.data)
+    require_dir(args.pred, "--pred", "pass a prediction folder (a `raysys track --out`)")
     lay = DatasetLayout(args.data, args.domain, args.split)
     views = list_image_views(lay.image_root).get(args.scene)
     if not views:

@@ -261,6 +261,22 @@ class EvalResult:
         return "\n".join(lines)
 
 
+def _dense_ids(by_view: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Rows per view with each id replaced by its rank among the expression's ids (the same
+    id gets the same rank in every view): exact in float64 whatever the ids (a file's ids
+    are int64, and float64 holds integers exactly only up to 2^53). Order-preserving, so
+    the scores and CLEAR-MOT's tie-break (ids sorted ascending) do not change."""
+    views = list(by_view)
+    ids = np.concatenate([by_view[v][1] for v in views] + [np.zeros(0, np.int64)])
+    _, rank = np.unique(ids, return_inverse=True)
+    out, k = {}, 0
+    for v in views:
+        rows = by_view[v][0].copy()
+        rows[:, 1] = rank[k:k + len(rows)]
+        out[v], k = rows, k + len(rows)
+    return out
+
+
 def evaluate(
     gt_root: str | os.PathLike,
     pred_root: str | os.PathLike,
@@ -292,8 +308,9 @@ def evaluate(
     from tqdm.auto import tqdm
 
     for e in tqdm(exprs, desc="evaluate", unit="expression", disable=not progress):
-        gt = crtrack.read_expression_gt(gt_root, e.name)
-        pred, miss = crtrack.read_expression_pred(pred_root, e.name, list(gt), missing_as_empty)
+        gt = crtrack.read_expression_gt(gt_root, e.name, with_ids=True)
+        pred, miss = crtrack.read_expression_pred(pred_root, e.name, list(gt), missing_as_empty,
+                                                  with_ids=True)
         missing += miss
-        results[e.name] = evaluate_expression(gt, pred)
+        results[e.name] = evaluate_expression(_dense_ids(gt), _dense_ids(pred))
     return EvalResult(results, tuple(missing))

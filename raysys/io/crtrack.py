@@ -27,31 +27,21 @@ from pathlib import Path
 
 import numpy as np
 
+from raysys.io.frames import list_frames, list_image_views
+
 __all__ = [
-    "CRTrackFormatError",
-    "ExpressionDir",
-    "split_expression_name",
-    "expression_folder_name",
-    "read_gt_file",
-    "read_pred_file",
-    "write_gt_file",
-    "write_pred_file",
-    "list_expressions",
-    "gt_views",
-    "read_expression_gt",
-    "read_expression_pred",
-    "write_expression_gt",
-    "write_expression_pred",
-    "view_sort_key",
-    "list_frames",
-    "list_image_views",
-    "atomic_write_text",
+    "CRTrackFormatError", "ExpressionDir", "split_expression_name", "expression_folder_name",
+    "read_gt_file", "read_pred_file", "write_gt_file", "write_pred_file", "list_expressions",
+    "gt_views", "read_expression_gt", "read_expression_pred", "write_expression_gt",
+    "write_expression_pred", "view_sort_key", "list_frames", "list_image_views",
+    "atomic_write_text", "new_file_mode",
 ]
 
 GT_COLUMNS = 9
 PRED_COLUMNS = 10
 _VIEW_RE = re.compile(r"^View(\d+)\.txt$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
+_INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
 class CRTrackFormatError(ValueError):
@@ -109,7 +99,9 @@ def view_sort_key(view: str) -> tuple[int, str]:
 # ----------------------------------------------------------------------------- reading
 
 
-def _read_rows(path: Path, ncols: int, kind: str) -> np.ndarray:
+def _read_rows(path: Path, ncols: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 6) float64 rows and (n,) int64 ids, read exactly (an id beyond 2^53 is not
+    exact in the float64 rows)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -121,6 +113,7 @@ def _read_rows(path: Path, ncols: int, kind: str) -> np.ndarray:
         return fast
     lines = text.splitlines()
     out = np.zeros((len(lines), 6), dtype=np.float64)
+    ids = np.zeros(len(lines), dtype=np.int64)
     n = 0
     seen: dict[tuple[int, int], int] = {}
     for i, raw in enumerate(lines, start=1):
@@ -138,6 +131,9 @@ def _read_rows(path: Path, ncols: int, kind: str) -> np.ndarray:
         frame, oid = int(parts[0]), int(parts[1])
         if frame < 0:
             raise CRTrackFormatError(path, f"frame must be >= 0, got {frame}", i)
+        if not _INT64[0] <= oid <= _INT64[1] or frame > _INT64[1]:
+            raise CRTrackFormatError(path, f"frame and id must fit a 64-bit integer "
+                                     f"(|id| < 2^63), got frame={frame} id={oid}", i)
         try:
             coords = [float(p) for p in parts[2:6]]
         except ValueError:
@@ -151,11 +147,12 @@ def _read_rows(path: Path, ncols: int, kind: str) -> np.ndarray:
                 path, f"duplicate (frame, id) = ({frame}, {oid}); first on line {seen[key]}", i)
         seen[key] = i
         out[n] = (frame, oid, *coords)
+        ids[n] = oid
         n += 1
-    return out[:n]
+    return out[:n], ids[:n]
 
 
-def _fast_rows(text: str, ncols: int) -> np.ndarray | None:
+def _fast_rows(text: str, ncols: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Vectorised parse of a well-formed file (about 10x faster than the line loop).
 
     Returns None whenever anything is off (column count, non-integer frame/id, negative
@@ -164,7 +161,7 @@ def _fast_rows(text: str, ncols: int) -> np.ndarray | None:
     accepts, with the same values.
     """
     if not text.strip():
-        return np.zeros((0, 6))
+        return np.zeros((0, 6)), np.zeros(0, np.int64)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # loadtxt warns instead of failing on some input
@@ -183,22 +180,32 @@ def _fast_rows(text: str, ncols: int) -> np.ndarray | None:
     out = np.empty((len(vals), 6), dtype=np.float64)
     out[:, :2] = key
     out[:, 2:] = vals[:, 2:6]
-    return out
+    return out, key[:, 1].copy()
 
 
-def read_gt_file(path: str | os.PathLike) -> np.ndarray:
-    """Read a GT ``View<k>.txt``: (n, 6) frame, id, left, top, width, height."""
-    rows = _read_rows(Path(path), GT_COLUMNS, "GT")
+def read_gt_file(path: str | os.PathLike, *, with_ids: bool = False):
+    """Read a GT ``View<k>.txt``: (n, 6) frame, id, left, top, width, height; with
+    ``with_ids`` also the (n,) int64 ids, exact (the float64 rows are not past 2^53)."""
+    rows, ids = _read_rows(Path(path), GT_COLUMNS, "GT")
     if rows.size and np.any(rows[:, 4:6] < 0):
         bad = int(np.flatnonzero(np.any(rows[:, 4:6] < 0, axis=1))[0])
         raise CRTrackFormatError(path, "GT width and height must be >= 0 (xywh format)",
                                  _row_line(Path(path), bad))
-    return rows
+    return (rows, ids) if with_ids else rows
 
 
-def read_pred_file(path: str | os.PathLike) -> np.ndarray:
-    """Read a prediction ``View<k>.txt``: (n, 6) frame, id, x1, y1, x2, y2."""
-    return _read_rows(Path(path), PRED_COLUMNS, "prediction")
+def read_pred_file(path: str | os.PathLike, *, with_ids: bool = False):
+    """Read a prediction ``View<k>.txt``: (n, 6) frame, id, x1, y1, x2, y2 (x2 >= x1,
+    y2 >= y1); with ``with_ids`` also the (n,) int64 ids, exact."""
+    rows, ids = _read_rows(Path(path), PRED_COLUMNS, "prediction")
+    inverted = (rows[:, 4] < rows[:, 2]) | (rows[:, 5] < rows[:, 3])
+    if inverted.any():
+        bad = int(np.flatnonzero(inverted)[0])
+        x1, y1, x2, y2 = rows[bad, 2:6].tolist()
+        raise CRTrackFormatError(path, f"inverted box: a prediction row is x1,y1,x2,y2 with "
+                                 f"x2 >= x1 and y2 >= y1, got {x1:g},{y1:g},{x2:g},{y2:g}",
+                                 _row_line(Path(path), bad))
+    return (rows, ids) if with_ids else rows
 
 
 def _row_line(path: Path, row: int) -> int:
@@ -215,7 +222,7 @@ def _row_line(path: Path, row: int) -> int:
 # ----------------------------------------------------------------------------- writing
 
 
-def _new_file_mode() -> int:
+def new_file_mode() -> int:
     """Mode a plain ``open(path, "w")`` would give a new file (0666 & ~umask), read without
     changing the process umask (not thread-safe) where /proc allows it."""
     try:
@@ -236,7 +243,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp creates 0600 files; give the result the usual 0666 & ~umask mode
-        os.fchmod(fd, _new_file_mode())
+        os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
         os.replace(tmp, path)
@@ -317,16 +324,20 @@ def gt_views(expr: ExpressionDir | str | os.PathLike) -> list[str]:
     return sorted(views, key=view_sort_key)
 
 
-def read_expression_gt(gt_root: str | os.PathLike, name: str) -> dict[str, np.ndarray]:
-    """GT rows per view for expression folder ``name``."""
+def read_expression_gt(gt_root: str | os.PathLike, name: str, *, with_ids: bool = False
+                       ) -> dict[str, np.ndarray]:
+    """GT rows per view for expression folder ``name`` (``with_ids``: (rows, ids) per view,
+    see :func:`read_gt_file`)."""
     path = Path(gt_root) / name
-    return {v: read_gt_file(path / "gt" / f"{v}.txt") for v in gt_views(path)}
+    return {v: read_gt_file(path / "gt" / f"{v}.txt", with_ids=with_ids)
+            for v in gt_views(path)}
 
 
 def read_expression_pred(
-    pred_root: str | os.PathLike, name: str, views: list[str], missing_as_empty: bool = False
-) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Prediction rows per view; returns (rows per view, missing file paths).
+    pred_root: str | os.PathLike, name: str, views: list[str], missing_as_empty: bool = False,
+    *, with_ids: bool = False) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Prediction rows per view; returns (rows per view, missing file paths); with
+    ``with_ids`` (rows, ids) per view (see :func:`read_pred_file`).
 
     A missing file raises :class:`CRTrackFormatError` unless ``missing_as_empty``.
     """
@@ -340,9 +351,9 @@ def read_expression_pred(
                     f, "prediction file missing for a GT view; write an empty file for 'no "
                     "boxes', or pass --missing-as-empty")
             missing.append(str(f))
-            out[v] = np.zeros((0, 6))
+            out[v] = (np.zeros((0, 6)), np.zeros(0, np.int64)) if with_ids else np.zeros((0, 6))
             continue
-        out[v] = read_pred_file(f)
+        out[v] = read_pred_file(f, with_ids=with_ids)
     return out, missing
 
 
@@ -354,46 +365,3 @@ def write_expression_gt(gt_root: str | os.PathLike, name: str, rows: dict[str, n
 def write_expression_pred(pred_root: str | os.PathLike, name: str, rows: dict[str, np.ndarray]):
     for v, r in rows.items():
         write_pred_file(Path(pred_root) / name / f"{v}.txt", r)
-
-
-# ----------------------------------------------------------------------------- images
-
-_IMG_EXT = {".jpg", ".jpeg", ".png"}
-
-
-def list_frames(view_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """(frame, path) of the images of one ``<Scene>_View<k>`` folder, by frame number.
-
-    The frame number is the last integer in the file stem, so ``000001.jpg``,
-    ``1.jpg`` and ``Circle_View1_000001.jpg`` all work.
-    """
-    d = Path(view_dir)
-    if not d.is_dir():
-        raise CRTrackFormatError(d, "image folder not found")
-    out = []
-    for f in d.iterdir():
-        if f.suffix.lower() not in _IMG_EXT:
-            continue
-        m = re.search(r"(\d+)(?!.*\d)", f.stem)
-        if m is None:
-            raise CRTrackFormatError(f, "image name has no frame number")
-        out.append((int(m.group(1)), f))
-    out.sort()
-    dups = [a for a, b in zip(out, out[1:], strict=False) if a[0] == b[0]]
-    if dups:
-        raise CRTrackFormatError(d, f"two images for frame {dups[0][0]}")
-    return out
-
-
-def list_image_views(image_root: str | os.PathLike) -> dict[str, list[str]]:
-    """Scenes and their views from ``<Scene>_View<k>`` folders: ``{scene: [View1, ...]}``."""
-    root = Path(image_root)
-    if not root.is_dir():
-        raise CRTrackFormatError(root, "image folder not found (expected <Scene>_View<k>/)")
-    scenes: dict[str, list[str]] = {}
-    for p in root.iterdir():
-        if p.is_dir() and "_" in p.name:
-            scene, view = p.name.split("_", 1)
-            if re.fullmatch(r"View\d+", view):
-                scenes.setdefault(scene, []).append(view)
-    return {s: sorted(v, key=view_sort_key) for s, v in sorted(scenes.items())}

@@ -121,14 +121,20 @@ def table_to_expressions(table) -> list[Expression]:
 
 
 def write_table(table, path: str | os.PathLike) -> None:
-    """Write a pyarrow Table to Parquet atomically."""
+    """Write a pyarrow Table to Parquet atomically, with the mode of the text outputs
+    (0666 & ~umask, :func:`raysys.io.crtrack.new_file_mode`; mkstemp alone gives 0600)."""
     import pyarrow.parquet as pq
+
+    from raysys.io.crtrack import new_file_mode
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
+        try:
+            os.fchmod(fd, new_file_mode())
+        finally:
+            os.close(fd)
         pq.write_table(table, tmp)
         os.replace(tmp, path)
     except BaseException:

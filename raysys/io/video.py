@@ -1,4 +1,9 @@
-"""A lazily read video: the frames of one ``<Scene>_View<k>`` image folder."""
+"""A lazily read video: the frames of one ``<Scene>_View<k>`` image folder.
+
+A frame that cannot be decoded, or whose size differs from the view's first decoded frame,
+raises :class:`raysys.io.frames.FrameError` naming its file, scene, view and frame number
+(a corrupt frame fails the run, see :mod:`raysys.io.frames`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from raysys.io.crtrack import list_frames
+from raysys.io.frames import FrameError, list_frames, read_frame
 
 __all__ = ["VideoFrames"]
 
@@ -27,6 +32,7 @@ class VideoFrames(Sequence):
             listed = list_frames(Path(source))
             self._paths = [p for _, p in listed]
             self._arrays = None
+            self._hw: tuple[int, int] | None = None  # the first decoded frame's (H, W)
             self.frame_numbers = np.array([f for f, _ in listed], dtype=np.int64)
         else:
             self._paths = None
@@ -46,10 +52,15 @@ class VideoFrames(Sequence):
             return [self[k] for k in range(*i.indices(len(self)))]
         if self._arrays is not None:
             return self._arrays[i]
-        from PIL import Image
-
-        with Image.open(self._paths[i]) as im:
-            return np.asarray(im.convert("RGB"))
+        n = int(self.frame_numbers[i])
+        img = read_frame(self._paths[i], self.scene, self.view, n)
+        if self._hw is None:
+            self._hw = img.shape[:2]
+        elif img.shape[:2] != self._hw:
+            h, w = self._hw
+            raise FrameError(self._paths[i], f"{img.shape[1]}x{img.shape[0]} pixels, while "
+                             f"the view's other frames are {w}x{h}", self.scene, self.view, n)
+        return img
 
     def index_of(self, frame: int) -> int:
         """Position of a 1-based frame number."""

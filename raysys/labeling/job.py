@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 
 from raysys import guard
+from raysys.backends.names import check_backend_names
+from raysys.errors import require_out_folder
 from raysys.io.dataset import DatasetLayout
+from raysys.io.frames import check_frames, worker_frame_errors
 from raysys.labeling.config import LabelConfig
 from raysys.labeling.pipeline import LabelingResult, run_labeling
 from raysys.runtime import Resources, connect
@@ -26,8 +29,20 @@ def label_job(layout: DatasetLayout, out: str | os.PathLike, cfg: LabelConfig,
     folders (:mod:`raysys.guard`); then Ray is joined (``resources.address``) or started,
     and :func:`raysys.labeling.pipeline.run_labeling` makes the pseudo labels in ``out``.
     Call it in a process dedicated to labeling: the guard stays installed.
+
+    Before anything starts, the backend names are looked up and every frame of the split
+    is checked (:func:`raysys.io.frames.check_frames`): a typo or a corrupt frame is one
+    line, not a worker's traceback. Should a frame still fail to decode inside a worker,
+    its :class:`~raysys.io.frames.FrameError` is raised here (not Ray's wrapper).
     """
+    check_backend_names(tracker=cfg.tracker, reid=cfg.reid, describer=cfg.describer,
+                        text=cfg.text, config=True, options={
+                            k: getattr(cfg, k) for k in ("tracker_options", "reid_options",
+                                                         "describer_options")})
+    require_out_folder(out)
+    check_frames(layout.image_root)
     forbidden = layout.ground_truth_dirs()
     guard.install(forbidden)
     connect(resources, runtime_env=guard.runtime_env(forbidden))
-    return run_labeling(layout, out, cfg, resources=resources)
+    with worker_frame_errors():  # a worker's FrameError, behind Ray's wrapper
+        return run_labeling(layout, out, cfg, resources=resources)

@@ -177,6 +177,7 @@ def write_report(out: Path, table1: dict, cross_domain: dict, ablations: dict,
                  teacher: dict | None = None) -> dict:
     """Assemble report.json, draw the charts, write report.md; returns report.json."""
     from raysys.io.crtrack import atomic_write_text
+    from raysys.io.jsonio import write_json_file
     from raysys.report.charts import write_charts
     from raysys.report.tables import assemble_report, render_markdown
 
@@ -192,6 +193,6 @@ def write_report(out: Path, table1: dict, cross_domain: dict, ablations: dict,
                              config=config, video=video, notes=notes, teacher=teacher)
     charts = write_charts(report, out / "charts")
     report["charts"] = charts
-    atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=str))
+    write_json_file(out / "report.json", report, indent=2)
     atomic_write_text(out / "report.md", render_markdown(report, charts))
     return report

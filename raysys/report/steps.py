@@ -23,6 +23,7 @@ from pathlib import Path
 from raysys.baselines.job import baseline_job
 from raysys.config import save_config, to_dict
 from raysys.io.dataset import DatasetLayout
+from raysys.io.jsonio import write_json_file
 from raysys.labeling.config import LabelConfig
 from raysys.labeling.job import label_job
 from raysys.report.config import REPORT_RESOURCES, ReportConfig
@@ -222,8 +223,7 @@ def eval_step(r: StepRunner, method: str, data: Path, domain: str, pred: Path) -
 
     def work():
         res = evaluate(layout.gt_root, pred, missing_as_empty=True).to_json()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(res, indent=2))
+        write_json_file(out, res, indent=2)
         return {"All": res["All"], "scenes": res.get("scenes", {})}
 
     return r.run(f"eval_{method}_{_short(domain)}", settings, work, outputs=[out])

@@ -10,9 +10,23 @@ focal lengths) and other colour responses.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
-__all__ = ["RigStyle", "SynthConfig", "IN_DOMAIN_RIG", "CROSS_DOMAIN_RIG", "DOMAIN_ALIASES"]
+__all__ = ["RigStyle", "SynthConfig", "IN_DOMAIN_RIG", "CROSS_DOMAIN_RIG", "DOMAIN_ALIASES",
+           "LIMITS", "SynthLimitError", "check_limits"]
+
+# What one dataset may hold unless the limits are lifted (`raysys synth --allow-large`,
+# ``generate(..., allow_large=True)``): a typo such as --frames 10000000 or --size
+# 100000x100000 would otherwise fill the memory or the disk before it failed. The defaults
+# are far below (640x360, 60 frames, 3-4 views, 1,680 images).
+LIMITS = {
+    "side": 4096,        # frame width and height (px); CRTrack's frames are 1920x1080
+    "frames": 10_000,    # frames per view
+    "views": 32,         # cameras per scene (--views, --cross-views)
+    "objects": 1_000,    # people + cars + bicycles per scene
+    "images": 200_000,   # frames over all views, scenes, splits and domains
+}
 
 Range = tuple[float, float]
 
@@ -110,8 +124,8 @@ class SynthConfig:
         if not 0.0 <= self.min_visible_fraction < 1.0:
             raise ValueError(
                 f"min_visible_fraction must be in [0, 1), got {self.min_visible_fraction}")
-        if not self.fps > 0:
-            raise ValueError(f"fps must be > 0, got {self.fps}")
+        if not (self.fps > 0 and math.isfinite(self.fps)):
+            raise ValueError(f"fps must be a finite number > 0, got {self.fps}")
         bad = [s for s in self.splits if s not in ("train", "test")]
         if bad or not self.splits or len(set(self.splits)) != len(self.splits):
             raise ValueError(f"splits must be distinct names among train, test; got {self.splits}")
@@ -126,3 +140,33 @@ class SynthConfig:
 
     def num_views(self, domain: str) -> int:
         return self.views if domain == "In-domain" else self.cross_views
+
+
+class SynthLimitError(ValueError):
+    """A dataset larger than :data:`LIMITS` allows (refused before anything is written)."""
+
+
+def check_limits(cfg: SynthConfig) -> None:
+    """Refuse a dataset beyond :data:`LIMITS`, before anything is written.
+
+    Raises:
+        SynthLimitError: naming the setting, its limit and how to lift the limits.
+    """
+    views = max(cfg.num_views(d) for d in cfg.domains)
+    images = sum(cfg.num_views(d) for d in cfg.domains) * cfg.scenes * len(cfg.splits) \
+        * cfg.frames
+    checks = [
+        ("width (--size WxH)", cfg.width, LIMITS["side"]),
+        ("height (--size WxH)", cfg.height, LIMITS["side"]),
+        ("frames (--frames)", cfg.frames, LIMITS["frames"]),
+        ("views (--views, --cross-views)", views, LIMITS["views"]),
+        ("objects per scene (--people + --cars + --bicycles)",
+         cfg.people + cfg.cars + cfg.bicycles, LIMITS["objects"]),
+        ("images (views x scenes x splits x frames)", images, LIMITS["images"]),
+    ]
+    for what, value, limit in checks:
+        if value > limit:
+            raise SynthLimitError(
+                f"SynthConfig {what} = {value:,} is above the limit of {limit:,}; use a "
+                "smaller setting, or pass --allow-large (generate(..., allow_large=True)) to "
+                "lift the limits")

@@ -39,23 +39,27 @@ import pyarrow.parquet as pq
 from raysys.config import to_dict
 from raysys.io.crtrack import atomic_write_text, expression_folder_name, write_gt_file
 from raysys.io.dataset import DOMAINS, SPLITS, DatasetLayout
+from raysys.io.jsonio import json_text
 from raysys.synth.background import world_extent
 from raysys.synth.camera import Camera, make_rig
-from raysys.synth.config import SynthConfig
+from raysys.synth.config import SynthConfig, check_limits
 from raysys.synth.expressions import select_expressions
 from raysys.synth.figures import Figure, bicycle_figure, car_figure, person_figure
+from raysys.synth.folder import (
+    DatasetConfigError,
+    DiskFullError,
+    check_root,
+    raise_if_disk_full,
+    read_json,
+)
 from raysys.synth.render import ObjectView, ViewRenderer
 from raysys.synth.world import World, WorldObject, make_world
 
-__all__ = ["VERSION", "SceneSpec", "DatasetConfigError", "plan_scenes", "render_scene",
-           "generate", "serial_map", "config_fingerprint"]
+__all__ = ["VERSION", "SceneSpec", "DatasetConfigError", "DiskFullError", "plan_scenes",
+           "render_scene", "generate", "serial_map", "config_fingerprint"]
 
 VERSION = "raysys-synth/1"
 MapFn = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]
-
-
-class DatasetConfigError(ValueError):
-    """The output folder holds something else than this config's dataset."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ def _atomic_parquet(table: pa.Table, path: Path) -> None:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
+    atomic_write_text(path, json_text(obj, indent=1, default=None))
 
 
 def _gt_rows(recs: list[tuple[int, ObjectView]], ids: set[int] | None = None) -> np.ndarray:
@@ -256,8 +260,8 @@ def render_scene(spec: SceneSpec, root: str | os.PathLike) -> dict[str, Any]:
     done = lay.meta_dir(spec.name) / "done.json"
     fp = config_fingerprint(cfg)
     if done.is_file():
-        d = json.loads(done.read_text())
-        if d.get("fingerprint") == fp:
+        d = read_json(done)  # unreadable (a crash while writing it): render again
+        if isinstance(d, dict) and d.get("fingerprint") == fp and "summary" in d:
             return {**d["summary"], "skipped": True}
         done.unlink()
     seq = np.random.SeedSequence(spec.entropy)
@@ -290,7 +294,8 @@ def serial_map(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
     """The default ``map_fn``: one item after the other, with a progress bar."""
     from tqdm import tqdm
 
-    return [fn(x) for x in tqdm(items, desc="synth scenes", unit="scene")]
+    with tqdm(items, desc="synth scenes", unit="scene") as bar:  # closed before an error
+        return [fn(x) for x in bar]
 
 
 def _manifest(cfg: SynthConfig, specs: list[SceneSpec], complete: bool) -> dict[str, Any]:
@@ -301,25 +306,8 @@ def _manifest(cfg: SynthConfig, specs: list[SceneSpec], complete: bool) -> dict[
                        for s in specs]}
 
 
-def _check_root(root: Path, cfg: SynthConfig) -> None:
-    manifest = root / "dataset.json"
-    if manifest.is_file():
-        old = json.loads(manifest.read_text())
-        new = to_dict(cfg)
-        if old.get("version") != VERSION or old.get("config") != new:
-            diff = sorted(k for k in set(new) | set(old.get("config", {}))
-                          if new.get(k) != old.get("config", {}).get(k))
-            raise DatasetConfigError(
-                f"{root} holds a dataset made with another config (differs in: "
-                f"{', '.join(diff) or 'version'}); write to another folder or delete it")
-    elif root.exists() and any(root.iterdir()):
-        raise DatasetConfigError(
-            f"{root} is not empty and has no dataset.json; refusing to write a dataset into "
-            "it (choose an empty or new folder)")
-
-
-def generate(cfg: SynthConfig, root: str | os.PathLike, map_fn: MapFn | None = None
-             ) -> dict[str, Any]:
+def generate(cfg: SynthConfig, root: str | os.PathLike, map_fn: MapFn | None = None, *,
+             allow_large: bool = False) -> dict[str, Any]:
     """Generate the whole dataset of ``cfg`` under ``root``.
 
     Args:
@@ -328,22 +316,34 @@ def generate(cfg: SynthConfig, root: str | os.PathLike, map_fn: MapFn | None = N
             scenes are skipped, unfinished ones rendered again).
         map_fn: ``map_fn(fn, items) -> iterable of results``; default :func:`serial_map`.
             ``fn`` is a picklable top-level function, so Ray tasks or a process pool work.
+        allow_large: lift :data:`raysys.synth.config.LIMITS` (checked before anything is
+            written).
 
     Returns:
         ``{"root", "rendered", "skipped", "scenes": [summary per scene]}``.
 
     Raises:
-        DatasetConfigError: ``root`` holds something else.
+        DatasetConfigError: ``root`` holds something else, is a file, or its
+            ``dataset.json`` is corrupt.
+        SynthLimitError: ``cfg`` is beyond the limits and not ``allow_large``.
+        DiskFullError: the disk filled up; unfinished scenes are removed and
+            ``dataset.json`` keeps ``"complete": false`` (a re-run resumes).
     """
     root = Path(root)
-    _check_root(root, cfg)
+    if not allow_large:
+        check_limits(cfg)
+    check_root(root, to_dict(cfg), VERSION)
     specs = plan_scenes(cfg)
-    root.mkdir(parents=True, exist_ok=True)
-    if not (root / "dataset.json").is_file():
-        _write_json(root / "dataset.json", _manifest(cfg, specs, complete=False))
-    fn = functools.partial(render_scene, root=str(root))
-    results = list((map_fn or serial_map)(fn, specs))
-    _write_json(root / "dataset.json", _manifest(cfg, specs, complete=True))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if not (root / "dataset.json").is_file():
+            _write_json(root / "dataset.json", _manifest(cfg, specs, complete=False))
+        fn = functools.partial(render_scene, root=str(root))
+        results = list((map_fn or serial_map)(fn, specs))
+        _write_json(root / "dataset.json", _manifest(cfg, specs, complete=True))
+    except OSError as e:
+        raise_if_disk_full(e, root, [(s.layout(root), s.name) for s in specs])
+        raise
     tmp = root / ".tmp"
     if tmp.is_dir() and not any(tmp.iterdir()):
         tmp.rmdir()

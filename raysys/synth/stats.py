@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from raysys.io.crtrack import list_frames
 from raysys.io.dataset import DatasetLayout
+from raysys.io.frames import FrameError
 
 __all__ = ["stripe_histogram", "view_descriptors", "cross_view_rank1", "same_view_rank1",
            "difficulty_stats"]
@@ -77,7 +78,11 @@ def view_descriptors(lay: DatasetLayout, scene: str, every: int = 2, space: str 
                 continue
             if fr not in cache:
                 cache.clear()
-                cache[fr] = cv2.imread(str(frames[fr]))[..., ::-1]
+                img = cv2.imread(str(frames[fr]))
+                if img is None:
+                    raise FrameError(frames[fr], "cannot be decoded (empty, truncated or not "
+                                     "an image)", scene, view, fr)
+                cache[fr] = img[..., ::-1]
             x, y, w, h = (t[k][i] for k in ("left", "top", "width", "height"))
             crop = cache[fr][y:y + h, x:x + w]
             acc.setdefault(t["id"][i], []).append(stripe_histogram(crop, space=space))

@@ -7,8 +7,11 @@ its own (:func:`raysys.runtime.isolated_argv`).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+from raysys.errors import require_out_folder
 from raysys.io.dataset import DatasetLayout
+from raysys.io.frames import check_frames, worker_frame_errors
 from raysys.runtime import Resources, connect
 from raysys.tracking.config import TrackConfig
 from raysys.tracking.run import TrackRunResult, track_split
@@ -20,8 +23,21 @@ def track_job(checkpoint: str | os.PathLike, layout: DatasetLayout,
               out: str | os.PathLike, cfg: TrackConfig, resources: Resources,
               progress: bool = True) -> TrackRunResult:
     """Track every expression of ``layout`` with a ViewSAM checkpoint into ``out``, on
-    ``resources.track_actors`` actors of ``resources.track_actor_cpus`` CPUs each."""
+    ``resources.track_actors`` actors of ``resources.track_actor_cpus`` CPUs each.
+
+    Before Ray starts: ``checkpoint`` must hold a model file, and every frame of the split
+    is checked (:func:`raysys.io.frames.check_frames`); either is one line naming the path.
+    """
+    from raysys.viewsam.checkpoint import MODEL_FILE
+
+    ck = Path(checkpoint)
+    if not (ck.is_file() or (ck / MODEL_FILE).is_file()):
+        raise FileNotFoundError(f"--model {ck}: not a ViewSAM checkpoint (no {MODEL_FILE} "
+                                "in it); pass a `raysys train` run's final/ folder")
+    require_out_folder(out)
+    check_frames(layout.image_root)
     connect(resources)
-    return track_split(checkpoint, layout, out, cfg, actors=resources.track_actors,
-                       actor_cpus=resources.track_actor_cpus, use_gpu=resources.use_gpu,
-                       progress=progress)
+    with worker_frame_errors():  # an actor's FrameError, not Ray's wrapper
+        return track_split(checkpoint, layout, out, cfg, actors=resources.track_actors,
+                           actor_cpus=resources.track_actor_cpus, use_gpu=resources.use_gpu,
+                           progress=progress)

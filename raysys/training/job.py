@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 
 from raysys import guard
-from raysys.errors import UserError
+from raysys.errors import UserError, require_out_folder
+from raysys.io.frames import check_frames, worker_frame_errors
 from raysys.runtime import Resources, connect
 from raysys.training.config import TrainConfig
 from raysys.training.trainer import TrainingResult, run_training
@@ -41,10 +42,12 @@ def train_job(out: str | os.PathLike, cfg: TrainConfig, resources: Resources, *,
     if cfg.supervision == "weak" and labels is None:
         raise UserError("--labels DIR is required (a `raysys label` output); "
                         "or --supervision full --data DIR")
+    require_out_folder(out)
     if labels is not None and not Path(labels).is_dir():
         raise FileNotFoundError(f"--labels {labels} is not a folder: pass the --out "
                                 "folder of `raysys label`")
     source = open_source(cfg.supervision, labels, data, domain, split)
+    check_frames(source.layout.image_root)  # a corrupt frame: one line, before Ray starts
     env = None
     if cfg.supervision == "weak":
         forbidden = source.layout.ground_truth_dirs()
@@ -55,4 +58,5 @@ def train_job(out: str | os.PathLike, cfg: TrainConfig, resources: Resources, *,
 
     # one line per epoch comes from the trainer; Ray Data's bars would bury it
     ray.data.DataContext.get_current().enable_progress_bars = False
-    return run_training(source, out, cfg, resources)
+    with worker_frame_errors():  # a clip loader's, behind Ray Train's wrapper
+        return run_training(source, out, cfg, resources)

@@ -61,7 +61,6 @@ no device of its own: the caller passes ``device`` (``raysys pretrain-base``,
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -73,6 +72,7 @@ from typing import Any
 
 import numpy as np
 
+from raysys.io.jsonio import write_json_file
 from raysys.training.pretrain_data import (
     Clips,
     SceneArrays,
@@ -380,7 +380,7 @@ def run_pretraining(cfg: PretrainConfig, out: str | os.PathLike, device="cpu",
         "seconds_total": round(time.perf_counter() - t_start, 1),
         "sha256": sha256(pt),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    write_json_file(out / "metrics.json", metrics, indent=1)
     (out / "MODEL_CARD.md").write_text(model_card(metrics))
     return metrics
 

@@ -59,7 +59,9 @@ def _resize_frame(path: Path, size: int) -> np.ndarray:
 
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
-        raise FileNotFoundError(f"cannot read frame {path}")
+        from raysys.io.frames import FrameError
+
+        raise FrameError(path, "cannot be decoded (missing, empty, truncated or not an image)")
     img = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
     return np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1))
 

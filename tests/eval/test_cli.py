@@ -120,3 +120,22 @@ def test_subprocess_error_has_no_traceback(split, tmp_path):
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     assert f"{bad}:2:" in r.stderr and "expected 10" in r.stderr
+
+
+def test_ids_beyond_float64_are_held_exactly(split, tmp_path, capsys):
+    """2^53 and 2^53 + 1 are one float64: read as int64 and ranked per expression, they stay
+    two ids, and the scores equal those of the same rows with small ids."""
+    gt, pred = split
+    f = pred / NAMES[0] / "View1.txt"
+    small = "1,{a},0,0,10,10,1,-1,-1,-1\n2,{a},0,0,10,10,1,-1,-1,-1\n1,{b},50,0,60,10,1,-1,-1,-1\n"
+    big = 1 << 53
+    scores = []
+    for a, b in ((5, 6), (big, big + 1)):
+        f.write_text(small.format(a=a, b=b))
+        out = tmp_path / f"eval_{a}.json"
+        assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--json", str(out)]) == 0
+        scores.append(json.loads(out.read_text())["expressions"][NAMES[0]])
+    rows, ids = crtrack.read_pred_file(f, with_ids=True)
+    assert ids.tolist() == [big, big, big + 1] and ids.dtype == np.int64
+    assert scores[0] == scores[1] and scores[0]["FP"] >= 1  # the id at x=50 is no hit
+    capsys.readouterr()

@@ -92,7 +92,7 @@ def test_list_frames_and_views(tmp_path):
         d = lay.view_dir("Plaza1", v)
         d.mkdir(parents=True)
         for i in (10, 2, 1):
-            (d / f"Plaza1_{v}_{i:06d}.jpg").write_bytes(b"")
+            (d / f"Plaza1_{v}_{i:06d}.jpg").write_bytes(b"x")  # listed, not decoded
     assert io.list_image_views(lay.image_root) == {"Plaza1": ["View1", "View2", "View10"]}
     assert [f for f, _ in io.list_frames(lay.view_dir("Plaza1", "View1"))] == [1, 2, 10]
     assert lay.gt_root == tmp_path / "In-domain" / "gt" / "sorted_gt_test_In-domain"

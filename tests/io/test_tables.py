@@ -35,3 +35,18 @@ def test_trajectories_and_expressions(tmp_path):
     ex = [Expression("Plaza1", "A man wearing a red coat, and  gray trousers", (3, 1))]
     tables.write_table(tables.expressions_to_table(ex), tmp_path / "e.parquet")
     assert tables.table_to_expressions(tables.read_table(tmp_path / "e.parquet")) == ex
+
+
+def test_parquet_and_text_outputs_get_one_file_mode(tmp_path):
+    """Both are written through a temporary file (mkstemp: 0600); both end up with the
+    mode a plain open() gives (0666 & ~umask), as the text outputs always did."""
+    import os
+    import stat
+
+    from raysys.io.crtrack import atomic_write_text, new_file_mode
+
+    tables.write_table(tables.expressions_to_table([Expression("S", "a man", (1,))]),
+                       tmp_path / "e.parquet")
+    atomic_write_text(tmp_path / "e.txt", "x\n")
+    modes = {stat.S_IMODE(os.stat(tmp_path / f).st_mode) for f in ("e.parquet", "e.txt")}
+    assert modes == {new_file_mode()} and new_file_mode() != 0o600

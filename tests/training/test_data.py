@@ -177,3 +177,16 @@ def test_cli_bad_labels_is_a_clear_error(tmp_path, capsys):
     assert "config.json" in capsys.readouterr().err
     assert main(["train", "--supervision", "full", "--out", str(tmp_path / "r2")]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_a_corrupt_training_frame_names_its_file(tmp_path):
+    """Clip loading fails on a frame it cannot decode, naming file, scene, view and frame
+    (not a PIL traceback from inside a clip loader)."""
+    from raysys.io.frames import FrameError
+    from raysys.training.data import _read_resized
+
+    f = tmp_path / "Plaza_View2" / "000003.jpg"
+    f.parent.mkdir()
+    f.write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    with pytest.raises(FrameError, match=r"000003.jpg \(Plaza, View2, frame 3\): "):
+        _read_resized(f, 64, "Plaza", "View2", 3)
