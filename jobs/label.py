@@ -20,7 +20,8 @@ def _main(args) -> int:
     cfg = label.build_label_config(args)
     require_dataset(args.data)
     res = label_job(DatasetLayout(args.data, args.domain, args.split), args.out, cfg,
-                    label.build_resources(args, cfg))
+                    label.build_resources(args, cfg),
+                    allow_missing_views=args.allow_missing_views)
     print(f"labels: {res.out} ({res.summary['expressions']} expressions)")
     return 0
 

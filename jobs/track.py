@@ -19,7 +19,9 @@ def _main(args) -> int:
 
     require_dataset(args.data)
     res = track_job(args.model, DatasetLayout(args.data, args.domain, args.split), args.out,
-                    track.build_track_config(args), track.build_resources(args))
+                    track.build_track_config(args), track.build_resources(args),
+                    allow_missing_views=args.allow_missing_views,
+                    allow_partial=args.allow_partial)
     print(f"predictions: {res.pred_root} ({res.units} expressions, {res.fps:.2f} frame sets/s)")
     return 0
 

@@ -44,6 +44,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("raysys.commands.report",
                "the paper's tables on the generated benchmark (md/json/charts)"),
     "params": ("raysys.commands.params", "ViewSAM parameter report (no checkpoint needed)"),
+    "convert-checkpoint": ("raysys.commands.convert_checkpoint",
+                           "rewrite an old ViewSAM checkpoint (model.pt) in the safe format"),
     "demo": ("raysys.commands.demo", "the main job: the whole pipeline on the embedded default"),
 }
 

@@ -80,12 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         load_dataset_scenes,
     )
     from raysys.viewsam.base import resolve_sam2_checkpoint, sam2_image_size
+    from raysys.viewsam.safe_load import read_sam2_file
 
     torch.set_num_threads(args.threads)
     size = args.image_size
     if size is None:
-        payload = torch.load(resolve_sam2_checkpoint(args.sam2_checkpoint), map_location="cpu",
-                             weights_only=False)
+        payload = read_sam2_file(resolve_sam2_checkpoint(args.sam2_checkpoint))
         size = sam2_image_size(payload["yaml"]) if payload.get("yaml") else 256
     cfg = PretrainConfig(image_size=size, clip_frames=args.clip_frames,
                          max_objects=args.max_objects, steps=1)

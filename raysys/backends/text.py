@@ -144,9 +144,16 @@ def load_hf_text_embedder(
         raise FileNotFoundError(f"text encoder directory {path} has no config.json: is it a "
                                 "transformers save_pretrained() directory?")
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar on every model build would
+    try:  # sit above a command's one-line error; the load takes a moment
+        model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
     if max_length is None:
         max_length = _sbert_max_length(path) or min(512, int(tokenizer.model_max_length))
     return TransformerTextEmbedder(tokenizer, model, device=device, batch_size=batch_size,

@@ -15,7 +15,7 @@ from pathlib import Path
 from raysys import guard
 from raysys.backends.names import check_backend_names
 from raysys.errors import require_out_folder
-from raysys.io.dataset import DatasetLayout
+from raysys.io.dataset import DatasetLayout, require_out_outside_ground_truth
 from raysys.io.frames import check_frames
 
 __all__ = ["BASELINE_METHODS", "baseline_job"]
@@ -44,6 +44,7 @@ def baseline_job(method: str, layout: DatasetLayout, out: str | os.PathLike, *,
     check_backend_names(**{k: options.get(k) for k in ("tracker", "reid", "describer",
                                                         "text")})
     require_out_folder(out)
+    require_out_outside_ground_truth(out, layout)
     check_frames(layout.image_root)
     guard.install(layout.ground_truth_dirs())
     if method == "concept":

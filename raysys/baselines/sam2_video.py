@@ -75,15 +75,17 @@ class VideoTracks:
 
 
 def _sam2_config(yaml: str | os.PathLike):
-    """OmegaConf config from YAML text or a path/name (see ``resolve_sam2_config``)."""
-    from omegaconf import OmegaConf
+    """``(config, source)`` from YAML text or a path/name (see ``resolve_sam2_config``),
+    its ``_target_`` values checked (:mod:`raysys.viewsam.sam2_yaml`)."""
+    from raysys.viewsam.sam2_yaml import load_sam2_yaml, read_sam2_yaml
 
     text = str(yaml)
     if "\n" in text and "model" in text:  # YAML text, e.g. a checkpoint's build_spec
-        return OmegaConf.create(text)
+        return load_sam2_yaml(text, "(YAML text)"), "(YAML text)"
     from raysys.viewsam.base import resolve_sam2_config
 
-    return OmegaConf.load(resolve_sam2_config(yaml))
+    path = resolve_sam2_config(yaml)
+    return read_sam2_yaml(path), str(path)
 
 
 class Sam2VideoTracker:
@@ -98,24 +100,16 @@ class Sam2VideoTracker:
 
     def __init__(self, sam2_yaml: str | os.PathLike = "tiny", state_dict: dict | None = None,
                  device: str = "cpu"):
-        from hydra.utils import instantiate
-        from omegaconf import OmegaConf
+        from raysys.viewsam.safe_load import load_state
+        from raysys.viewsam.sam2_yaml import instantiate_sam2
 
-        cfg = _sam2_config(sam2_yaml)
-        if "model" not in cfg:
-            raise ValueError(f"SAM2 config {str(sam2_yaml)[:80]!r} has no top-level 'model'")
-        cfg.model._target_ = "sam2.sam2_video_predictor.SAM2VideoPredictor"
-        cfg = OmegaConf.merge(cfg, {"model": _PREDICTOR_OVERRIDES})
-        OmegaConf.resolve(cfg)
-        model = instantiate(cfg.model, _recursive_=True)
+        cfg, source = _sam2_config(sam2_yaml)
+        model = instantiate_sam2(cfg, source, "sam2.sam2_video_predictor.SAM2VideoPredictor",
+                                 _PREDICTOR_OVERRIDES)
         self.weights = "random"
         if state_dict is not None:
-            res = model.load_state_dict(state_dict, strict=False)
-            if res.missing_keys or res.unexpected_keys:
-                raise ValueError(
-                    f"SAM2 weights do not fit the YAML: {len(res.missing_keys)} missing keys "
-                    f"{res.missing_keys[:5]}, {len(res.unexpected_keys)} unexpected keys "
-                    f"{res.unexpected_keys[:5]}; pass the YAML the checkpoint was made with")
+            load_state(model, state_dict, "SAM2 weights",
+                       hint="pass the YAML the checkpoint was made with (--sam2-config)")
             self.weights = "loaded"
         self.predictor = model.to(device).eval()
         self.device = device
@@ -123,41 +117,32 @@ class Sam2VideoTracker:
     @classmethod
     def from_sam2_checkpoint(cls, sam2_yaml: str | os.PathLike, checkpoint: str | os.PathLike,
                              device: str = "cpu") -> Sam2VideoTracker:
-        """From an official SAM2 ``.pt`` (``{"model": state_dict}``) and its YAML."""
-        import torch
+        """From an official SAM2 ``.pt`` (``{"model": state_dict}``, read with
+        ``weights_only=True``) and its YAML."""
+        from raysys.viewsam.safe_load import read_sam2_file
 
         ckpt = Path(checkpoint)
-        if not ckpt.is_file():
+        if not ckpt.exists():
             raise FileNotFoundError(
                 f"SAM2 checkpoint {ckpt} not found: pass a local SAM2 .pt file with its YAML "
                 "(e.g. sam2.1_hiera_tiny.pt + configs/sam2.1/sam2.1_hiera_t.yaml, downloaded "
                 "from github.com/facebookresearch/sam2 on a machine with internet), or a "
                 "`raysys train` output folder as --model")
-        sd = torch.load(ckpt, map_location="cpu", weights_only=True)
-        tracker = cls(sam2_yaml, sd["model"] if "model" in sd else sd, device=device)
+        tracker = cls(sam2_yaml, read_sam2_file(ckpt)["model"], device=device)
         tracker.weights = f"sam2:{ckpt}"
         return tracker
 
     @classmethod
-    def from_viewsam_checkpoint(cls, path: str | os.PathLike,
-                                device: str = "cpu") -> Sam2VideoTracker:
-        """From the SAM2 base of a ViewSAM checkpoint (a ``raysys train`` output folder)."""
-        from raysys.viewsam.checkpoint import (
-            MODEL_FILE,
-            load_viewsam_checkpoint,
-            read_checkpoint,
-        )
+    def from_viewsam_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", *,
+                                allow_partial: bool = False) -> Sam2VideoTracker:
+        """From the SAM2 base of a ViewSAM checkpoint (a ``raysys train`` output folder),
+        loaded strictly unless ``allow_partial``
+        (:func:`raysys.viewsam.checkpoint.load_viewsam_checkpoint`)."""
+        from raysys.viewsam.checkpoint import checkpoint_dir, load_viewsam_checkpoint
 
-        p = Path(path)
-        f = p if p.is_file() else p / MODEL_FILE
-        if not f.is_file():
-            raise FileNotFoundError(
-                f"no ViewSAM checkpoint at {p}: expected {f}; train one with `raysys train "
-                "--out DIR` and pass DIR/final (or an epoch checkpoint folder)")
-        yaml_text = read_checkpoint(p)["build_spec"]["sam2_yaml"]
-        sam2 = load_viewsam_checkpoint(p).model.sam2
-        tracker = cls(yaml_text, sam2.state_dict(), device=device)
-        tracker.weights = f"viewsam:{f}"
+        model = load_viewsam_checkpoint(path, allow_partial=allow_partial).model
+        tracker = cls(model.build_spec["sam2_yaml"], model.sam2.state_dict(), device=device)
+        tracker.weights = f"viewsam:{checkpoint_dir(path)}"
         return tracker
 
     @property

@@ -131,6 +131,9 @@ class TrackletSource:
             raise ValueError(f"label folder {self.label_dir} does not match this run ({diff}); "
                              "pass labels made from the same --data/--domain/--split with the "
                              "same backends, or leave the labels out to track here")
+        from raysys.labeling.record import check_labels_match
+
+        check_labels_match(self.label_dir, self.layout)  # frames changed since: stale labels
 
     def get(self, scene: str, view: str, category: str):
         """(tracklets, frame embeddings) of one unit, computed or read once."""

@@ -55,6 +55,7 @@ class Sam2Spec:
     viewsam_checkpoint: str | None = None  # `raysys train` output folder (final/ or epoch)
     image_size: int | None = None  # resize a random-init YAML (e.g. 128, faster on a CPU)
     seed: int = 0  # random init only: torch seed, so that runs repeat
+    allow_partial: bool = False  # viewsam_checkpoint: load what fits (--allow-partial)
 
     def build(self, device: str = "cpu") -> Sam2VideoTracker:
         import torch
@@ -62,7 +63,8 @@ class Sam2Spec:
         if self.checkpoint and self.viewsam_checkpoint:
             raise ValueError("give a SAM2 checkpoint or a ViewSAM checkpoint, not both")
         if self.viewsam_checkpoint:
-            return Sam2VideoTracker.from_viewsam_checkpoint(self.viewsam_checkpoint, device)
+            return Sam2VideoTracker.from_viewsam_checkpoint(
+                self.viewsam_checkpoint, device, allow_partial=self.allow_partial)
         if self.checkpoint:
             if self.config is None:
                 raise ValueError(f"SAM2 checkpoint {self.checkpoint} needs its YAML: pass "

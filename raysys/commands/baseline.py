@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 
 from raysys.commands.options import (
+    add_allow_partial,
     add_data,
     add_domain,
     add_json,
@@ -32,6 +33,7 @@ from raysys.commands.options import (
     require_dataset,
     write_json,
 )
+from raysys.errors import UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,6 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     w.add_argument("--sam2-checkpoint", help="local SAM2 .pt (with --sam2-config)")
     add_model(w, help="ViewSAM checkpoint folder (a `raysys train` run's final/): its SAM2 "
                       "base is used")
+    add_allow_partial(g)
     g.add_argument("--sam2-image-size", type=int,
                    help="input size of a random-init SAM2 (no weights given)")
     g.add_argument("--margin", type=float,
@@ -68,17 +71,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _check_sam2_inputs(args: argparse.Namespace) -> None:
+    """The cheap checks of the SAM2 weights and YAML, before any work: what ``--model`` is
+    (an old-format checkpoint, a SAM2 .pt) and every ``_target_`` of ``--sam2-config``."""
+    if args.model is not None:
+        from raysys.viewsam.checkpoint import checkpoint_dir
+
+        checkpoint_dir(args.model)
+    if args.sam2_config is not None:
+        from raysys.viewsam.base import resolve_sam2_config
+        from raysys.viewsam.sam2_yaml import read_sam2_yaml
+
+        read_sam2_yaml(resolve_sam2_config(args.sam2_config))
+
+
 def _options(args: argparse.Namespace) -> dict:
     """The baseline function's keyword arguments the flags set (the rest keep its
     defaults)."""
     kw = {"label_dir": args.labels, "tracker": args.tracker, "reid": args.reid,
           "threshold": args.threshold, "device": args.device, "progress": not args.quiet}
+    if args.allow_partial and (args.method != "sam2" or args.model is None):
+        raise UserError("--allow-partial applies to `baseline sam2 --model` only")
     if args.method == "sam2":
         from raysys.baselines.zero_shot_sam2 import Sam2Spec, TextFilterConfig
 
+        _check_sam2_inputs(args)
         kw["sam2"] = Sam2Spec(config=args.sam2_config, checkpoint=args.sam2_checkpoint,
                               viewsam_checkpoint=str(args.model) if args.model else None,
-                              image_size=args.sam2_image_size)
+                              image_size=args.sam2_image_size,
+                              allow_partial=args.allow_partial)
         kw.update(describer=args.describer, text=args.text)
         if args.margin is not None:
             kw["text_filter"] = TextFilterConfig(margin=args.margin)

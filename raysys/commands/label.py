@@ -23,6 +23,7 @@ import sys
 
 from raysys.commands.options import (
     add_address,
+    add_allow_missing_views,
     add_config,
     add_data,
     add_domain,
@@ -49,6 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--actors", type=int, default=1, help="Stage 1 actor pool size (default 1)")
     p.add_argument("--actor-cpus", type=float, default=0.5,
                    help="CPUs per actor; fractions fit several on few cores (default 0.5)")
+    add_allow_missing_views(p)
     add_address(p)
     p.add_argument("--report", action="store_true",
                    help="then score each stage against the GT (runs `raysys quality`)")
@@ -86,10 +88,13 @@ def run(args: argparse.Namespace) -> int:
     resources = build_resources(args, cfg)
     require_dataset(args.data)
     res = label_job(DatasetLayout(args.data, args.domain, args.split), args.out, cfg,
-                    resources)
+                    resources, allow_missing_views=args.allow_missing_views)
     s = res.summary
     print(f"\n[raysys label] {s['scenes']} scenes, {s['units']} units, "
           f"{s['trajectories']} trajectories, {s['expressions']} expressions -> {res.out}")
+    if s["redone_scenes"]:
+        print(f"  the dataset changed since the last run: scenes {', '.join(s['redone_scenes'])}"
+              " labelled again")
     for k, v in s["timings"].items():
         fps = s["fps"].get(k.replace("_s", ""))
         print(f"  {k:24s} {v:8.1f} s   {fps or 0:8.1f} frames/s")

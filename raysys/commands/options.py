@@ -19,9 +19,10 @@ from typing import Any
 from raysys.errors import UserError, require_out_folder
 from raysys.io.dataset import DOMAINS, SPLITS
 
-__all__ = ["add_address", "add_config", "add_data", "add_domain", "add_json", "add_labels",
-           "add_model", "add_out", "add_split", "build_config", "positive_float",
-           "require_dataset", "require_dir", "require_out_dir", "write_json"]
+__all__ = ["add_address", "add_allow_missing_views", "add_allow_partial", "add_config",
+           "add_data", "add_domain", "add_json", "add_labels", "add_model", "add_out",
+           "add_split", "build_config",
+           "positive_float", "require_dataset", "require_dir", "require_out_dir", "write_json"]
 
 
 def positive_float(text: str) -> float:
@@ -69,6 +70,20 @@ def add_model(p: argparse.ArgumentParser, *, required: bool = False,
               flag: str = "--model", dest: str | None = None) -> None:
     kw = {"dest": dest} if dest else {}
     p.add_argument(flag, type=Path, required=required, metavar="MODEL", help=help, **kw)
+
+
+def add_allow_missing_views(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-missing-views", action="store_true",
+                   help="work on a scene whose view folder is missing with the views there "
+                        "are (default: an error naming the scene and the view)")
+
+
+def add_allow_partial(p, what: str = "--model") -> None:
+    """``--allow-partial``: load a ViewSAM checkpoint whose weights do not all fit."""
+    p.add_argument("--allow-partial", action="store_true",
+                   help=f"load {what} even when its weights do not all fit the model (missing "
+                        "or unexpected keys, other shapes): what fits loads, the rest keeps its "
+                        "random init and is logged (default: an error naming the keys)")
 
 
 def add_address(p: argparse.ArgumentParser) -> None:

@@ -1,7 +1,9 @@
 """``raysys quality``: score Stage 1 pseudo labels per stage against the GT (Table 4).
 
 It reads GT, so it never runs under the weak-supervision guard (``raysys label --report``
-runs it in a process of its own).
+runs it in a process of its own). The labels must come from ``--data`` as it is now (their
+``config.json`` names their dataset, domain and split, and the frames' fingerprint then):
+scores against another dataset's GT are refused, not printed.
 
 Examples::
 
@@ -29,8 +31,8 @@ from raysys.commands.options import (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_labels(p, required=True)
     add_data(p, help="dataset root with GT (the one the labels were made from)")
-    add_domain(p)
-    add_split(p, "test")
+    add_domain(p, None, "dataset domain (default: the labels')")
+    add_split(p, None, "dataset split (default: the labels')")
     p.add_argument("--category", default="person", help="object category (default person)")
     add_json(p, "also write the scores as JSON to PATH ('-': stdout); LABELS/quality.json "
                 "is always written")
@@ -39,11 +41,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from raysys.io.dataset import DatasetLayout
     from raysys.labeling.quality import format_quality, quality_report
+    from raysys.labeling.record import read_label_record
 
     require_dir(args.labels, "--labels", "pass the --out folder of `raysys label`")
     require_dataset(args.data)
-    rep = quality_report(args.labels, DatasetLayout(args.data, args.domain, args.split),
-                         args.category)
+    made = read_label_record(args.labels)  # the labels' split, unless given
+    layout = DatasetLayout(args.data, args.domain or made.get("domain", "In-domain"),
+                           args.split or made.get("split", "train"))
+    rep = quality_report(args.labels, layout, args.category)
     print(format_quality(rep))
     print(f"quality: {Path(args.labels) / 'quality.json'}")
     if args.json is not None:

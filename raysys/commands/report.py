@@ -23,6 +23,7 @@ from pathlib import Path
 
 from raysys.commands.options import (
     add_address,
+    add_allow_partial,
     add_config,
     add_data,
     add_labels,
@@ -46,6 +47,7 @@ def add_report_arguments(p: argparse.ArgumentParser, preset) -> None:
               "folder (RUN/final; default: train one)")
     add_model(p, flag="--full-model", help="existing fully supervised ViewSAM checkpoint "
               "folder (default: train one)")
+    add_allow_partial(p, "--weak-model / --full-model")
     p.add_argument("--ablations", metavar="LIST",
                    help="Tables 2-3: none | all | comma list of switches, e.g. use_bar,cgct "
                         f"(default {'all' if d.ablations == ABLATIONS else 'none'})")
@@ -97,6 +99,7 @@ def build_report_config(args: argparse.Namespace, preset):
     over = {
         "out": args.out, "data": args.data, "labels": args.labels,
         "weak_model": args.weak_model, "full_model": args.full_model,
+        "allow_partial": True if args.allow_partial else None,
         "ablations": None if args.ablations is None else parse_ablations(args.ablations),
         "baselines": None if args.baselines is None else parse_baselines(args.baselines),
         "cross_domain": False if args.no_cross_domain else None,

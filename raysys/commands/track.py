@@ -17,6 +17,8 @@ import argparse
 
 from raysys.commands.options import (
     add_address,
+    add_allow_missing_views,
+    add_allow_partial,
     add_config,
     add_data,
     add_domain,
@@ -40,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--actor-cpus", type=float, default=1.0,
                    help="CPUs per actor, fractions ok (default 1)")
     p.add_argument("--use-gpu", action="store_true", help="one GPU per actor")
+    add_allow_missing_views(p)
+    add_allow_partial(p)
     add_address(p)
 
 
@@ -66,10 +70,15 @@ def run(args: argparse.Namespace) -> int:
     resources = build_resources(args)
     require_dataset(args.data)
     layout = DatasetLayout(args.data, args.domain, args.split)
-    res = track_job(args.model, layout, args.out, cfg, resources)
+    res = track_job(args.model, layout, args.out, cfg, resources,
+                    allow_missing_views=args.allow_missing_views,
+                    allow_partial=args.allow_partial)
     print(f"tracked {res.units - res.skipped} of {res.units} expressions "
           f"({res.skipped} already done): {res.frames} frame sets in {res.seconds:.1f} s "
           f"({res.fps:.2f} frame sets/s)")
+    if res.redone_scenes:
+        print(f"the frames changed since the last run: scenes {', '.join(res.redone_scenes)} "
+              "tracked again")
     print(f"predictions: {res.pred_root}\nscore them: raysys eval --gt {layout.gt_root} "
           f"--pred {res.pred_root}")
     return 0

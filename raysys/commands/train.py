@@ -63,10 +63,16 @@ def build_train_config(args: argparse.Namespace):
     over = {name: getattr(args, name)
             for name in ("supervision", "sam2_config", "sam2_checkpoint", "text_encoder")}
     cfg = build_config(TrainConfig, args.config, over, base)
-    if cfg.sam2_checkpoint and cfg.sam2_checkpoint != base.sam2_checkpoint:
-        from raysys.viewsam.base import resolve_sam2_checkpoint
+    # clear errors before Ray starts: a missing, unsafe or wrong-kind SAM2 file (read with
+    # weights_only=True), a SAM2 YAML naming a _target_ outside the allowlist
+    from raysys.viewsam.base import resolve_sam2_checkpoint, resolve_sam2_config
+    from raysys.viewsam.safe_load import read_sam2_file
+    from raysys.viewsam.sam2_yaml import read_sam2_yaml
 
-        resolve_sam2_checkpoint(cfg.sam2_checkpoint)  # a clear error before Ray starts
+    if cfg.sam2_checkpoint and cfg.sam2_checkpoint != base.sam2_checkpoint:
+        read_sam2_file(resolve_sam2_checkpoint(cfg.sam2_checkpoint))
+    if cfg.sam2_config:
+        read_sam2_yaml(resolve_sam2_config(cfg.sam2_config))
     return cfg
 
 

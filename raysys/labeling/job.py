@@ -15,14 +15,14 @@ from raysys.errors import require_out_folder
 from raysys.io.dataset import DatasetLayout
 from raysys.io.frames import check_frames, worker_frame_errors
 from raysys.labeling.config import LabelConfig
-from raysys.labeling.pipeline import LabelingResult, run_labeling
+from raysys.labeling.pipeline import LabelingResult, check_labeling_inputs, run_labeling
 from raysys.runtime import Resources, connect
 
 __all__ = ["label_job"]
 
 
 def label_job(layout: DatasetLayout, out: str | os.PathLike, cfg: LabelConfig,
-              resources: Resources) -> LabelingResult:
+              resources: Resources, *, allow_missing_views: bool = False) -> LabelingResult:
     """Weakly supervised Stage 1 of one split, with the GT guard enforced.
 
     This process and every Ray worker of the job refuse to open files under the split's GT
@@ -33,16 +33,21 @@ def label_job(layout: DatasetLayout, out: str | os.PathLike, cfg: LabelConfig,
     Before anything starts, the backend names are looked up and every frame of the split
     is checked (:func:`raysys.io.frames.check_frames`): a typo or a corrupt frame is one
     line, not a worker's traceback. Should a frame still fail to decode inside a worker,
-    its :class:`~raysys.io.frames.FrameError` is raised here (not Ray's wrapper).
+    its :class:`~raysys.io.frames.FrameError` is raised here (not Ray's wrapper). Also
+    checked first, by :func:`~raysys.labeling.pipeline.check_labeling_inputs`: ``out``
+    (never inside the dataset's GT; its record of an earlier run) and the scenes' views.
+    A failed check writes nothing.
     """
     check_backend_names(tracker=cfg.tracker, reid=cfg.reid, describer=cfg.describer,
                         text=cfg.text, config=True, options={
                             k: getattr(cfg, k) for k in ("tracker_options", "reid_options",
                                                          "describer_options")})
     require_out_folder(out)
+    check_labeling_inputs(layout, out, cfg, allow_missing_views=allow_missing_views)
     check_frames(layout.image_root)
     forbidden = layout.ground_truth_dirs()
     guard.install(forbidden)
     connect(resources, runtime_env=guard.runtime_env(forbidden))
     with worker_frame_errors():  # a worker's FrameError, behind Ray's wrapper
-        return run_labeling(layout, out, cfg, resources=resources)
+        return run_labeling(layout, out, cfg, resources=resources,
+                            allow_missing_views=allow_missing_views)

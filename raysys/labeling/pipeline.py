@@ -12,7 +12,9 @@
 
 Weak supervision: only the frames and each scene's category labels are read
 (:meth:`DatasetLayout.weak_inputs`). Resumable: finished units, scenes and descriptions
-are skipped on a re-run with the same config; every file is written atomically.
+are skipped on a re-run with the same config; the scenes whose frames changed since are
+redone, other settings are refused (:mod:`raysys.labeling.record`); every file is written
+atomically.
 """
 
 from __future__ import annotations
@@ -26,15 +28,20 @@ import numpy as np
 
 from raysys.config import to_dict
 from raysys.io import crtrack
-from raysys.io.dataset import DatasetLayout
+from raysys.io.dataset import (
+    DatasetLayout,
+    require_out_outside_ground_truth,
+    require_views,
+)
 from raysys.labeling.config import LabelConfig
 from raysys.labeling.describe_stage import DescribeUDF, descriptions_path
 from raysys.labeling.grouping import group_descriptions
+from raysys.labeling.record import label_record, plan_resume, prepare_out
 from raysys.labeling.scene_stage import STAGES, SceneLabeler, read_stage, stage_path
 from raysys.labeling.tracking_stage import TrackEmbedUDF, plan_units, unit_path
 from raysys.runtime import Resources
 
-__all__ = ["LabelingResult", "run_labeling", "Loaders"]
+__all__ = ["LabelingResult", "run_labeling", "check_labeling_inputs", "Loaders"]
 
 
 @dataclass(frozen=True)
@@ -52,20 +59,28 @@ class LabelingResult:
     summary: dict
 
 
-def _check_config(out: Path, cfg: LabelConfig, layout: DatasetLayout) -> None:
-    f = out / "config.json"
-    want = {"label_config": to_dict(cfg), "data": str(layout.root.resolve()),
-            "domain": layout.domain, "split": layout.split}
-    want = json.loads(json.dumps(want))  # as read back from the file (tuples are lists)
-    if f.exists():
-        have = json.loads(f.read_text())
-        if have != want:
-            raise ValueError(
-                f"{out} holds labels made with other settings ({f}); use a new --out folder "
-                "or delete that one to start over")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        crtrack.atomic_write_text(f, json.dumps(want, indent=2))
+def check_labeling_inputs(layout: DatasetLayout, out: str | Path, cfg: LabelConfig, *,
+                          allow_missing_views: bool = False) -> list[dict]:
+    """Everything about a labeling run that can be wrong, checked before anything is
+    written: ``out`` outside the dataset's GT, the split's units, no missing view (unless
+    allowed), and ``out``'s record (:mod:`raysys.labeling.record`). Returns the units.
+
+    Raises:
+        ValueError, FileNotFoundError: one line naming what is wrong and the fix.
+    """
+    out = Path(out)
+    _, units = _plan(layout, out, allow_missing_views)
+    plan_resume(out, label_record(cfg, layout))
+    return units
+
+
+def _plan(layout: DatasetLayout, out: Path, allow_missing_views: bool):
+    require_out_outside_ground_truth(out, layout)
+    units = plan_units(layout)
+    if not units:
+        raise ValueError(f"no <Scene>_View<k> image folders under {layout.image_root}")
+    missing = require_views(layout, allow_missing_views)
+    return missing, units
 
 
 def _ray_args(res: Resources) -> dict:
@@ -189,12 +204,14 @@ def _read_exprs(path: Path):
 
 def run_labeling(layout: DatasetLayout, out: str | Path, cfg: LabelConfig | None = None,
                  loaders: Loaders | None = None, progress: bool = True,
-                 resources: Resources | None = None) -> LabelingResult:
+                 resources: Resources | None = None, *,
+                 allow_missing_views: bool = False) -> LabelingResult:
     """Make pseudo labels for one (domain, split) of a dataset. Ray must be initialised.
 
     Args:
         layout: where the frames and category labels are (nothing else is read).
-        out: output folder (created; re-runs resume).
+        out: output folder (created; a re-run resumes, and redoes the scenes whose frames
+            changed since: :mod:`raysys.labeling.record`).
         cfg: Stage 1 settings.
         loaders: model loaders to inject (tests); default builds from ``cfg``.
         resources: the Stage 1 actor pool (``label_actors`` x ``label_actor_cpus``, a GPU
@@ -204,10 +221,8 @@ def run_labeling(layout: DatasetLayout, out: str | Path, cfg: LabelConfig | None
     res = resources or Resources()
     loaders = loaders or Loaders()
     out = Path(out)
-    units = plan_units(layout)
-    if not units:
-        raise ValueError(f"no <Scene>_View<k> image folders under {layout.image_root}")
-    _check_config(out, cfg, layout)
+    missing, units = _plan(layout, out, allow_missing_views)  # checks; nothing written yet
+    redone = prepare_out(out, label_record(cfg, layout))
     views: dict[str, list[str]] = {}
     for u in units:
         views.setdefault(u["scene"], [])
@@ -230,7 +245,7 @@ def run_labeling(layout: DatasetLayout, out: str | Path, cfg: LabelConfig | None
                    if u["category"] == units[0]["category"])
     summary = {
         "scenes": len(views), "units": len(units), "units_processed": len(unit_stats),
-        "frames": n_frames,
+        "frames": n_frames, "redone_scenes": redone, "missing_views": missing,
         "tracklets": sum(s["tracklets"] for s in scene_stats) if scene_stats else None,
         **written, "timings": times,
         "fps": {k.replace("_s", ""): (n_frames / v if v > 0 else None)

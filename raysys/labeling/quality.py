@@ -47,10 +47,18 @@ def _mean(results: list) -> dict:
 
 def quality_report(label_out: str | Path, layout: DatasetLayout, category: str = "person",
                    text_embedder=None) -> dict:
-    """Score every stage of a labeling output; writes ``<label_out>/quality.json``."""
+    """Score every stage of a labeling output; writes ``<label_out>/quality.json``.
+
+    Raises:
+        ValueError: the labels were not made from ``layout`` as it is now
+            (:func:`raysys.labeling.record.check_labels_match`): scoring them against
+            another dataset's GT would be meaningless.
+    """
     from raysys.io.tables import read_table, table_to_expressions
+    from raysys.labeling.record import check_labels_match
 
     label_out = Path(label_out)
+    check_labels_match(label_out, layout)
     scenes = sorted(p.name for p in (label_out / "scenes").iterdir() if p.is_dir())
     gt_tracks = {s: load_scene_tracks(layout, s, category) for s in scenes}
     stage_rows = {st: {s: read_stage(stage_path(label_out, s, st)) for s in scenes}

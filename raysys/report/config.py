@@ -78,14 +78,22 @@ def parse_baselines(spec: str | None) -> tuple[str, ...]:
     return tuple(b for b in BASELINES if b in names)
 
 
-def check_checkpoint(path: Path, what: str) -> Path:
-    """A ViewSAM checkpoint folder (``RUN/final``) or its ``model.pt``; else a clear error."""
+def check_checkpoint(path: Path, what: str, allow_partial: bool = False) -> Path:
+    """A ViewSAM checkpoint folder (``RUN/final``) that loads: its files, its SAM2 YAML,
+    its weights against its model (strictly, unless ``allow_partial``); else a clear error
+    naming the option ``what``
+    (:func:`raysys.viewsam.checkpoint.check_viewsam_checkpoint`)."""
+    from raysys.errors import UserError
+    from raysys.viewsam.checkpoint import check_viewsam_checkpoint
+
     p = Path(path)
-    f = p if p.is_file() else p / "model.pt"
-    if not f.is_file():
-        raise FileNotFoundError(
-            f"{what} {p}: no ViewSAM checkpoint there (expected {f}); pass a `raysys train` "
-            "run's final/ folder, or leave the option out to train one")
+    try:
+        check_viewsam_checkpoint(p, allow_partial=allow_partial)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{what} {p}: {e}; or leave the option out to train "
+                                "one") from None
+    except ValueError as e:
+        raise UserError(f"{what}: {e}") from None
     return p
 
 
@@ -97,6 +105,8 @@ class ReportConfig:
     labels: Path | None = None  # Stage 1 output of the In-domain train split
     weak_model: Path | None = None  # weakly supervised ViewSAM checkpoint folder (RUN/final)
     full_model: Path | None = None  # fully supervised ViewSAM checkpoint folder
+    allow_partial: bool = False  # load weak_model / full_model even if their weights do not
+    #   all fit (what fits loads, the rest is logged); by default that is an error
     # --- what to run
     ablations: tuple[str, ...] = ABLATIONS  # weak runs with one switch off (Tables 2-3)
     baselines: tuple[str, ...] = BASELINES  # zero-shot rows of Table 1
@@ -129,9 +139,9 @@ class ReportConfig:
     def validate_inputs(self) -> None:
         """Check the paths given as overrides before any work starts."""
         if self.weak_model is not None:
-            check_checkpoint(self.weak_model, "--weak-model")
+            check_checkpoint(self.weak_model, "--weak-model", self.allow_partial)
         if self.full_model is not None:
-            check_checkpoint(self.full_model, "--full-model")
+            check_checkpoint(self.full_model, "--full-model", self.allow_partial)
         if self.data is not None and not (self.data / "dataset.json").is_file() and not (
                 self.data / "In-domain").is_dir():
             raise FileNotFoundError(f"--data {self.data}: not a benchmark root (no "
@@ -139,6 +149,12 @@ class ReportConfig:
         if self.labels is not None and not (self.labels / "config.json").is_file():
             raise FileNotFoundError(f"--labels {self.labels}: not a Stage 1 output (no "
                                     "config.json); make one with `raysys label --out DIR`")
+        if self.labels is not None:  # of --data (or their own dataset) as it is now
+            from raysys.io.dataset import DatasetLayout
+            from raysys.labeling.record import check_labels_match, read_label_record
+
+            data = self.data or Path(str(read_label_record(self.labels).get("data")))
+            check_labels_match(self.labels, DatasetLayout(data, "In-domain", "train"))
 
     def train_config(self, supervision: str, switch_off: str | None = None) -> TrainConfig:
         """The whole TrainConfig of one run: ``train`` with its supervision and, for an

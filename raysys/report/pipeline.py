@@ -83,7 +83,8 @@ def _table1(r: StepRunner, cfg: ReportConfig, data: Path, models: dict,
         for b in cfg.baselines:
             weights = models["viewsam_weak"] if b == "zero_shot_sam2" else (None, None)
             try:
-                pred = baseline_step(r, b, data, d, checkpoint=weights[0], upstream=weights[1])
+                pred = baseline_step(r, b, data, d, checkpoint=weights[0], upstream=weights[1],
+                                     allow_partial=cfg.allow_partial)
             except StepError as e:
                 notes.append(f"baseline {b} on {d} test did not run: {e}")
                 log.warning("[raysys report] %s", notes[-1])

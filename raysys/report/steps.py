@@ -41,8 +41,10 @@ DOMAINS = ("In-domain", "Cross-domain")
 
 def file_stamp(path: Path) -> dict:
     """Identity of an input made outside the report (path, size, mtime of its model file)."""
+    from raysys.viewsam.checkpoint_format import WEIGHTS_FILE
+
     p = Path(path)
-    f = p / "model.pt" if p.is_dir() else p
+    f = p / WEIGHTS_FILE if p.is_dir() else p
     st = f.stat() if f.exists() else None
     return {"path": str(p.resolve()), "size": st.st_size if st else None,
             "mtime": st.st_mtime if st else None}
@@ -150,7 +152,9 @@ def train_step(r: StepRunner, cfg: ReportConfig, name: str, *, supervision: str,
         hist = json.loads(metrics.read_text()) if metrics.is_file() else None
         return {"checkpoint": str(run_dir / "final"), "metrics": hist}
 
-    r.run(f"train_{name}", settings, work, outputs=[run_dir / "final" / "model.pt"],
+    from raysys.viewsam.checkpoint_format import META_FILE
+
+    r.run(f"train_{name}", settings, work, outputs=[run_dir / "final" / META_FILE],
           owned=[run_dir])
     return run_dir / "final"
 
@@ -170,7 +174,7 @@ def track_step(r: StepRunner, cfg: ReportConfig, method: str, checkpoint: Path,
 
     def work():
         r.isolated(name, track_job, checkpoint, DatasetLayout(data, domain, "test"), pred,
-                   track_cfg, _on_cluster(r, cfg.resources))
+                   track_cfg, _on_cluster(r, cfg.resources), allow_partial=cfg.allow_partial)
         return {"pred_root": str(pred)}
 
     r.run(name, settings, work, outputs=[pred / "track_config.json"], owned=[pred])
@@ -181,10 +185,11 @@ BASELINE_METHODS = {"zero_shot_concept": "concept", "zero_shot_sam2": "sam2"}
 
 
 def baseline_step(r: StepRunner, method: str, data: Path, domain: str,
-                  checkpoint: Path | None = None, upstream: str | None = None) -> Path:
+                  checkpoint: Path | None = None, upstream: str | None = None,
+                  allow_partial: bool = False) -> Path:
     """A zero-shot baseline on ``domain``'s test split (:func:`baseline_job`, guarded, in
     its own process, without Ray); ``checkpoint``: the ViewSAM run whose SAM2 base the SAM2
-    baseline uses."""
+    baseline uses (loaded strictly unless ``allow_partial``)."""
     pred = r.out / "predictions" / domain / method
     name = f"baseline_{method}_{_short(domain)}"
     settings = {"method": method, "data": str(data.resolve()), "domain": domain,
@@ -195,7 +200,8 @@ def baseline_step(r: StepRunner, method: str, data: Path, domain: str,
     if checkpoint is not None and method == "zero_shot_sam2":
         from raysys.baselines.zero_shot_sam2 import Sam2Spec
 
-        options["sam2"] = Sam2Spec(viewsam_checkpoint=str(checkpoint))
+        options["sam2"] = Sam2Spec(viewsam_checkpoint=str(checkpoint),
+                                   allow_partial=allow_partial)
 
     def work():
         r.isolated(name, baseline_job, BASELINE_METHODS[method],

@@ -6,12 +6,22 @@ GT root: only the names, the sentence a user would type; no GT row is read). Fra
 view-synchronised in frame order, exactly as a live source would feed the tracker.
 Re-runs skip (scene, expression) units whose prediction files exist (resumable); files are
 written atomically, so an interrupted unit leaves nothing half-written.
+
+``<out>/track_config.json`` records, before any work, the model's content hash, the
+tracking settings, the dataset split and its fingerprint (:mod:`raysys.io.fingerprint`).
+Another model or other settings into a folder holding predictions are refused (the record
+is never rewritten to name a model whose predictions are not those in the folder); a scene
+whose frames changed since has its predictions deleted and made again. The actors, their
+CPUs and GPUs are resource settings: not recorded, never blocking a resume.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
+import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -19,10 +29,27 @@ from pathlib import Path
 import numpy as np
 
 from raysys.io import crtrack
-from raysys.io.dataset import DatasetLayout
+from raysys.io.dataset import (
+    DatasetLayout,
+    require_out_outside_ground_truth,
+    require_views,
+)
+from raysys.io.fingerprint import (
+    check_record,
+    dataset_fingerprint,
+    jsonable,
+    scene_changes,
+    write_record,
+)
 from raysys.tracking.config import TrackConfig
 
-__all__ = ["TrackUnit", "TrackRunResult", "plan_track_units", "track_unit", "track_split"]
+__all__ = ["TrackUnit", "TrackRunResult", "plan_track_units", "track_unit", "track_split",
+           "check_track_inputs", "model_digest", "RECORD"]
+
+log = logging.getLogger(__name__)
+
+RECORD = "track_config.json"
+SETTINGS = ("track", "data", "domain", "split")  # and "model", checked first
 
 
 @dataclass(frozen=True)
@@ -41,6 +68,7 @@ class TrackRunResult:
     frames: int  # frame sets tracked in this run
     seconds: float
     fps: float  # frame sets per second (all views of one instant = one frame set)
+    redone_scenes: tuple[str, ...] = ()  # scenes whose frames changed since the last run
 
 
 def plan_track_units(layout: DatasetLayout) -> list[TrackUnit]:
@@ -94,13 +122,15 @@ def track_unit(model, layout: DatasetLayout, unit: TrackUnit, cfg: TrackConfig,
 class _TrackWorker:
     """Ray actor: loads the checkpoint once, tracks units, writes their predictions."""
 
-    def __init__(self, checkpoint: str, device: str, threads: int) -> None:
+    def __init__(self, checkpoint: str, device: str, threads: int,
+                 allow_partial: bool = False) -> None:
         import torch
 
         from raysys.viewsam.checkpoint import load_viewsam_checkpoint
 
         torch.set_num_threads(max(1, threads))
-        self.model = load_viewsam_checkpoint(checkpoint, device=device).model
+        self.model = load_viewsam_checkpoint(checkpoint, device=device,
+                                             allow_partial=allow_partial).model
 
     def run(self, layout: DatasetLayout, unit: TrackUnit, cfg: TrackConfig,
             pred_root: str) -> int:
@@ -109,46 +139,130 @@ class _TrackWorker:
         return n
 
 
+def model_digest(checkpoint: str | os.PathLike) -> str:
+    """Content hash of a ViewSAM checkpoint, wherever its folder lies (its weights and
+    metadata: :func:`raysys.viewsam.checkpoint.checkpoint_digest`). The one place tracking
+    fingerprints a model.
+
+    Raises:
+        FileNotFoundError, UserError: ``checkpoint`` is not a ViewSAM checkpoint.
+    """
+    from raysys.viewsam.checkpoint import checkpoint_digest
+
+    return checkpoint_digest(checkpoint)
+
+
+def _record(checkpoint, layout: DatasetLayout, cfg: TrackConfig) -> dict:
+    return jsonable({"checkpoint": str(Path(checkpoint).resolve()),
+                     "model": model_digest(checkpoint), "track": asdict(cfg),
+                     "data": str(layout.root.resolve()), "domain": layout.domain,
+                     "split": layout.split, "dataset": dataset_fingerprint(layout)})
+
+
+def _has_work(pred_root: Path) -> bool:
+    return any(pred_root.glob("*/View*.txt"))
+
+
+def _stale(pred_root: Path, record: dict) -> list[str]:
+    """Check ``pred_root``'s record against this run's (writes nothing); returns the scenes
+    whose predictions are stale (their frames changed)."""
+    f, work = pred_root / RECORD, _has_work(pred_root)
+    if work and not f.is_file():
+        raise ValueError(f"{pred_root} holds predictions but no {RECORD} naming the model "
+                         f"that made them; delete {pred_root} or pass a new --out")
+    have = check_record(f, record, ("model", *SETTINGS), has_work=False, what="")
+    if have is None and work:  # a record of another run, and its predictions
+        old = json.loads(f.read_text())
+        old = old if isinstance(old, dict) else {}
+        if old.get("model") != record["model"]:
+            raise ValueError(
+                f"{pred_root} holds predictions of another model ({old.get('checkpoint')}, "
+                f"content {str(old.get('model'))[:12]}), not of {record['checkpoint']} "
+                f"(content {record['model'][:12]}); delete {pred_root} or pass a new --out "
+                "to start fresh")
+    have = check_record(f, record, SETTINGS, has_work=work, what="predictions")
+    if have is None or not work:
+        return []
+    return scene_changes(have.get("dataset"), record["dataset"])
+
+
+def _plan(checkpoint, layout: DatasetLayout, pred_root: Path, cfg: TrackConfig,
+          allow_missing_views: bool) -> tuple[list[TrackUnit], dict, list[str]]:
+    require_out_outside_ground_truth(pred_root, layout)
+    require_views(layout, allow_missing_views)
+    units = plan_track_units(layout)
+    record = _record(checkpoint, layout, cfg)  # fails, naming the path, on no checkpoint
+    return units, record, _stale(pred_root, record)
+
+
+def check_track_inputs(checkpoint: str | os.PathLike, layout: DatasetLayout,
+                       pred_root: str | os.PathLike, cfg: TrackConfig | None = None, *,
+                       allow_missing_views: bool = False) -> None:
+    """Everything :func:`track_split` checks before it writes anything: ``pred_root``
+    outside the dataset's GT, the scenes' views, the checkpoint's folder (its content
+    hash), and ``pred_root``'s record of an earlier run (another model, other settings).
+
+    Raises:
+        ValueError, FileNotFoundError: one line naming what is wrong and the fix.
+    """
+    _plan(checkpoint, layout, Path(pred_root), cfg or TrackConfig(), allow_missing_views)
+
+
+def _remove_scenes(pred_root: Path, scenes: list[str]) -> None:
+    """Delete the prediction folders (``<Scene>_<expression>/View<k>.txt`` only) of
+    ``scenes``."""
+    for d in pred_root.iterdir():
+        if d.is_dir() and d.name.split("_", 1)[0] in scenes and all(
+                re.fullmatch(r"View\d+\.txt", f.name) for f in d.iterdir()):
+            shutil.rmtree(d)
+
+
 def track_split(checkpoint: str | os.PathLike, layout: DatasetLayout,
                 pred_root: str | os.PathLike, cfg: TrackConfig | None = None, *,
                 actors: int = 2, actor_cpus: float = 1.0, use_gpu: bool = False,
-                progress: bool = True) -> TrackRunResult:
+                progress: bool = True, allow_missing_views: bool = False,
+                allow_partial: bool = False) -> TrackRunResult:
     """Track every expression of a split with a ViewSAM checkpoint. Ray must be initialised.
 
     Args:
         checkpoint: a ``raysys train`` checkpoint folder (e.g. ``RUN/final``).
         layout: dataset split (frames + the expression names).
-        pred_root: output folder of CRTrack predictions (``<name>/View<k>.txt``).
+        pred_root: output folder of CRTrack predictions (``<name>/View<k>.txt``); a re-run
+            resumes, refuses another model or other settings, and redoes the scenes whose
+            frames changed.
         actors: tracking actors, each holding one model; actor_cpus: CPUs each (fractions
             allowed); use_gpu: one GPU per actor.
+        allow_missing_views: track a scene whose view folder is missing with the views there
+            are (otherwise an error naming the scene and the view).
+        allow_partial: load a checkpoint whose weights do not all fit the model (the
+            actors log what was skipped); by default that is an error.
     """
     import ray
     from ray.util import ActorPool
     from tqdm.auto import tqdm
 
-    from raysys.viewsam.checkpoint import read_checkpoint
-
     cfg = cfg or TrackConfig()
-    read_checkpoint(checkpoint)  # fail early, with the path, if it is not a checkpoint
     pred_root = Path(pred_root)
-    pred_root.mkdir(parents=True, exist_ok=True)
-    units = plan_track_units(layout)
+    units, record, stale = _plan(checkpoint, layout, pred_root, cfg, allow_missing_views)
+    if stale:
+        log.warning("the frames of scenes %s changed since %s was made: their predictions "
+                    "are made again", ", ".join(stale), pred_root)
+        _remove_scenes(pred_root, stale)
+    write_record(pred_root / RECORD, record)
     todo = [u for u in units if not _done(pred_root, u)]
-    (pred_root / "track_config.json").write_text(json.dumps(
-        {"checkpoint": str(checkpoint), "track": asdict(cfg), "data": str(layout.root),
-         "domain": layout.domain, "split": layout.split}, indent=2))
     t0 = time.time()
     n = 0
     if todo:
         k = max(1, min(actors, len(todo)))
         remote = ray.remote(num_cpus=actor_cpus, num_gpus=1 if use_gpu else 0)(_TrackWorker)
         threads = max(1, int(round(actor_cpus)))
-        pool = ActorPool([remote.remote(str(checkpoint), "cuda" if use_gpu else "cpu", threads)
-                          for _ in range(k)])
+        pool = ActorPool([remote.remote(str(checkpoint), "cuda" if use_gpu else "cpu", threads,
+                                        allow_partial) for _ in range(k)])
         it = pool.map_unordered(lambda a, u: a.run.remote(layout, u, cfg, str(pred_root)), todo)
         for frames in tqdm(it, total=len(todo), desc=f"track {layout.domain}",
                            disable=not progress):
             n += frames
     dt = time.time() - t0
     return TrackRunResult(pred_root=pred_root, units=len(units), skipped=len(units) - len(todo),
-                          frames=n, seconds=dt, fps=n / dt if dt > 0 and n else 0.0)
+                          frames=n, seconds=dt, fps=n / dt if dt > 0 and n else 0.0,
+                          redone_scenes=tuple(stale))

@@ -30,13 +30,15 @@ def train_job(out: str | os.PathLike, cfg: TrainConfig, resources: Resources, *,
         cfg: the whole training config; ``cfg.supervision`` says what it learns from.
         resources: Ray, workers and CPUs per worker, clip loaders.
         labels: Stage 1 output (required for weak supervision); its ``config.json`` names
-            the dataset, domain and split.
+            the dataset, domain and split, and the labels must match them as they are now
+            (:func:`raysys.labeling.record.check_labels_match`).
         data, domain, split: the dataset (required for full supervision without labels),
             or overrides of the labels' own.
 
     With weak supervision this process and every Ray worker refuse to open the split's GT
     (:mod:`raysys.guard`); call it in a process dedicated to training.
     """
+    from raysys.training.resume import check_run_folder, train_record
     from raysys.training.sources import open_source
 
     if cfg.supervision == "weak" and labels is None:
@@ -47,6 +49,8 @@ def train_job(out: str | os.PathLike, cfg: TrainConfig, resources: Resources, *,
         raise FileNotFoundError(f"--labels {labels} is not a folder: pass the --out "
                                 "folder of `raysys label`")
     source = open_source(cfg.supervision, labels, data, domain, split)
+    # a run folder of other settings or inputs: one line, before Ray starts, nothing written
+    check_run_folder(out, train_record(cfg, source), write=False)
     check_frames(source.layout.image_root)  # a corrupt frame: one line, before Ray starts
     env = None
     if cfg.supervision == "weak":

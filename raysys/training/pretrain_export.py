@@ -18,7 +18,7 @@ def export_base(source, out: str | os.PathLike, yaml_text: str | None = None,
 
     Args:
         source: a ``SAM2Base`` (its YAML from :func:`load_base`, or ``yaml_text``), or a
-            ViewSAM checkpoint (directory or ``model.pt``) whose ``sam2.*`` weights trained.
+            ViewSAM checkpoint folder whose ``sam2.*`` weights trained.
     """
     import torch
     from torch import nn

@@ -35,15 +35,13 @@ def load_base(checkpoint: str | os.PathLike | None = None, image_size: int | Non
     """A ``SAM2Base`` at ``image_size`` from a SAM2 ``.pt`` (``"embedded"``, a file) or random
     init (``None``). A checkpoint that carries its YAML (``"yaml"``, as this module and
     the embedded base write) is built from it, else from ``sam2_config``."""
-    import torch
-
     from raysys.viewsam.base import build_sam2_base, resolve_sam2_checkpoint, sam2_yaml_text
+    from raysys.viewsam.safe_load import read_sam2_file
 
     path = resolve_sam2_checkpoint(checkpoint)
     yaml_text = None
-    if path is not None:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-        yaml_text = payload.get("yaml") if isinstance(payload, dict) else None
+    if path is not None:  # weights_only=True: tensors and plain data, never code
+        yaml_text = read_sam2_file(path).get("yaml")
     with tempfile.TemporaryDirectory(prefix="raysys-sam2-") as tmp:
         src = sam2_config
         if yaml_text:

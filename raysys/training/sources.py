@@ -183,6 +183,10 @@ def open_source(supervision: str, labels: str | os.PathLike | None = None,
         labels: Stage 1 output folder; its ``config.json`` names the data, domain, split.
         data, domain, split: override those (``data`` is required for ``"full"`` without
             labels; domain/split default to the labels', else In-domain/train).
+
+    Raises:
+        ValueError: with weak supervision, labels made from another dataset, domain or
+            split, or from frames that changed since (a regenerated dataset).
     """
     meta: dict = {}
     if labels is not None:
@@ -205,6 +209,9 @@ def open_source(supervision: str, labels: str | os.PathLike | None = None,
     if supervision == "weak":
         if labels is None:
             raise ValueError("weak supervision trains on pseudo labels: pass --labels DIR")
+        from raysys.labeling.record import check_labels_match
+
+        check_labels_match(labels, layout)  # the frames the labels were made from
         return PseudoLabelSource(labels, layout)
     if supervision == "full":
         return GroundTruthSource(layout)

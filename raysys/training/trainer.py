@@ -71,17 +71,18 @@ def _restore(model, cfg: TrainConfig) -> dict:
     """Training state from Ray's last checkpoint, else from ``cfg.init_checkpoint``."""
     import ray.train
 
-    from raysys.viewsam.checkpoint import read_checkpoint
+    from raysys.viewsam.checkpoint import load_weights, read_checkpoint
 
     state = {"stage": 0, "stage_epoch": 0, "epoch": 0, "history": [], "optimizer": None}
     ckpt = ray.train.get_checkpoint()
     if ckpt is not None:
         with ckpt.as_directory() as d:
             payload = read_checkpoint(d)
-        model.load_state_dict(payload["model"], strict=False)
+        load_weights(model, payload["model"], f"the run's last checkpoint {ckpt.path}")
         state.update({k: payload[k] for k in state if k in payload})
     elif cfg.init_checkpoint:  # e.g. weights pre-trained on referring VOS
-        model.load_state_dict(read_checkpoint(cfg.init_checkpoint)["model"], strict=False)
+        load_weights(model, read_checkpoint(cfg.init_checkpoint)["model"],
+                     f"init_checkpoint {cfg.init_checkpoint}")
     return state
 
 
@@ -257,17 +258,12 @@ def _progress_callback():
     return EpochProgress()
 
 
-def _check_out(out: Path, want: dict) -> None:
-    f = out / "train_config.json"
-    want = json.loads(json.dumps(want, default=str))  # tuples -> lists, as read back
-    if f.exists():
-        have = json.loads(f.read_text())
-        if have != want:
-            raise ValueError(f"{out} holds a training run with other settings ({f}); use a "
-                             "new --out folder or delete that one to start over")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        f.write_text(json.dumps(want, indent=2, default=str))
+def _check_out(out: Path, cfg: TrainConfig, source) -> None:
+    """Refuse a run folder of other settings or inputs; record this run's
+    (:mod:`raysys.training.resume`)."""
+    from raysys.training.resume import check_run_folder, train_record
+
+    check_run_folder(out, train_record(cfg, source), write=True)
 
 
 def _check_cpus(res: Resources) -> None:
@@ -292,7 +288,8 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
 
     Args:
         source: a :class:`raysys.training.data.ClipSource` (``open_source(...)``).
-        out: output folder; re-running with the same settings resumes from its checkpoints.
+        out: output folder; re-running with the same settings and inputs resumes from its
+            checkpoints, other settings or inputs are refused (:mod:`raysys.training.resume`).
         cfg: training config (default ``TrainConfig()``, the paper's schedule).
         resources: workers, CPUs / GPU per worker, clip loaders (the training fields of
             :class:`raysys.runtime.Resources`).
@@ -327,8 +324,7 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
     if len(samples) < res.workers:
         raise ValueError(f"{len(samples)} training clips for {res.workers} workers: use fewer "
                          "workers or more data")
-    _check_out(out, {"config": to_dict(cfg), "supervision": source.supervision,
-                     "workers": res.workers})
+    _check_out(out, cfg, source)
     datasets = build_train_datasets(samples, source, spec, res.workers, res.loader_cpus,
                                     res.loaders)
     trainer = TorchTrainer(

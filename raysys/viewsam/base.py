@@ -99,6 +99,10 @@ def resolve_sam2_checkpoint(checkpoint: str | Path | None) -> Path | None:
                 "--sam2-checkpoint FILE")
         return path
     ckpt = Path(checkpoint)
+    if ckpt.is_dir():
+        from raysys.viewsam.safe_load import read_sam2_file
+
+        read_sam2_file(ckpt)  # says what the folder is (e.g. a ViewSAM checkpoint)
     if not ckpt.is_file():
         raise FileNotFoundError(f"SAM2 checkpoint {ckpt} not found: pass a local SAM2 .pt "
                                 "file (e.g. sam2.1_hiera_base_plus.pt from the SAM2 releases), "
@@ -116,7 +120,9 @@ def sam2_yaml_text(sam2_config: str | None, image_size: int | None = None) -> st
     """
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(resolve_sam2_config(sam2_config))
+    from raysys.viewsam.sam2_yaml import read_sam2_yaml
+
+    cfg = read_sam2_yaml(resolve_sam2_config(sam2_config))  # refused _target_: before any work
     if image_size is not None:
         cfg.model.image_size = int(image_size)
         layer = cfg.model.memory_attention.layer
@@ -140,26 +146,23 @@ def build_sam2_base(
 ) -> nn.Module:
     """Instantiate ``SAM2Base`` from a YAML and optionally load a local checkpoint.
 
-    The YAML is read with OmegaConf and instantiated directly (no Hydra compose, so any
-    local file works). A checkpoint is a SAM2 ``.pt`` with a ``"model"`` state dict (or
-    ``"embedded"``, :func:`resolve_sam2_checkpoint`); missing or unexpected keys raise
-    (``sam2.build_sam._load_checkpoint``).
+    The YAML is read with OmegaConf (safe YAML) and instantiated directly (no Hydra compose,
+    so any local file works) once every ``_target_`` in it passed the allowlist
+    (:func:`raysys.viewsam.sam2_yaml.instantiate_sam2`). A checkpoint is a SAM2 ``.pt``
+    with a ``"model"`` state dict (or ``"embedded"``, :func:`resolve_sam2_checkpoint`), read
+    with ``weights_only=True`` (:func:`raysys.viewsam.safe_load.read_sam2_file`); a missing
+    or unexpected key or a shape mismatch is an error naming them.
     """
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
+    from raysys.viewsam.safe_load import load_state, read_sam2_file
+    from raysys.viewsam.sam2_yaml import instantiate_sam2, read_sam2_yaml
 
     path = resolve_sam2_config(config)
-    cfg = OmegaConf.load(path)
-    if "model" not in cfg:
-        raise ValueError(f"SAM2 config {path} has no top-level 'model' entry")
-    OmegaConf.resolve(cfg)
-    cfg.model._target_ = "sam2.modeling.sam2_base.SAM2Base"  # not the video predictor
-    model = instantiate(cfg.model, _recursive_=True)
+    cfg = read_sam2_yaml(path)
+    model = instantiate_sam2(cfg, str(path), "sam2.modeling.sam2_base.SAM2Base")
     ckpt = resolve_sam2_checkpoint(checkpoint)
     if ckpt is not None:
-        from sam2.build_sam import _load_checkpoint
-
-        _load_checkpoint(model, str(ckpt))
+        load_state(model, read_sam2_file(ckpt)["model"], f"SAM2 checkpoint {ckpt}",
+                   hint="pass the SAM2 YAML it was made with (--sam2-config)")
     return model.to(device)
 
 

@@ -1,7 +1,8 @@
 """Self-describing ViewSAM checkpoints: weights + the run's config + the build spec.
 
-A checkpoint directory holds ``model.pt`` (``torch.save`` of a dict) and ``config.json``
-(the same config and spec, readable). ``model.pt`` keys:
+The files (``checkpoint.json`` + ``model.safetensors``; no pickle) are
+:mod:`raysys.viewsam.checkpoint_format`'s; this module turns a checkpoint into a model.
+A payload (what :func:`read_checkpoint` returns, what :func:`write_checkpoint` takes) has:
 
 * ``model``: state dict without the parts rebuilt from the spec (a pretrained text
   encoder; a SAM2 base frozen from a checkpoint file);
@@ -13,13 +14,14 @@ A checkpoint directory holds ``model.pt`` (``torch.save`` of a dict) and ``confi
 * ``build_spec``: ``model.build_spec`` plus the SAM2 YAML text and checkpoint path.
 
 :func:`load_viewsam_checkpoint` rebuilds the model from ``model_config`` and the build spec
-(:func:`build_from_spec`) and reports missing/unexpected keys.
+(:func:`build_from_spec`) and loads the weights strictly: a missing or unexpected key or a
+shape mismatch is an error naming the first few, before anything loads, unless
+``allow_partial`` (``--allow-partial``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import tempfile
@@ -30,14 +32,30 @@ import torch
 from torch import nn
 
 from raysys.config import from_dict
+from raysys.errors import UserError
+from raysys.viewsam.checkpoint_format import (
+    LEGACY_FILE,
+    META_FILE,
+    WEIGHTS_FILE,
+    checkpoint_digest,
+    checkpoint_dir,
+    convert_legacy_checkpoint,
+    is_checkpoint,
+    read_checkpoint,
+    write_checkpoint,
+)
 from raysys.viewsam.config import RETIRED_FIELDS, ViewSAMConfig
+from raysys.viewsam.safe_load import StateDiff, load_state
 
-__all__ = ["MODEL_FILE", "model_state", "skipped_prefixes", "write_checkpoint",
-           "read_checkpoint", "LoadedCheckpoint", "load_viewsam_checkpoint",
-           "model_from_payload", "build_from_spec", "payload_model_config"]
+__all__ = ["META_FILE", "WEIGHTS_FILE", "LEGACY_FILE", "model_state", "skipped_prefixes",
+           "write_checkpoint", "read_checkpoint", "checkpoint_dir", "checkpoint_digest",
+           "is_checkpoint", "convert_legacy_checkpoint", "LoadedCheckpoint",
+           "load_viewsam_checkpoint", "check_viewsam_checkpoint", "model_from_payload",
+           "load_weights", "build_from_spec", "payload_model_config"]
 
-MODEL_FILE = "model.pt"
 log = logging.getLogger(__name__)
+_FIX = ("it was edited or written for another model: re-train it, or pass --allow-partial "
+        "to load what fits (the rest keeps its random init)")
 
 
 def skipped_prefixes(build_spec: dict) -> tuple[str, ...]:
@@ -55,35 +73,6 @@ def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     skip = skipped_prefixes(model.build_spec)
     return {k: v.detach().cpu() for k, v in model.state_dict().items()
             if not k.startswith(skip)}
-
-
-def write_checkpoint(directory: str | os.PathLike, payload: dict) -> Path:
-    """Write ``model.pt`` + ``config.json`` into ``directory`` (created)."""
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, d / MODEL_FILE)
-    meta = {k: payload.get(k) for k in ("epoch", "stage", "stage_epoch", "config",
-                                          "model_config")}
-    meta["build_spec"] = payload.get("build_spec")
-    (d / "config.json").write_text(json.dumps(meta, indent=2, default=str))
-    return d
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    """The payload of a checkpoint directory (or its ``model.pt``)."""
-    p = Path(path)
-    f = p / MODEL_FILE if p.is_dir() else p
-    if not f.is_file():
-        raise FileNotFoundError(f"no ViewSAM checkpoint at {p}: expected {f} (a `raysys "
-                                f"train` output's final/ folder or an epoch checkpoint)")
-    try:
-        payload = torch.load(f, map_location="cpu", weights_only=False)
-    except Exception as e:  # not a torch file (e.g. a Ray checkpoint manifest)
-        raise ValueError(f"{f} is not a ViewSAM checkpoint ({type(e).__name__}: {e}); pass a "
-                         "`raysys train` run's final/ folder") from None
-    if not isinstance(payload, dict) or "model" not in payload:
-        raise ValueError(f"{f} is not a ViewSAM checkpoint (no 'model' entry)")
-    return payload
 
 
 def build_from_spec(model_cfg: ViewSAMConfig, spec: dict,
@@ -130,46 +119,71 @@ def payload_model_config(payload: dict) -> ViewSAMConfig:
     return cfg
 
 
+def load_weights(model: nn.Module, state: dict, name: str, *,
+                 allow_partial: bool = False) -> StateDiff:
+    """Load a checkpoint's state dict into a ViewSAM built from its spec, strictly.
+
+    Keys the build spec rebuilds (:func:`skipped_prefixes`) are never missing. Returns the
+    differences (empty unless ``allow_partial``).
+
+    Raises:
+        UserError: a missing or unexpected key or a shape mismatch (the first few named),
+            unless ``allow_partial``.
+    """
+    return load_state(model, state, name, allow_partial=allow_partial,
+                      skip=skipped_prefixes(model.build_spec), hint=_FIX)
+
+
 @dataclass
 class LoadedCheckpoint:
     model: nn.Module  # the rebuilt ViewSAM, weights loaded, in eval mode
     config: dict  # the run's training config, as stored (``TrainConfig`` fields)
     epoch: int  # epochs trained
-    missing_keys: list[str] = field(default_factory=list)  # expected but absent
-    unexpected_keys: list[str] = field(default_factory=list)  # present but unknown
+    missing_keys: list[str] = field(default_factory=list)  # expected but absent (partial)
+    unexpected_keys: list[str] = field(default_factory=list)  # present but unknown (partial)
     history: list[dict] = field(default_factory=list)  # per-epoch metrics
+    mismatched_keys: list[str] = field(default_factory=list)  # other shape (partial)
 
 
 def load_viewsam_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
-                            strict: bool = False) -> LoadedCheckpoint:
+                            *, allow_partial: bool = False) -> LoadedCheckpoint:
     """Rebuild ViewSAM from a checkpoint (config + build spec) and load its weights.
 
     Args:
-        path: checkpoint directory (holding ``model.pt``) or the file itself.
+        path: checkpoint folder (or one of its files).
         device: where to put the model.
-        strict: raise if keys are missing or unexpected (else they are logged and returned).
+        allow_partial: load what fits and log the rest, instead of raising on a missing or
+            unexpected key or a shape mismatch.
+
+    Raises:
+        FileNotFoundError, UserError: no checkpoint there, an old-format one (the message
+            names the converter), a SAM2 ``.pt``, a refused SAM2 YAML, weights that do not
+            fit (see :func:`load_weights`).
     """
-    return model_from_payload(read_checkpoint(path), device, strict, name=f"checkpoint {path}")
+    return model_from_payload(read_checkpoint(path), device, name=f"checkpoint {path}",
+                              allow_partial=allow_partial)
 
 
-def model_from_payload(payload: dict, device: str | torch.device = "cpu", strict: bool = False,
-                       name: str = "checkpoint") -> LoadedCheckpoint:
+def check_viewsam_checkpoint(path: str | os.PathLike, *, allow_partial: bool = False) -> None:
+    """Everything :func:`load_viewsam_checkpoint` checks, on the CPU, the model then
+    dropped: for a clear error before any work (e.g. before Ray starts)."""
+    load_viewsam_checkpoint(path, "cpu", allow_partial=allow_partial)
+
+
+def model_from_payload(payload: dict, device: str | torch.device = "cpu",
+                       name: str = "checkpoint", *,
+                       allow_partial: bool = False) -> LoadedCheckpoint:
     """:func:`load_viewsam_checkpoint` for a payload already in memory (``name`` labels
     the messages)."""
-    spec = payload["build_spec"]
+    spec = payload.get("build_spec") or {}
+    if not spec.get("sam2_yaml") or not spec.get("text_encoder"):
+        raise UserError(f"{name} has no build spec (the SAM2 YAML and text encoder its model "
+                        "is rebuilt from): not a `raysys train` checkpoint")
     model = build_from_spec(payload_model_config(payload), spec, device="cpu")
-    res = model.load_state_dict(payload["model"], strict=False)
-    skip = skipped_prefixes(spec)
-    missing = [k for k in res.missing_keys if not k.startswith(skip)]
-    unexpected = list(res.unexpected_keys)
-    if missing or unexpected:
-        msg = (f"{name}: {len(missing)} missing keys {missing[:5]}, "
-               f"{len(unexpected)} unexpected keys {unexpected[:5]}")
-        if strict:
-            raise ValueError(msg)
-        log.warning(msg)
+    diff = load_weights(model, payload["model"], name, allow_partial=allow_partial)
     # tracker thresholds calibrated on the training clips (raysys.training.calibrate)
     model.calibration = payload.get("calibration") or {}
     return LoadedCheckpoint(model=model.to(device).eval(), config=payload.get("config") or {},
-                            epoch=int(payload.get("epoch", 0)), missing_keys=missing,
-                            unexpected_keys=unexpected, history=payload.get("history", []))
+                            epoch=int(payload.get("epoch", 0)), missing_keys=diff.missing,
+                            unexpected_keys=diff.unexpected, history=payload.get("history", []),
+                            mismatched_keys=diff.mismatched)

@@ -209,7 +209,7 @@ def test_bad_checkpoint_paths_name_the_file_and_the_fix(tmp_path):
 
     with pytest.raises(FileNotFoundError, match=r"missing\.pt.*facebookresearch/sam2"):
         Sam2VideoTracker.from_sam2_checkpoint("tiny", tmp_path / "missing.pt")
-    with pytest.raises(FileNotFoundError, match=r"nope/model\.pt.*raysys train"):
+    with pytest.raises(FileNotFoundError, match=r"nope.*raysys train"):
         Sam2VideoTracker.from_viewsam_checkpoint(tmp_path / "nope")
 
 
@@ -232,7 +232,7 @@ def test_command(data, labels, tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("raysys baseline: error: ") and len(err.strip().splitlines()) == 1
-    assert "nope/model.pt" in err and "raysys train" in err
+    assert "nope" in err and "raysys train" in err
 
 
 def test_import_is_cheap_and_no_cuda():

@@ -58,7 +58,7 @@ def test_parse_ablations_unknown_lists_valid():
 
 def test_bad_weak_checkpoint_is_a_clear_error(tmp_path):
     cfg = ReportConfig(out=tmp_path / "rep", weak_model=tmp_path / "nope")
-    with pytest.raises(FileNotFoundError, match=r"--weak-model .*nope.*model\.pt"):
+    with pytest.raises(FileNotFoundError, match=r"--weak-model .*nope.*checkpoint\.json"):
         cfg.validate_inputs()
 
 
@@ -239,7 +239,7 @@ def test_baseline_step_runs_the_guarded_job(tmp_path, monkeypatch):
     r = StepRunner(tmp_path)
     data, ck = tmp_path / "data", tmp_path / "weak" / "final"
     ck.mkdir(parents=True)
-    (ck / "model.pt").write_bytes(b"x")
+    (ck / "model.safetensors").write_bytes(b"x")
     pred = steps.baseline_step(r, "zero_shot_sam2", data, "Cross-domain", checkpoint=ck)
     steps.baseline_step(r, "zero_shot_concept", data, "In-domain", checkpoint=None)
     (name, fn, args, kw), (_, _, args2, kw2) = calls

@@ -27,7 +27,7 @@ def test_export_base_round_trips_a_sam2_model(tmp_path):
     torch.manual_seed(0)
     sam2 = load_base(None, 64)
     pt = export_base(sam2, tmp_path / "base.pt", steps=3)
-    payload = torch.load(pt, map_location="cpu", weights_only=False)
+    payload = torch.load(pt, map_location="cpu", weights_only=True)
     assert payload["steps"] == 3 and "image_size: 64" in payload["yaml"]
     back = load_base(pt)  # the YAML travels with the weights
     assert back.image_size == 64

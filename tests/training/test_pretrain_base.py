@@ -63,7 +63,7 @@ def test_pretraining_run_writes_a_loadable_base_metrics_and_card(tmp_path):
                          domains=("In-domain",), synth=TINY_SYNTH, max_objects=3, init=None)
     m = run_pretraining(cfg, tmp_path, "cpu", command="raysys pretrain-base --out X")
     pt = tmp_path / "sam2_base.pt"
-    payload = torch.load(pt, map_location="cpu", weights_only=False)
+    payload = torch.load(pt, map_location="cpu", weights_only=True)
     assert payload["yaml"] and sam2_image_size(payload["yaml"]) == 64
     assert all(v.dtype == torch.float16 for v in payload["model"].values()
                if v.is_floating_point())

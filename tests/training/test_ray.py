@@ -117,15 +117,18 @@ def test_each_worker_reads_its_own_samples_in_order(labeled, local_ray):
     ctx = ray.data.DataContext.get_current()
     old, ctx.execution_options.preserve_order = ctx.execution_options.preserve_order, True
     try:
-        firsts = []
+        seen = []
         for r in range(2):
-            got = [b["frames"][0] for b in ds[shard_name(r)].iter_batches(
-                batch_size=1, batch_format="numpy")]
-            want = [load_clip(src, s, spec)["frames"] for s in samples[r::2][:2]]
+            got = [(str(b["text"][0]), b["frames"][0], b["ids"][0]) for b in
+                   ds[shard_name(r)].iter_batches(batch_size=1, batch_format="numpy")]
+            want = [load_clip(src, s, spec) for s in samples[r::2][:2]]
             assert len(got) == 2
-            assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
-            firsts.append(got[0])
-        assert not np.array_equal(*firsts), "the two workers read different clips"
+            for (text, frames, ids), w in zip(got, want, strict=True):
+                assert text == str(w["text"]) and np.array_equal(frames, w["frames"])
+                assert np.array_equal(ids, w["ids"])
+            seen += [(text, frames.tobytes(), ids.tobytes()) for text, frames, ids in got]
+        # four different samples (two expressions may share a clip's frames)
+        assert len(set(seen)) == 4
     finally:
         ctx.execution_options.preserve_order = old
 
@@ -208,7 +211,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     payload["model"].pop(next(iter(payload["model"])))
     payload["model"]["extra.weight"] = torch.zeros(1)
     write_checkpoint(tmp_path / "bad", payload)
-    bad = load_viewsam_checkpoint(tmp_path / "bad")
+    bad = load_viewsam_checkpoint(tmp_path / "bad", allow_partial=True)
     assert len(bad.missing_keys) == 1 and bad.unexpected_keys == ["extra.weight"]
-    with pytest.raises(ValueError, match="missing keys"):
-        load_viewsam_checkpoint(tmp_path / "bad", strict=True)
+    with pytest.raises(ValueError, match="1 missing .* 1 unexpected"):
+        load_viewsam_checkpoint(tmp_path / "bad")  # strict by default

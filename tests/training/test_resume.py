@@ -1,0 +1,133 @@
+"""Content-aware resume of `raysys train` and its cross-checks (issue #19): other labels
+into the same --out are refused (they used to resume the old weights, re-calibrate them
+on the new labels and print the old loss table); the workers never block a resume; labels
+are refused with a --data they were not made from."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import cloudpickle
+import pytest
+
+from raysys.cli import main
+from raysys.io.dataset import DatasetLayout
+from raysys.io.fingerprint import write_record
+from raysys.labeling.config import LabelConfig
+from raysys.labeling.record import RECORD as LABEL_RECORD
+from raysys.labeling.record import label_record
+from raysys.training.config import StageConfig, quick_config
+from raysys.training.resume import RECORD, check_run_folder, train_record
+from raysys.training.sources import PseudoLabelSource, open_source
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture
+def made(tiny_test_split, tmp_path):
+    """(dataset copy, labels folder made from it): the record and stand-in label tables."""
+    data = DatasetLayout(tmp_path / "data", "In-domain", "test")
+    shutil.copytree(tiny_test_split.root, data.root)
+    labels = tmp_path / "labels"
+    write_record(labels / LABEL_RECORD, label_record(LabelConfig(), data))
+    for name in ("tracklets", "trajectories", "expressions"):
+        (labels / f"{name}.parquet").write_bytes(name.encode())
+    return data, labels
+
+
+def _other_dataset(data: DatasetLayout, root) -> DatasetLayout:
+    """A copy of ``data`` with one frame rewritten: another dataset."""
+    shutil.copytree(data.root, root)
+    f = next(root.rglob("*_View1/000002.jpg"))
+    f.write_bytes(f.read_bytes())
+    return DatasetLayout(root, data.domain, data.split)
+
+
+def test_labels_with_another_data_are_refused_before_anything(made, tmp_path, capsys):
+    data, labels = made
+    open_source("weak", labels)  # their own dataset, as it is
+    other = _other_dataset(data, tmp_path / "other")
+    with pytest.raises(ValueError, match=f"--data {other.root} is not the dataset the labels"):
+        open_source("weak", labels, data=other.root)
+    run = tmp_path / "run"
+    rc = main(["train", "--labels", str(labels), "--data", str(other.root), "--out", str(run),
+               "--quick"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "is not the dataset the labels" in err[0], err
+    assert not run.exists()
+
+
+def test_a_run_folder_refuses_other_labels_and_not_other_workers(made, tmp_path):
+    data, labels = made
+    cfg = quick_config()
+    mine = train_record(cfg, PseudoLabelSource(labels, data))
+    assert "workers" not in json.dumps(mine)  # resources are not recorded
+    run = tmp_path / "run"
+    check_run_folder(run, mine, write=True)
+    (run / "ray_train" / "checkpoint_000000").mkdir(parents=True)  # an epoch is done
+    other = tmp_path / "labels2"
+    shutil.copytree(labels, other)
+    (other / "expressions.parquet").write_bytes(b"other expressions")
+    theirs = train_record(cfg, PseudoLabelSource(other, data))
+    with pytest.raises(ValueError, match=f"{run} holds a training run on other labels .*"
+                                         "labels.expressions.parquet.*pass a new --out"):
+        check_run_folder(run, theirs, write=False)
+    # the record of an older raysys held the worker count: it does not count any more
+    (run / RECORD).write_text(json.dumps({**mine, "workers": 2}))
+    check_run_folder(run, mine, write=False)
+    # a record that guards no checkpoint (a run that failed early) is replaced
+    shutil.rmtree(run / "ray_train")
+    check_run_folder(run, theirs, write=True)
+    assert json.loads((run / RECORD).read_text())["inputs"] == theirs["inputs"]
+
+
+# ----------------------------------------------------------------------------- on Ray
+
+ALL = ("candidate_generator", "vc_cma", "bar", "cgct", "base")
+
+
+def _tiny(epochs: int = 1):
+    return quick_config(clip_frames=2, clip_stride=4, image_size=64, sam2_image_size=64,
+                        max_objects=4, max_samples=4, max_failures=1,
+                        stages=(StageConfig("all", ALL, epochs, 1e-3),))
+
+
+@pytest.mark.slow
+def test_other_labels_into_the_same_out_are_refused(labeled, tmp_path):
+    import os
+
+    ray = pytest.importorskip("ray")
+    from raysys import guard
+    from raysys.runtime import Resources
+    from raysys.training.trainer import run_training
+
+    data, labels = labeled
+    forbidden = DatasetLayout(data, "In-domain", "train").ground_truth_dirs()
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env=guard.runtime_env(forbidden))
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    out = tmp_path / "run"
+    two = Resources(workers=2, cpus_per_worker=0.5, loader_cpus=0.25)
+    try:
+        first = run_training(open_source("weak", labels), out, _tiny(), two, progress=False)
+        assert [r["epoch"] for r in first.history] == [1]
+        # one worker instead of two: a resource setting, the run resumes (nothing to do)
+        one = Resources(workers=1, cpus_per_worker=0.5, loader_cpus=0.25)
+        again = run_training(open_source("weak", labels), out, _tiny(), one, progress=False)
+        assert again.history == first.history
+        # other labels of the same dataset (one expression fewer): refused before any work
+        other = tmp_path / "labels2"
+        shutil.copytree(labels, other)
+        from raysys.io.tables import read_table, write_table
+
+        ex = read_table(other / "expressions.parquet")
+        write_table(ex.slice(0, ex.num_rows - 1), other / "expressions.parquet")
+        record = (out / RECORD).read_bytes()
+        with pytest.raises(ValueError, match="holds a training run on other labels"):
+            run_training(open_source("weak", other), out, _tiny(), two, progress=False)
+        assert (out / RECORD).read_bytes() == record
+    finally:
+        ray.shutdown()
