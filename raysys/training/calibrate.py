@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["best_f1_threshold", "calibrate_thresholds"]
+__all__ = ["best_f1_threshold", "calibrate_thresholds", "calibrate_payload"]
 
 
 def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -94,3 +94,25 @@ def calibrate_thresholds(model, clips: list[dict], pos_iou: float | None = None)
             "clips": len(clips), "proposals": int(obj.size),
             "positives": int(is_obj.sum()), "referred_positives": int(is_ref.sum()),
             "pos_iou": pos_iou}
+
+
+def calibrate_payload(payload: dict, source, spec, samples, clips: int = 32,
+               held_out: bool = False) -> dict:
+    """Tracker thresholds on ``clips`` of ``samples`` (:mod:`raysys.training.calibrate`):
+    the run's own supervision (pseudo labels for a weak run), on clips it did not train on
+    where ``held_out``.
+
+    Runs in the driver (which, for a weak run, is under the GT guard like the workers)."""
+    import torch
+
+    from raysys.training.data import load_clip
+    from raysys.viewsam.checkpoint import model_from_payload
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = model_from_payload(payload, name="final checkpoint").model
+        decoded = [load_clip(source, s, spec) for s in samples[:clips]]
+        return {**calibrate_thresholds(model, decoded), "held_out": held_out}
+    finally:
+        torch.set_num_threads(threads)

@@ -296,6 +296,29 @@ def train_base(sam2, pool: ScenePool, cfg: PretrainConfig, device="cpu",
             "history": history, "final_losses": final}
 
 
+def _render(cfg: PretrainConfig, train_scenes, eval_scenes):
+    """The training and held-out scenes: those given, else rendered from the config's seeds."""
+    if train_scenes is None:
+        specs = scene_specs(cfg.seed, cfg.scenes, "train", cfg.domains, cfg.synth)
+        log.info("rendering %d training scenes (seed %d) at %d px", len(specs), cfg.seed,
+                 cfg.image_size)
+        train_scenes = generate_scenes(specs, cfg.image_size, cfg.workers)
+    if eval_scenes is None and cfg.eval_scenes:
+        specs = scene_specs(cfg.eval_seed, cfg.eval_scenes, "test", cfg.domains, cfg.synth)
+        log.info("rendering %d held-out scenes (seed %d)", len(specs), cfg.eval_seed)
+        eval_scenes = generate_scenes(specs, cfg.image_size, cfg.workers)
+    return train_scenes, eval_scenes
+
+
+def _init_sha256(init: str | None) -> str | None:
+    """The sha256 of the initial weights' file (None: random init)."""
+    if init is None:
+        return None
+    from raysys.viewsam.base import resolve_sam2_checkpoint
+
+    return sha256(resolve_sam2_checkpoint(init))
+
+
 def run_pretraining(cfg: PretrainConfig, out: str | os.PathLike, device="cpu",
                     command: str | None = None,
                     train_scenes: Sequence[SceneArrays] | None = None,
@@ -316,15 +339,7 @@ def run_pretraining(cfg: PretrainConfig, out: str | os.PathLike, device="cpu",
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     dev = torch.device(device)
-    if train_scenes is None:
-        specs = scene_specs(cfg.seed, cfg.scenes, "train", cfg.domains, cfg.synth)
-        log.info("rendering %d training scenes (seed %d) at %d px", len(specs), cfg.seed,
-                 cfg.image_size)
-        train_scenes = generate_scenes(specs, cfg.image_size, cfg.workers)
-    if eval_scenes is None and cfg.eval_scenes:
-        specs = scene_specs(cfg.eval_seed, cfg.eval_scenes, "test", cfg.domains, cfg.synth)
-        log.info("rendering %d held-out scenes (seed %d)", len(specs), cfg.eval_seed)
-        eval_scenes = generate_scenes(specs, cfg.image_size, cfg.workers)
+    train_scenes, eval_scenes = _render(cfg, train_scenes, eval_scenes)
     data_s = time.perf_counter() - t_start
     pool = ScenePool(train_scenes, dev)
     eval_batches: list[Clips] = []
@@ -359,11 +374,6 @@ def run_pretraining(cfg: PretrainConfig, out: str | os.PathLike, device="cpu",
         ev["clips"], ev["objects"] = ev["final"]["clips"], ev["final"]["objects"]
         log.info("pre-trained: memory IoU %s, box IoU %s (%.0f s)", ev["final"]["memory_iou"],
                  ev["final"]["box_iou"], ev["seconds"])
-    init_path = None
-    if cfg.init is not None:
-        from raysys.viewsam.base import resolve_sam2_checkpoint
-
-        init_path = resolve_sam2_checkpoint(cfg.init)
     metrics = {
         "command": command, "device": device_name(dev), "torch": torch.__version__,
         "amp": bool(cfg.amp and dev.type == "cuda"), "parameters": n_params,
@@ -376,7 +386,7 @@ def run_pretraining(cfg: PretrainConfig, out: str | os.PathLike, device="cpu",
                  "seconds": round(data_s, 1)},
         "training": {k: v for k, v in tr.items() if k != "history"},
         "history": tr["history"], "eval": ev,
-        "init_sha256": sha256(init_path) if init_path is not None else None,
+        "init_sha256": _init_sha256(cfg.init),
         "seconds_total": round(time.perf_counter() - t_start, 1),
         "sha256": sha256(pt),
     }

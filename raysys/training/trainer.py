@@ -19,7 +19,6 @@ rank 0 reports them with a checkpoint (``ray.train.report``; every rank reports)
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 from torch import nn
 
 from raysys.config import from_dict, to_dict
+from raysys.io.jsonio import write_json_file
 from raysys.runtime import Resources
 from raysys.training.config import TrainConfig
 
@@ -352,29 +352,6 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
                           calibration_samples=held)
 
 
-def _calibrate(payload: dict, source, spec, samples, clips: int = 32,
-               held_out: bool = False) -> dict:
-    """Tracker thresholds on ``clips`` of ``samples`` (:mod:`raysys.training.calibrate`):
-    the run's own supervision (pseudo labels for a weak run), on clips it did not train on
-    where ``held_out``.
-
-    Runs in the driver (which, for a weak run, is under the GT guard like the workers)."""
-    import torch
-
-    from raysys.training.calibrate import calibrate_thresholds
-    from raysys.training.data import load_clip
-    from raysys.viewsam.checkpoint import model_from_payload
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model = model_from_payload(payload, name="final checkpoint").model
-        decoded = [load_clip(source, s, spec) for s in samples[:clips]]
-        return {**calibrate_thresholds(model, decoded), "held_out": held_out}
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _write_outputs(out: Path, checkpoint, samples, spec, res, seconds,
                    source=None, calibration_samples: list | None = None) -> TrainingResult:
     """``final/``, ``metrics.json`` and ``loss_curves.png`` from the last checkpoint;
@@ -389,7 +366,9 @@ def _write_outputs(out: Path, checkpoint, samples, spec, res, seconds,
         payload = read_checkpoint(d)
     payload.pop("optimizer", None)
     if source is not None and "calibration" not in payload:
-        payload["calibration"] = _calibrate(
+        from raysys.training.calibrate import calibrate_payload
+
+        payload["calibration"] = calibrate_payload(
             payload, source, spec, calibration_samples or samples,
             held_out=bool(calibration_samples))
     final = write_checkpoint(out / "final", payload)
@@ -399,7 +378,7 @@ def _write_outputs(out: Path, checkpoint, samples, spec, res, seconds,
                "resources": {k: getattr(res, k) for k in TRAIN_RESOURCES},
                "fit_seconds": round(seconds, 2),
                "config": payload["config"]}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json_file(out / "metrics.json", metrics, indent=2)
     plot_loss_curves(history, out / "loss_curves.png")
     return TrainingResult(out=out, final=final, history=history, samples=len(samples),
                           seconds=seconds)
