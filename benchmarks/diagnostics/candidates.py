@@ -16,7 +16,8 @@ against every visible GT object of each (view, frame):
 * ``grid_oracle_recall_iou50``: the same recall for the CG's decoding of its exact targets
   (what the proposal grid allows at this input size, whatever is learned).
 
-Prints one JSON object:
+The scores are :func:`raysys.report.diagnostics.candidate_scores`, which the report's
+diagnostics section also runs. Prints one JSON object:
 
     python benchmarks/diagnostics/candidates.py --model RUN/final --data DATA \\
         [--domain In-domain --split test --clips 24]
@@ -37,16 +38,6 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-
-
-def _auc(pos: list[float], neg: list[float]) -> float | None:
-    """ROC AUC by the rank-sum (Mann-Whitney) formula, ties counted half."""
-    import numpy as np
-
-    if not pos or not neg:
-        return None
-    p, n = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
-    return float((p > n).mean() + 0.5 * (p == n).mean())
 
 
 def grid_oracle_recall(clips, size: int, stride: int, k: int) -> float:
@@ -84,65 +75,12 @@ def grid_oracle_recall(clips, size: int, stride: int, k: int) -> float:
     return round(hit / max(total, 1), 4)
 
 
-def measure(model, clips, collate, threshold: float | None) -> dict:
-    """Recall and referring scores of ``model``'s proposals over decoded GT ``clips``."""
-    import numpy as np
-    import torch
-
-    from raysys.viewsam.candidate_generator import pairwise_iou
-
-    hit50 = hit30 = hit50c = total = 0
-    pos: list[float] = []
-    neg: list[float] = []
-    gpos: list[float] = []  # referring probability of the GT boxes themselves
-    gneg: list[float] = []
-    with torch.no_grad():
-        for c in clips:
-            frames, texts, targets, vids = collate({k: v[None] for k, v in c.items()})
-            ce = model.encode_clip(frames, model.tokenize(texts), vids)
-            boxes = ce.cand.boxes  # (N, K, 4) model pixels
-            a = targets.dense_boxes.shape[3]
-            tb = (targets.dense_boxes * ce.scale).reshape(-1, a, 4)
-            tv = targets.dense_visible.reshape(-1, a)
-            iou = pairwise_iou(tb, boxes)  # (N, A, K)
-            best, arg = iou.max(-1)
-            hit50 += int((best[tv] >= 0.5).sum())
-            hit30 += int((best[tv] >= 0.3).sum())
-            if threshold is not None:
-                conf = (ce.cand.objectness >= threshold)[:, None, :]
-                hit50c += int(((iou * conf).amax(-1)[tv] >= 0.5).sum())
-            total += int(tv.sum())
-            # referred: a dense box equal to one of the M boxes of a referred object
-            m = targets.boxes.shape[3]
-            mb = (targets.boxes * ce.scale).reshape(-1, m, 4)
-            mref = (targets.visible & targets.referred[:, None, None]).reshape(-1, m)
-            same = pairwise_iou(tb, mb) > 0.99  # (N, A, M)
-            referred = (same & mref[:, None, :]).any(-1)
-            prob = ce.cand.refer_logits.sigmoid().gather(1, arg)  # (N, A)
-            covered = tv & (best >= 0.3)
-            pos += prob[covered & referred].tolist()
-            neg += prob[covered & ~referred].tolist()
-            gprob = model.candidate_generator.match_boxes(ce.cand, tb).sigmoid()  # (N, A)
-            gpos += gprob[tv & referred].tolist()
-            gneg += gprob[tv & ~referred].tolist()
-    res = {"objects": total, "recall_iou50": round(hit50 / max(total, 1), 4),
-           "recall_iou30": round(hit30 / max(total, 1), 4),
-           "recall_iou50_confident": round(hit50c / max(total, 1), 4)
-           if threshold is not None else None}
-    auc, gauc = _auc(pos, neg), _auc(gpos, gneg)
-    res["refer_auc_gt_boxes"] = None if gauc is None else round(gauc, 4)
-    res |= {"refer_auc": None if auc is None else round(auc, 4),
-            "refer_median": {"referred": round(float(np.median(pos)), 4) if pos else None,
-                             "others": round(float(np.median(neg)), 4) if neg else None},
-            "refer_objects": {"referred": len(pos), "others": len(neg)}}
-    return res
-
-
 def fit(args, cfg, clips_eval: dict) -> tuple[list[dict], int]:
     """Train a fresh quick ViewSAM's CG (config ``cfg``) alone on ``args.labels``; measure
     at N/2 and N. Returns the rows and the number of training samples."""
     import torch
 
+    from raysys.report.diagnostics import candidate_scores
     from raysys.training.data import ClipSpec, collate, load_clip, plan_samples
     from raysys.training.model import build_model, set_trainable
     from raysys.training.sources import open_source
@@ -180,7 +118,7 @@ def fit(args, cfg, clips_eval: dict) -> tuple[list[dict], int]:
                 row = {"steps": step, "seconds": round(time.perf_counter() - t0, 1),
                        "loss": round(loss.item(), 4)}
                 for name, clips in clips_eval.items():
-                    row[name] = measure(model, clips, collate, None)
+                    row[name] = candidate_scores(model, clips, None)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     return rows, len(samples)
@@ -248,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _checkpoint(args) -> dict:
-    from raysys.training.data import ClipSpec, collate, load_clip, plan_samples
+    from raysys.report.diagnostics import candidate_scores
+    from raysys.training.data import ClipSpec, load_clip, plan_samples
     from raysys.training.sources import open_source
     from raysys.viewsam.checkpoint import load_viewsam_checkpoint
 
@@ -258,15 +197,19 @@ def _checkpoint(args) -> dict:
         raise SystemExit(f"{args.model}: this ViewSAM has no Candidate Generator (an ablation)")
     thr = (getattr(model, "calibration", None) or {}).get("objectness_threshold")
     src = open_source("full", data=args.data, domain=args.domain, split=args.split)
-    spec = dataclasses.replace(ClipSpec.from_config(cfg, model.image_size), use_masks=False,
-                               max_objects=32)
+    # the run's clip shape (its stored TrainConfig fields), GT objects and true referring
+    spec = ClipSpec(size=model.image_size, frames=int(cfg.get("clip_frames", 4)),
+                    stride=int(cfg.get("clip_stride", 4)), step=int(cfg.get("frame_step", 1)),
+                    max_objects=32, max_views=cfg.get("max_views"),
+                    min_box_side=float(cfg.get("min_box_side", 2.0)), use_masks=False,
+                    variant="standard")
     t0 = time.perf_counter()
     clips = [load_clip(src, s, spec) for s in plan_samples(src, spec, args.clips, seed=1)]
     res = {"bench": "candidate_generator", "model": str(args.model), "data": str(args.data),
            "domain": args.domain, "split": args.split, "clips": len(clips),
            "image_size": model.image_size, "proposals_per_frame":
            model.cfg.candidate_generator.num_proposals, "objectness_threshold": thr}
-    res |= measure(model, clips, collate, thr)
+    res |= candidate_scores(model, clips, thr)
     res["grid_oracle_recall_iou50"] = grid_oracle_recall(
         clips, model.image_size, model.candidate_generator.stride(model.sam2.backbone_stride),
         model.cfg.candidate_generator.num_proposals)

@@ -16,7 +16,8 @@ ways and scores each with the CRTrack protocol (CVR-IDF1 / CVR-MA, All):
   true ids, ``all_objects_ceiling``, is computed from GT and printed too).
 
 GT is read here for evaluation only (the oracle proposals are its boxes); training never
-sees it. Prints one JSON object:
+sees it. The work is :mod:`raysys.report.oracle` (the report's identity diagnostic runs its
+``gt_all`` mode on people); this is its command line. Prints one JSON object:
 
     python benchmarks/diagnostics/track_oracle.py --model RUN/final --data DATA \\
         [--domain In-domain --split test --units 12 --modes model,gt_boxes,gt_referred,gt_all]
@@ -28,46 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from pathlib import Path
 
-MODES = ("model", "gt_boxes", "gt_referred", "gt_all")
-
-
-def _gt_index(layout, scene: str, views: tuple[str, ...]):
-    """``{(frame, view_index): (ids (n,), boxes (n, 4) xyxy)}`` of every GT object."""
-    import numpy as np
-
-    from raysys.io.gt import load_scene_tracks
-
-    tracks = load_scene_tracks(layout, scene)
-    out = {}
-    for k, v in enumerate(views):
-        rows = tracks.get(v, np.zeros((0, 6)))
-        for f in np.unique(rows[:, 0]).astype(int):
-            r = rows[rows[:, 0] == f]
-            xyxy = np.concatenate([r[:, 2:4], r[:, 2:4] + r[:, 4:6]], 1)
-            out[(int(f), k)] = (r[:, 1].astype(int), xyxy)
-    return out
-
-
-def _proposals(mode: str, gt, referred):
-    """The tracker's external proposal function for one expression (None: the model's)."""
-    import numpy as np
-
-    if mode == "model":
-        return None
-
-    def fn(frame: int, k: int):
-        ids, boxes = gt.get((frame, k), (np.zeros(0, int), np.zeros((0, 4))))
-        if mode == "gt_boxes":
-            return boxes, None, None
-        if mode == "gt_all":
-            return boxes, np.ones(len(ids), dtype=np.float32), None
-        ref = np.asarray([(frame, k, int(i)) in referred for i in ids], dtype=np.float32)
-        return boxes, ref, None
-
-    return fn
+from raysys.report.oracle import MODES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,22 +55,22 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         ap.error(f"unknown mode(s) {bad}; choose from {list(MODES)}")
 
-    import numpy as np
     import torch
-    from tqdm.auto import tqdm
 
-    from raysys.eval.crtrack_eval import aggregate, evaluate_expression
-    from raysys.io import crtrack
     from raysys.io.dataset import DatasetLayout
+    from raysys.report.oracle import (
+        gt_index,
+        spread_units,
+        track_oracle_modes,
+        true_id_reference,
+    )
     from raysys.tracking.config import TrackConfig
-    from raysys.tracking.run import plan_track_units, track_unit
+    from raysys.tracking.run import plan_track_units
     from raysys.viewsam.checkpoint import load_viewsam_checkpoint
 
     torch.set_num_threads(args.threads)
     layout = DatasetLayout(args.data, args.domain, args.split)
-    units = plan_track_units(layout)
-    if args.units and args.units < len(units):
-        units = [units[i] for i in np.linspace(0, len(units) - 1, args.units).round().astype(int)]
+    units = spread_units(plan_track_units(layout), args.units)
     model = load_viewsam_checkpoint(args.model).model
     overrides = {}
     for item in args.set:
@@ -116,35 +80,17 @@ def main(argv: list[str] | None = None) -> int:
                      f"{sorted(TrackConfig.__dataclass_fields__)}")
         overrides[key] = json.loads(val)
     cfg = TrackConfig(refer_threshold=args.refer_threshold, **overrides)
-    gts = {u.scene: _gt_index(layout, u.scene, u.views) for u in units}
+    gts = {u.scene: gt_index(layout, u.scene, u.views) for u in units}
     out: dict = {"benchmark": "track_oracle", "model": str(args.model), "data": str(args.data),
                  "domain": args.domain, "split": args.split, "units": len(units),
                  "refer_threshold": args.refer_threshold,
                  "overrides": overrides,
                  "machine": platform.machine(), "threads": args.threads, "modes": {}}
     if "gt_all" in modes:  # every GT object output under its own id, for every expression
-        ceiling = {}
-        for u in units:
-            egt = crtrack.read_expression_gt(layout.gt_root, u.name)
-            rows = {v: np.array([[f, i, *b] for (f, k), (ids, bs) in gts[u.scene].items()
-                                 if k == kv for i, b in zip(ids, bs, strict=True)]).reshape(-1, 6)
-                    for kv, v in enumerate(u.views)}
-            ceiling[u.name] = evaluate_expression(egt, {v: rows[v] for v in egt})
-        agg = aggregate(ceiling)["All"]
-        out["all_objects_ceiling"] = {"CVR-IDF1": agg["CVR-IDF1"], "CVR-MA": agg["CVR-MA"]}
+        out["all_objects_ceiling"] = true_id_reference(layout, units, gts)
     for mode in modes:
-        t0, frames, results = time.time(), 0, {}
-        for u in tqdm(units, desc=mode):
-            egt = crtrack.read_expression_gt(layout.gt_root, u.name)
-            referred = {(int(r[0]), k, int(r[1])) for k, v in enumerate(u.views)
-                        for r in egt.get(v, np.zeros((0, 6)))}
-            rows, n = track_unit(model, layout, u, cfg, _proposals(mode, gts[u.scene], referred))
-            frames += n
-            results[u.name] = evaluate_expression(egt, {v: rows[v] for v in egt})
-        agg = aggregate(results)["All"]
-        out["modes"][mode] = {"CVR-IDF1": agg["CVR-IDF1"], "CVR-MA": agg["CVR-MA"],
-                              "seconds": round(time.time() - t0, 1),
-                              "frame_sets_per_s": round(frames / (time.time() - t0), 2)}
+        out["modes"] |= track_oracle_modes(model, layout, units, [mode], cfg, gts,
+                                           progress=True)
         print(json.dumps({mode: out["modes"][mode]}), flush=True)
     text = json.dumps(out, indent=2)
     print(text)

@@ -1,7 +1,7 @@
 """Stage 1 pseudo-label quality over several seeds of the default generated benchmark.
 
 For each seed: generate the In-domain test split with the `raysys synth` defaults (2 scenes,
-3 views, 60 frames, 10 people), label it on a local Ray with the default backends, and score
+3 views, 60 frames, 20 people), label it on a local Ray with the default backends, and score
 every stage like the paper's Table 4 (``quality_report``). Also printed per seed, as a
 diagnostic of what limits the score: the *ceiling* of the identity CVR-IDF1 that the
 single-view tracklets' boxes allow, i.e. the score they would get with perfect global

@@ -1,7 +1,7 @@
 """Per-frame person detection of the classical tracker: the learned detector vs the matched filter.
 
 For each seed, generate the In-domain test split with the `raysys synth` defaults (2 scenes,
-3 views, 60 frames, 10 people; seeds the shipped detector was not trained on) and score, on
+3 views, 60 frames, 20 people; seeds the shipped detector was not trained on) and score, on
 every frame of every view, the person boxes of
 
 * ``matched_filter``: ``detect_frame`` with ``person_detector=None`` (blob splitting, no

@@ -16,8 +16,10 @@ identity's own tracklets, the others were re-propagated:
    other's tracked boxes, are merged when they never clash;
 2. re-propagated boxes left on another identity's box are dropped;
 3. identities then seen in fewer than ``min_views`` views (capped at the scene's view
-   count) have no cross-view support and are dropped: the pseudo labels are cross-view
-   trajectories.
+   count) have no cross-view support and are dropped, unless the tracker was confident
+   of them (mean score of their tracked boxes >= ``keep_score``): a person whom neither
+   association nor re-prompting found in another view is still a person, and dropping
+   them costs every expression that refers to them (the measurement: docs/stage1.md).
 
 The concept tracker is reached through ``repropagate(view, seed_frame, seed_mask,
 direction) -> Tracklet`` so that a scene actor can call tracker actors back.
@@ -48,6 +50,8 @@ class RepromptConfig:
     all_views: bool = True  # also re-prompt views where the identity has no tracklet ...
     seed_threshold: float = 0.5  # ... from a candidate frame this close (cosine) to it
     min_views: int = 2  # identities seen in fewer views at the end are dropped (1: keep)
+    keep_score: float | None = 0.6  # ... unless their tracked boxes' mean score is >= this
+    #                                (None: dropped whatever their score)
 
 
 def prototype(embeddings: np.ndarray) -> np.ndarray:
@@ -160,8 +164,21 @@ def reprompt_scene(
     need = min(max(1, cfg.min_views), len(all_views))  # a one-view scene keeps all
     out = _merge_duplicates(out, original_frames, cfg)
     _drop_claimed_frames(out, original_frames, cfg)
-    kept = [g for g in sorted(out) if len(out[g]) >= need]
+    kept = [g for g in sorted(out) if len(out[g]) >= need
+            or _tracked_score(out[g], original_frames, g) >= _inf(cfg.keep_score)]
     return {new: out[g] for new, g in enumerate(kept, start=1)}
+
+
+def _inf(x: float | None) -> float:
+    return np.inf if x is None else x
+
+
+def _tracked_score(per_view: dict[str, Tracklet], original_frames, g: int) -> float:
+    """Mean score of an identity's tracked (not re-propagated) boxes; 0 if none."""
+    scores = [float(s) for v, t in per_view.items()
+              for f, s in zip(t.frames.tolist(), t.scores, strict=True)
+              if f in original_frames.get((g, v), ())]
+    return float(np.mean(scores)) if scores else 0.0
 
 
 def _bidirectional(repropagate: Repropagate, view: str, f0: int, mask0: MaskRLE,

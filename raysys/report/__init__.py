@@ -7,6 +7,9 @@ whole pipeline (generate, label, train, track, evaluate, report).
   Ray cluster;
 * :mod:`raysys.report.steps`: one function per step;
 * :mod:`raysys.report.tables`: report.json, Markdown tables, target checks;
+* :mod:`raysys.report.diagnostics`, :mod:`raysys.report.oracle`: the diagnostics section
+  (each part of a trained model on the test split, GT read for evaluation);
+  :mod:`raysys.report.diagnostics_table`: its report.json part and Markdown;
 * :mod:`raysys.report.charts`: PNG bar charts;
 * :mod:`raysys.report.summary`: the console summary;
 * :mod:`raysys.report.pipeline`: :func:`run_report`.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from raysys.report.tables import ABLATION_NAMES, METHOD_NAMES, STAGE_NAMES
+from raysys.report.tables import ABLATION_NAMES, COMPLETE_ROW, METHOD_NAMES, STAGE_NAMES
 
 __all__ = ["bar_chart", "write_charts"]
 
@@ -87,13 +87,14 @@ def write_charts(report: Mapping, out_dir: Path) -> dict[str, str]:
         made["table1_cross"] = rel(bar_chart(_scores(report["cross_domain"], METHOD_NAMES),
                                              out_dir / "table1_cross_domain.png",
                                              "Table 1: Cross-domain test (All)"))
-    if report.get("ablations"):
+    for sup, abl in (report.get("ablations") or {}).items():  # one chart per supervision
         rows = {}
-        if "viewsam_weak" in report.get("table1", {}):
-            rows["complete (weak)"] = report["table1"]["viewsam_weak"]
-        rows.update({ABLATION_NAMES[a]: v for a, v in report["ablations"].items()})
-        made["ablations"] = rel(bar_chart(_scores(rows, {}), out_dir / "ablations.png",
-                                          "Tables 2-3: ablations (In-domain test, All)"))
+        if COMPLETE_ROW[sup] in report.get("table1", {}):
+            rows[f"complete ({sup})"] = report["table1"][COMPLETE_ROW[sup]]
+        rows.update({ABLATION_NAMES[a]: v for a, v in abl.items()})
+        made[f"ablations_{sup}"] = rel(bar_chart(
+            _scores(rows, {}), out_dir / f"ablations_{sup}.png",
+            f"Tables 2-3: ablations, {sup} model (In-domain test, All)"))
     q = report.get("pseudo_labels") or {}
     if q.get("identity"):
         groups = {label: {"identity IDF1": q["identity"].get(st, {}).get("CVR-IDF1"),

@@ -16,11 +16,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from raysys.report.diagnostics import DiagnosticsConfig
 from raysys.runtime import Resources
 from raysys.synth.config import SynthConfig
 from raysys.training.config import TrainConfig, quick_config
 
-__all__ = ["ABLATIONS", "COMPONENT_SWITCHES", "DESIGN_SWITCHES", "BASELINES", "PRESETS",
+__all__ = ["ABLATIONS", "ABLATION_MODELS", "COMPONENT_SWITCHES", "DESIGN_SWITCHES", "BASELINES",
+           "PRESETS",
            "REPORT_RESOURCES", "REPORT_SYNTH", "ReportConfig", "parse_ablations",
            "parse_baselines", "check_checkpoint"]
 
@@ -28,12 +30,16 @@ __all__ = ["ABLATIONS", "COMPONENT_SWITCHES", "DESIGN_SWITCHES", "BASELINES", "P
 COMPONENT_SWITCHES = ("use_vc_cma", "use_candidate_generator", "use_bar", "use_cgct")  # Table 2
 DESIGN_SWITCHES = ("use_vcca", "use_view_modulation", "use_consistency_loss")  # Table 3
 ABLATIONS = COMPONENT_SWITCHES + DESIGN_SWITCHES
+# the supervision of the ablation runs, in table order: the paper runs Tables 2-3 on the
+# fully supervised model (its Table 2 "full" row is Table 1's); the weak one is ours
+ABLATION_MODELS = ("full", "weak")
 # zero-shot baselines of Table 1 (report.json keys)
 BASELINES = ("zero_shot_concept", "zero_shot_sam2")
 
-# The report's generated benchmark: SynthConfig's defaults with 8 people per scene (every
-# published report and main-job number was measured on it; SynthConfig alone has 10).
-REPORT_SYNTH = SynthConfig(people=8)
+# The report's generated benchmark: SynthConfig's defaults (issue #20: 20 people and 12
+# expressions per scene, CRTrack-like statistics). Report and main-job figures measured
+# before 2026-12-04 used 8 people per scene and the earlier expression mix (lab notes).
+REPORT_SYNTH = SynthConfig()
 # Two training workers of half a CPU each, the rest Resources' defaults (Stage 1: one actor
 # of half a CPU; tracking: two actors of one CPU): the main job on 2 cores.
 REPORT_RESOURCES = Resources(workers=2, cpus_per_worker=0.5)
@@ -108,13 +114,17 @@ class ReportConfig:
     allow_partial: bool = False  # load weak_model / full_model even if their weights do not
     #   all fit (what fits loads, the rest is logged); by default that is an error
     # --- what to run
-    ablations: tuple[str, ...] = ABLATIONS  # weak runs with one switch off (Tables 2-3)
+    ablations: tuple[str, ...] = ABLATIONS  # runs with one switch off (Tables 2-3) ...
+    ablation_models: tuple[str, ...] = ABLATION_MODELS  # ... of each of these supervisions
     baselines: tuple[str, ...] = BASELINES  # zero-shot rows of Table 1
     cross_domain: bool = True  # also track / score the Cross-domain test split
     video: bool = True  # the mosaic GIF of one test scene
     teacher_reference: bool = True  # also run Stage 1 on the In-domain test split and score
     #   it (offline, whole videos): the teacher's own level there, a reference line under
     #   Table 1 (never used for training)
+    diagnostics: bool = True  # the diagnostics section: base, Candidate Generator, CGCT and
+    #   cross-view ids with GT boxes, of the weak and the full model on In-domain test
+    diagnostics_config: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     profile: str = "report"  # a name printed with the results (e.g. "main job")
     # --- the benchmark generated when data is None
     synth: SynthConfig = field(default_factory=lambda: REPORT_SYNTH)
@@ -135,6 +145,9 @@ class ReportConfig:
         bad = [b for b in self.baselines if b not in BASELINES]
         if bad:
             raise ValueError(f"unknown baselines {bad}; valid: {list(BASELINES)}")
+        bad = [m for m in self.ablation_models if m not in ABLATION_MODELS]
+        if bad:
+            raise ValueError(f"unknown ablation_models {bad}; valid: {list(ABLATION_MODELS)}")
 
     def validate_inputs(self) -> None:
         """Check the paths given as overrides before any work starts."""
@@ -175,8 +188,9 @@ class ReportConfig:
 
 
 # Named presets. "main-job" is the whole pipeline on the embedded default, what
-# `raysys demo` and `make demo` run: the report without the ablations (Tables 2-3, one more
-# training run each), so that it fits in about 20 minutes on a 2-core CPU.
+# `raysys demo` and `make demo` run: the report without the ablations (Tables 2-3: two more
+# training runs per switch, fully supervised and weak), so that it fits in about 20 minutes
+# on a 2-core CPU. It keeps the diagnostics section (their sizes: DiagnosticsConfig).
 PRESETS: dict[str, ReportConfig] = {
     "report": ReportConfig(),
     "main-job": ReportConfig(out=Path("runs/demo"), ablations=(),

@@ -4,14 +4,16 @@ Order: benchmark (synth) -> Stage 1 labels of In-domain train -> Table 4 (qualit
 Stage 1 on In-domain test (the teacher's level there, a reference; not used for training) ->
 ViewSAM weak and fully supervised (trained on In-domain train only) -> zero-shot baselines
 and tracking on the In-domain and Cross-domain test splits (models trained In-domain and
-tracked on Cross-domain test: the paper's cross-domain setting) -> evaluation -> one weak
-run per ablation switch, tracked on In-domain test -> mosaic GIF -> report.json,
-report.md, charts.
+tracked on Cross-domain test: the paper's cross-domain setting) -> evaluation -> the
+diagnostics of both models on In-domain test -> one fully supervised run (the paper's
+Tables 2-3) and one weak run per ablation switch, tracked on In-domain test -> mosaic GIF
+-> report.json, report.md, charts.
 
 The driver starts (or joins) one Ray cluster and hands its GCS address to every step that
-runs in a process of its own (:mod:`raysys.report.runner` says why). A failing baseline is
-recorded in the report's notes and leaves its row out (baselines are other people's
-optional pieces); any other failing step stops the report with an error naming its log.
+runs in a process of its own (:mod:`raysys.report.runner` says why). A failing baseline or
+diagnostics step is recorded in the report's notes and leaves its numbers out (baselines
+are other people's optional pieces; diagnostics explain, they are not results); any other
+failing step stops the report with an error naming its log.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from raysys.report.runner import StepError, StepRunner
 from raysys.report.steps import (
     DOMAINS,
     baseline_step,
+    diagnostics_step,
     eval_step,
     label_step,
     quality_step,
@@ -97,15 +100,32 @@ def _table1(r: StepRunner, cfg: ReportConfig, data: Path, models: dict,
 
 
 def _ablations(r: StepRunner, cfg: ReportConfig, data: Path, labels: Path) -> dict:
-    """switch -> In-domain test scores of the weak model trained with it off."""
-    ablations = {}
-    for a in cfg.ablations:
-        ck = train_step(r, cfg, f"ablation_{a}", supervision="weak", data=data, labels=labels,
-                        switch_off=a)
-        up = r.fingerprints[f"train_ablation_{a}"]
-        ablations[a] = eval_step(r, a, data, "In-domain",
-                                 track_step(r, cfg, a, ck, data, "In-domain", up))
-    return ablations
+    """supervision (``full``, ``weak``) -> switch -> In-domain test scores of the model of
+    that supervision trained with the switch off."""
+    out: dict[str, dict] = {}
+    for sup in cfg.ablation_models:
+        for a in cfg.ablations:
+            name = f"ablation_{sup}_{a}"
+            ck = train_step(r, cfg, name, supervision=sup, data=data,
+                            labels=labels if sup == "weak" else None, switch_off=a)
+            up = r.fingerprints[f"train_{name}"]
+            out.setdefault(sup, {})[a] = eval_step(
+                r, name, data, "In-domain", track_step(r, cfg, name, ck, data, "In-domain", up))
+    return out
+
+
+def _diagnostics(r: StepRunner, cfg: ReportConfig, data: Path, models: dict,
+                 notes: list[str]) -> dict:
+    """model -> its diagnostics on In-domain test (a failing one is noted and left out)."""
+    out = {}
+    for m in ("viewsam_weak", "viewsam_full"):
+        ck, up = models[m]
+        try:
+            out[m] = diagnostics_step(r, cfg, m, ck, data, up)
+        except StepError as e:
+            notes.append(f"the diagnostics of {m} did not run: {e}")
+            log.warning("[raysys report] %s", notes[-1])
+    return out
 
 
 def run_report(cfg: ReportConfig, *, map_fn=None) -> dict:
@@ -148,6 +168,7 @@ def run_report(cfg: ReportConfig, *, map_fn=None) -> dict:
     models = _train_main(r, cfg, data, labels)
     notes: list[str] = []
     tables = _table1(r, cfg, data, models, notes)
+    diagnostics = _diagnostics(r, cfg, data, models, notes) if cfg.diagnostics else {}
     ablations = _ablations(r, cfg, data, labels)  # after Table 1: its numbers come first
     if not cfg.ablations:
         notes.append(f"Ablations (Tables 2-3) were not run in the {cfg.profile!r} profile; "
@@ -169,14 +190,20 @@ def run_report(cfg: ReportConfig, *, map_fn=None) -> dict:
               "data": str(data), "labels": str(labels), "skipped_steps": list(r.skipped)}
     return write_report(out, tables["In-domain"], tables.get("Cross-domain", {}), ablations,
                         quality, timing=r.timing, config=config, video=video, notes=notes,
-                        teacher=teacher)
+                        teacher=teacher, diagnostics=diagnostics)
 
 
 def write_report(out: Path, table1: dict, cross_domain: dict, ablations: dict,
                  quality: dict | None, *, timing: dict, config: dict,
                  video: dict | None = None, notes: list[str] | None = None,
-                 teacher: dict | None = None) -> dict:
-    """Assemble report.json, draw the charts, write report.md; returns report.json."""
+                 teacher: dict | None = None, diagnostics: dict | None = None) -> dict:
+    """Assemble report.json, draw the charts, write report.md; returns report.json.
+
+    Args:
+        ablations: supervision (``full``, ``weak``) -> switch -> evaluation.
+        diagnostics: model (``viewsam_weak``, ``viewsam_full``) -> its diagnostics
+            (:func:`raysys.report.diagnostics.run_diagnostics`).
+    """
     from raysys.io.crtrack import atomic_write_text
     from raysys.io.jsonio import write_json_file
     from raysys.report.charts import write_charts
@@ -191,7 +218,8 @@ def write_report(out: Path, table1: dict, cross_domain: dict, ablations: dict,
         except ValueError:
             pass
     report = assemble_report(table1, cross_domain, ablations, quality, timing=timing,
-                             config=config, video=video, notes=notes, teacher=teacher)
+                             config=config, video=video, notes=notes, teacher=teacher,
+                             diagnostics=diagnostics)
     charts = write_charts(report, out / "charts")
     report["charts"] = charts
     write_json_file(out / "report.json", report, indent=2)

@@ -10,6 +10,8 @@ Where each runs, and why:
   (weak labeling and weak training can never read GT; full training may).
 * ``baseline_*``: :func:`baseline_job` in a fresh process, which installs the GT guard (the
   zero-shot baselines see frames, category labels and expression names only).
+* ``diagnostics_*``: :func:`raysys.report.diagnostics.diagnostics_job` in a fresh process,
+  never guarded: it reads GT to score the model's parts (evaluation, like ``eval``).
 * ``quality``, ``eval``, ``video``: in the driver, which reads GT to score (it is never
   guarded).
 """
@@ -27,6 +29,7 @@ from raysys.io.jsonio import write_json_file
 from raysys.labeling.config import LabelConfig
 from raysys.labeling.job import label_job
 from raysys.report.config import REPORT_RESOURCES, ReportConfig
+from raysys.report.diagnostics import diagnostics_job
 from raysys.report.runner import StepRunner
 from raysys.runtime import Resources
 from raysys.tracking.config import TrackConfig
@@ -34,7 +37,7 @@ from raysys.tracking.job import track_job
 from raysys.training.job import train_job
 
 __all__ = ["synth_step", "label_step", "quality_step", "train_step", "track_step",
-           "baseline_step", "eval_step", "video_step", "file_stamp"]
+           "baseline_step", "eval_step", "diagnostics_step", "video_step", "file_stamp"]
 
 DOMAINS = ("In-domain", "Cross-domain")
 
@@ -233,6 +236,25 @@ def eval_step(r: StepRunner, method: str, data: Path, domain: str, pred: Path) -
         return {"All": res["All"], "scenes": res.get("scenes", {})}
 
     return r.run(f"eval_{method}_{_short(domain)}", settings, work, outputs=[out])
+
+
+def diagnostics_step(r: StepRunner, cfg: ReportConfig, method: str, checkpoint: Path,
+                     data: Path, upstream: str | None) -> dict:
+    """The diagnostics of one model on the In-domain test split
+    (:func:`raysys.report.diagnostics.diagnostics_job`, in its own process); the JSON is
+    kept in ``out/diagnostics/<method>.json``."""
+    out = r.out / "diagnostics" / f"{method}.json"
+    name = f"diagnostics_{method}"
+    layout = DatasetLayout(data, "In-domain", "test")
+    settings = {"checkpoint": file_stamp(checkpoint), "upstream": upstream,
+                "data": str(data.resolve()), "diagnostics": to_dict(cfg.diagnostics_config)}
+
+    def work():
+        r.isolated(name, diagnostics_job, checkpoint, layout, out, cfg.diagnostics_config,
+                   cfg.allow_partial)
+        return json.loads(out.read_text())
+
+    return r.run(name, settings, work, outputs=[out], owned=[out])
 
 
 def video_step(r: StepRunner, data: Path, pred: Path, method_label: str,

@@ -5,8 +5,11 @@ A :class:`Query` is a conjunction of attribute constraints; its text follows CRT
 and gray trousers, riding a bicycle", "A person in a white cap, black coat and gray
 trousers, carrying a backpack") and it refers to *every* person whose attributes satisfy
 it. For each scene we enumerate candidate queries from each person's attributes at several
-levels of detail and pick a mix of specific (one person) and general (several people)
-ones; no two have the same text.
+levels of detail and pick a CRTrack-like mix (:data:`SIZE_MIX`): most expressions refer
+to 1-4 people, a few general ones ("A person wearing a black coat") to more; no two have
+the same text. The picks spread over the crowd (candidates that refer to people no
+expression refers to yet come first), so that, as in CRTrack, the people referred to in a
+scene are many more than any one expression refers to, and "say everyone" scores low.
 """
 
 from __future__ import annotations
@@ -18,7 +21,12 @@ import numpy as np
 
 from raysys.synth.attributes import PersonAttributes
 
-__all__ = ["Query", "candidate_queries", "select_expressions"]
+__all__ = ["SIZE_MIX", "Query", "candidate_queries", "select_expressions", "size_quota"]
+
+# The share of a scene's expressions that refer to 1, 2, 3, 4 and 5 or more people. CRTrack's
+# In-domain test has 42% / 22% / 12% / 5% / 17% (40 expressions, 2.75 people on average):
+# mostly specific, a few general ones ("A man wearing a black coat", up to 11 people).
+SIZE_MIX = (0.40, 0.25, 0.15, 0.08, 0.12)
 
 
 @dataclass(frozen=True)
@@ -102,8 +110,37 @@ def candidate_queries(a: PersonAttributes) -> list[Query]:
     return out
 
 
+def size_quota(n: int, mix: tuple[float, ...] = SIZE_MIX) -> list[int]:
+    """How many of ``n`` expressions refer to 1, 2, 3, 4 and 5+ people: ``mix`` scaled to
+    ``n`` by largest remainders (ties to the smaller size), so the counts sum to ``n``."""
+    raw = [n * w / sum(mix) for w in mix]
+    out = [int(r) for r in raw]
+    by_rest = sorted(range(len(mix)), key=lambda b: (out[b] - raw[b], b))
+    for b in by_rest[:n - sum(out)]:
+        out[b] += 1
+    return out
+
+
+def _bucket(k: int) -> int:
+    """Size bucket of an expression referring to ``k`` people: 0..3 for 1..4, 4 for 5+."""
+    return min(k, len(SIZE_MIX)) - 1
+
+
+def _slots(quota: list[int]) -> list[int]:
+    """The buckets to fill, one per expression, interleaved (1, 2, 3, 4, 5+, 1, 2, ...) so
+    that the specific and general picks alternate in their claim on uncovered people."""
+    left, out = list(quota), []
+    while any(left):
+        for b, k in enumerate(left):
+            if k:
+                out.append(b)
+                left[b] -= 1
+    return out
+
+
 def select_expressions(rng: np.random.Generator, people: Mapping[int, PersonAttributes],
-                       n: int) -> list[tuple[Query, tuple[int, ...]]]:
+                       n: int, mix: tuple[float, ...] = SIZE_MIX
+                       ) -> list[tuple[Query, tuple[int, ...]]]:
     """Pick up to ``n`` distinct expressions and the ids each refers to.
 
     Args:
@@ -111,10 +148,16 @@ def select_expressions(rng: np.random.Generator, people: Mapping[int, PersonAttr
         people: global id -> attributes of the people that can be referred to (those
             visible in at least one view).
         n: how many expressions to return (fewer when the attributes do not allow).
+        mix: the share of expressions referring to 1, 2, 3, 4 and 5+ people
+            (:data:`SIZE_MIX`, CRTrack-like: mostly 1-4, some general ones).
 
     Returns:
         (query, sorted matching ids) pairs, ids exactly the people satisfying the query.
-        About half are specific (one id); queries matching everybody are left out.
+        The sizes follow ``mix`` (:func:`size_quota`) as far as the scene's attributes
+        allow; a size with no candidate left takes the nearest size that has one (the
+        smaller first). Within a size, candidates that refer to the fewest people already
+        referred come first, so the expressions spread over the crowd. Queries matching
+        everybody are left out.
     """
     pool: dict[str, tuple[Query, tuple[int, ...]]] = {}
     for gid in sorted(people):
@@ -125,18 +168,19 @@ def select_expressions(rng: np.random.Generator, people: Mapping[int, PersonAttr
                     pool[q.text] = (q, ids)
     texts = sorted(pool)
     order = [texts[i] for i in rng.permutation(len(texts))]
-    specific = [t for t in order if len(pool[t][1]) == 1]
-    general = [t for t in order if len(pool[t][1]) > 1]
+    buckets: list[list[str]] = [[] for _ in SIZE_MIX]
+    for t in order:
+        buckets[_bucket(len(pool[t][1]))].append(t)
     chosen: list[str] = []
     covered: set[int] = set()
-    # alternate specific / general, preferring candidates that refer to someone new
-    queues = [specific, general]
-    turn = 0
-    while len(chosen) < n and (specific or general):
-        q = queues[turn % 2] or queues[(turn + 1) % 2]
-        turn += 1
-        pick = next((t for t in q if not set(pool[t][1]) <= covered), q[0])
-        q.remove(pick)
+    for want in _slots(size_quota(n, mix)):
+        near = sorted((b for b in range(len(buckets)) if buckets[b]),
+                      key=lambda b: (abs(b - want), b))
+        if not near:
+            break
+        queue = buckets[near[0]]
+        pick = min(queue, key=lambda t: len(covered.intersection(pool[t][1])))
+        queue.remove(pick)
         chosen.append(pick)
         covered |= set(pool[pick][1])
     return [pool[t] for t in chosen]

@@ -40,10 +40,11 @@ from raysys.config import to_dict
 from raysys.io.crtrack import atomic_write_text, expression_folder_name, write_gt_file
 from raysys.io.dataset import DOMAINS, SPLITS, DatasetLayout
 from raysys.io.jsonio import json_text
+from raysys.synth.attributes import PersonAttributes
 from raysys.synth.background import world_extent
 from raysys.synth.camera import Camera, make_rig
 from raysys.synth.config import SynthConfig, check_limits
-from raysys.synth.expressions import select_expressions
+from raysys.synth.expressions import Query, select_expressions
 from raysys.synth.figures import Figure, bicycle_figure, car_figure, person_figure
 from raysys.synth.folder import (
     DatasetConfigError,
@@ -55,10 +56,11 @@ from raysys.synth.folder import (
 from raysys.synth.render import ObjectView, ViewRenderer
 from raysys.synth.world import World, WorldObject, make_world
 
-__all__ = ["VERSION", "SceneSpec", "DatasetConfigError", "DiskFullError", "plan_scenes",
-           "render_scene", "generate", "serial_map", "config_fingerprint"]
+__all__ = ["VERSION", "SceneSpec", "ScenePlan", "DatasetConfigError", "DiskFullError",
+           "plan_scenes", "plan_scene", "render_scene", "generate", "serial_map",
+           "config_fingerprint"]
 
-VERSION = "raysys-synth/1"
+VERSION = "raysys-synth/2"  # 2: the expression mix of issue #20 (same config, other expressions)
 MapFn = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]
 
 
@@ -96,6 +98,46 @@ def plan_scenes(cfg: SynthConfig) -> list[SceneSpec]:
                 name = f"{themes[i % len(themes)]}{split.capitalize()}{i + 1:02d}"
                 out.append(SceneSpec(cfg, domain, split, i, name))
     return out
+
+
+@dataclass(frozen=True)
+class ScenePlan:
+    """One scene before rendering: its world, its cameras and the random streams left.
+
+    ``plan_scene(spec)`` is cheap (no pixels), so the people and the expressions of a
+    scene can be studied without rendering it; :func:`render_scene` renders the same plan.
+    """
+
+    spec: SceneSpec
+    world: World
+    cameras: list[Camera]
+    expression_seed: np.random.SeedSequence  # draws the expressions
+    noise: np.random.SeedSequence  # draws the sensor noise of the frames
+
+    def people(self, visible: set[int] | None = None) -> dict[int, PersonAttributes]:
+        """Global id -> attributes of the people that can be referred to: those in
+        ``visible`` (ids in some view's GT), or, before rendering, everyone in the world."""
+        return {o.gid: o.attributes for o in self.world.objects
+                if o.category == "person" and (visible is None or o.gid in visible)}
+
+    def expressions(self, visible: set[int] | None = None
+                    ) -> list[tuple[Query, tuple[int, ...]]]:
+        """The scene's expressions (:func:`select_expressions`) over :meth:`people`."""
+        people = self.people(visible)
+        return select_expressions(np.random.default_rng(self.expression_seed), people,
+                                  self.spec.config.expressions) if people else []
+
+
+def plan_scene(spec: SceneSpec) -> ScenePlan:
+    """The world and cameras of one scene, drawn from its seed (nothing rendered)."""
+    cfg = spec.config
+    s_world, s_cams, s_expr, s_noise = np.random.SeedSequence(spec.entropy).spawn(4)
+    rig = cfg.rig(spec.domain)
+    theme = rig.themes[spec.index % len(rig.themes)]
+    world = make_world(np.random.default_rng(s_world), cfg, rig, theme)
+    cams = make_rig(np.random.default_rng(s_cams), rig, cfg.num_views(spec.domain),
+                    cfg.width, cfg.height)
+    return ScenePlan(spec, world, cams, s_expr, s_noise)
 
 
 def _pose(o: WorldObject, t: int) -> Figure:
@@ -264,24 +306,16 @@ def render_scene(spec: SceneSpec, root: str | os.PathLike) -> dict[str, Any]:
         if isinstance(d, dict) and d.get("fingerprint") == fp and "summary" in d:
             return {**d["summary"], "skipped": True}
         done.unlink()
-    seq = np.random.SeedSequence(spec.entropy)
-    s_world, s_cams, s_expr, s_noise = seq.spawn(4)
-    rig = cfg.rig(spec.domain)
-    theme = rig.themes[spec.index % len(rig.themes)]
-    world = make_world(np.random.default_rng(s_world), cfg, rig, theme)
-    cams = make_rig(np.random.default_rng(s_cams), rig, cfg.num_views(spec.domain),
-                    cfg.width, cfg.height)
+    plan = plan_scene(spec)
+    world, cams = plan.world, plan.cameras
     tmp = root / ".tmp" / f"{spec.domain}-{spec.split}-{spec.name}"
     if tmp.exists():
         shutil.rmtree(tmp)
     for c in cams:
         (tmp / c.name).mkdir(parents=True)
-    records = _render_frames(spec, world, cams, tmp, s_noise)
+    records = _render_frames(spec, world, cams, tmp, plan.noise)
     visible = {ov.gid for recs in records for _, ov in recs if ov.in_gt}
-    people = {o.gid: o.attributes for o in world.objects
-              if o.category == "person" and o.gid in visible}
-    exprs = select_expressions(np.random.default_rng(s_expr), people, cfg.expressions) \
-        if people else []
+    exprs = plan.expressions(visible)
     _move_images(tmp, lay, spec.name, cams)
     _write_scene_meta(spec, lay, world, cams, records, exprs)
     _write_expressions(spec, lay, cams, records, exprs)

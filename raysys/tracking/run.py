@@ -41,6 +41,7 @@ from raysys.io.fingerprint import (
     scene_changes,
     write_record,
 )
+from raysys.io.views import view_ids
 from raysys.tracking.config import TrackConfig
 
 __all__ = ["TrackUnit", "TrackRunResult", "plan_track_units", "track_unit", "track_split",
@@ -100,7 +101,7 @@ def track_unit(model, layout: DatasetLayout, unit: TrackUnit, cfg: TrackConfig,
     frames = sorted(set.intersection(*(set(p) for p in paths.values())))
     ext = None if proposals is None else (lambda g, k: proposals(frames[g], k))
     tracker = ViewSAMTracker(model, unit.text, len(unit.views), replace(cfg, keep_masks=False),
-                             proposals=ext)
+                             view_ids=view_ids(unit.views), proposals=ext)
     rows: dict[str, list] = {v: [] for v in unit.views}
 
     def emit(results):

@@ -6,8 +6,9 @@ and keeps its own bounded state, so the same object runs offline over a dataset
 look-ahead beyond the clip):
 
 1. :meth:`ViewSAM.encode_clip` over the ``V x T`` frames with the expression: image encoder
-   with the view token (EMA state carried from clip to clip) and VC-CMA adapters, then the
-   Candidate Generator's proposals and referring logits.
+   with the view token (Eq. 3-4; the last frame's token ``e`` carried from clip to clip as
+   the EMA's ``e_{t-1}``) and VC-CMA adapters (Eq. 5-7), then the Candidate Generator's
+   proposals and referring logits against each view's updated text ``T_ca``.
 2. Frame by frame, every live single-view track runs SAM2 on its own memory bank
    (:meth:`ViewSAM.track_frame`: memory attention, mask decoder prompted by the proposal
    overlapping its last box when there is one, BAR against the memory-free decoding,
@@ -67,7 +68,9 @@ class ViewSAMTracker:
         expression: the referring sentence.
         num_views: views per frame set.
         cfg: tracker settings.
-        view_ids: camera index of each view for the view token (default ``0..V-1``).
+        view_ids: camera index of each view for the view token: pass
+            :func:`raysys.io.views.view_ids` of the views' names, the rule training uses
+            (default ``0..V-1``, the same for ``View1..ViewV``).
         proposals: optional :data:`ProposalFn` whose boxes replace the Candidate Generator's
             proposals (boxes from another detector, or GT boxes in an oracle benchmark).
             Referring probabilities left ``None`` come from the Candidate Generator's
@@ -111,6 +114,7 @@ class ViewSAMTracker:
                                        self.cfg.max_identities)
         self.tracks: list[list[_Track]] = [[] for _ in range(num_views)]
         self.view_state: torch.Tensor | None = None
+        self.text_ref: torch.Tensor | None = None  # (V, D_t) this clip's t_R per view (BAR)
         self.buffer: list[list[np.ndarray]] = []
         self.frame_size: tuple[int, int] | None = None
         self.next_frame = 0  # stream index of the first buffered frame set
@@ -170,6 +174,7 @@ class ViewSAMTracker:
         x = torch.from_numpy(arr).to(self.device).permute(0, 1, 4, 2, 3).float().div_(255)
         ce = model.encode_clip(x[None], self.text, self.view_ids, self.view_state)
         self.view_state = ce.view_state
+        self.text_ref = ce.text_ref
         enc = ce.enc
         s = model.image_size
         cand = ce.cand
@@ -245,8 +250,11 @@ class ViewSAMTracker:
         boxes = torch.stack([b for _, b, _, _ in items])
         has = torch.tensor([h for _, _, h, _ in items], dtype=torch.bool, device=boxes.device)
         ext = None if extra is None else extra.expand(n, -1, -1)
+        ks = torch.tensor([k for k, *_ in items], device=boxes.device)  # BAR: frame = view
+        ref = None if self.text_ref is None else self.text_ref[ks]
         res = self.model.track_frame(g, _NUM_FRAMES, feats, pos, boxes, has, ext,
-                                     [bank for *_, bank in items], init=init)
+                                     [bank for *_, bank in items], init=init, text_ref=ref,
+                                     groups=ks)
         scores = res["scores"].float().tolist()
         return [(res["masks"][j:j + 1], scores[j]) for j in range(n)]
 

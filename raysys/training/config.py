@@ -2,12 +2,15 @@
 
 ``TrainConfig()`` is the paper's staged schedule (§4.1, App. C) for the full setting:
 
-1. Candidate Generator, 12 epochs at 4e-5;
+1. Candidate Generator, 12 epochs at 4e-5, on ID-agnostic single-view labels;
 2. VC-CMA (+ view token) and BAR, 20 epochs at 2e-5 (and the SAM2 base when it is
-   trainable, i.e. the embedded tiny base without a checkpoint); the paper first pre-trains
-   on referring VOS: :attr:`TrainConfig.init_checkpoint` is that hook (a ViewSAM checkpoint
-   whose weights are loaded before stage 1);
-3. CGCT, 10 epochs at 2e-4.
+   trainable, i.e. the embedded tiny base without a checkpoint), on ID-agnostic cross-view
+   labels; the paper first pre-trains on referring VOS: :attr:`TrainConfig.init_checkpoint`
+   is that hook (a ViewSAM checkpoint whose weights are loaded before stage 1);
+3. CGCT, 10 epochs at 2e-4, on refer-agnostic cross-view labels.
+
+Each stage names its labels (:attr:`StageConfig.labels`, :data:`STAGE_LABELS`; what each
+means: :mod:`raysys.training.stages`).
 
 :func:`quick_config` scales it down for a CPU laptop (tiny clips, a few epochs per stage,
 larger learning rates so that the loss visibly falls in minutes). :mod:`raysys.config`
@@ -22,8 +25,8 @@ from dataclasses import dataclass, field
 from raysys.config import from_dict
 from raysys.viewsam.config import ViewSAMConfig
 
-__all__ = ["MODULE_GROUPS", "SUPERVISIONS", "VARIANTS", "StageConfig", "TrainConfig",
-           "PAPER_STAGES", "quick_config"]
+__all__ = ["MODULE_GROUPS", "SUPERVISIONS", "VARIANTS", "STAGE_LABELS", "StageConfig",
+           "TrainConfig", "PAPER_STAGES", "quick_config"]
 
 # trainable module groups -> ViewSAM attributes ("base" trains only a base that is not frozen)
 MODULE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -36,6 +39,10 @@ MODULE_GROUPS: dict[str, tuple[str, ...]] = {
 SUPERVISIONS = ("weak", "full")
 # §4.1 variants of the pseudo labels (see raysys.training.data for the reading):
 VARIANTS = ("standard", "id_agnostic", "refer_agnostic")
+# the labels a stage trains on (§4.1; see raysys.training.stages): "standard" = the run's
+# referring samples (with the run's variant), the other three the paper's per-stage labels
+STAGE_LABELS = ("standard", "id_agnostic_single_view", "id_agnostic_cross_view",
+                "refer_agnostic_cross_view")
 
 
 @dataclass(frozen=True)
@@ -44,9 +51,13 @@ class StageConfig:
     modules: tuple[str, ...]  # MODULE_GROUPS trained in this stage; everything else frozen
     epochs: int  # passes over the training samples
     lr: float  # AdamW learning rate of this stage (constant)
+    labels: str = "standard"  # STAGE_LABELS: the training labels of this stage (§4.1)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modules", tuple(self.modules))
+        if self.labels not in STAGE_LABELS:
+            raise ValueError(f"stage {self.name!r}: labels must be one of {STAGE_LABELS}, "
+                             f"got {self.labels!r}")
         bad = [m for m in self.modules if m not in MODULE_GROUPS]
         if bad or not self.modules:
             raise ValueError(f"stage {self.name!r}: modules must be a non-empty subset of "
@@ -56,18 +67,20 @@ class StageConfig:
                              f"got {self.epochs}, {self.lr}")
 
 
-PAPER_STAGES = (
-    StageConfig("candidate_generator", ("candidate_generator",), 12, 4e-5),
-    StageConfig("vc_cma_bar", ("vc_cma", "bar", "base"), 20, 2e-5),
-    StageConfig("cgct", ("cgct",), 10, 2e-4),
+PAPER_STAGES = (  # §4.1: modules, epochs, learning rate and labels of each stage
+    StageConfig("candidate_generator", ("candidate_generator",), 12, 4e-5,
+                "id_agnostic_single_view"),
+    StageConfig("vc_cma_bar", ("vc_cma", "bar", "base"), 20, 2e-5, "id_agnostic_cross_view"),
+    StageConfig("cgct", ("cgct",), 10, 2e-4, "refer_agnostic_cross_view"),
 )
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     supervision: str = "weak"  # "weak": Stage 1 pseudo labels only; "full": GT (comparison)
-    variant: str = "standard"  # pseudo-label variant of §4.1: standard | id_agnostic |
-    #                            refer_agnostic
+    variant: str = "standard"  # whole-run label variant (comparisons): "standard" = each
+    #   stage trains on its own StageConfig.labels; "id_agnostic" | "refer_agnostic" = every
+    #   stage trains on the referring samples of that variant (raysys.training.data)
     clip_frames: int = 8  # T: synchronised frames per view in a clip
     clip_stride: int = 4  # frames between the starts of consecutive clips of a scene
     frame_step: int = 1  # take every k-th frame inside a clip (1 = consecutive frames)
@@ -119,6 +132,11 @@ class TrainConfig:
     def total_epochs(self) -> int:
         return sum(s.epochs for s in self.stages)
 
+    def stage_labels(self, stage: StageConfig) -> str:
+        """The labels ``stage`` trains on: its own (§4.1) under the ``standard`` variant;
+        with a whole-run variant, that variant's referring samples (``"standard"``)."""
+        return stage.labels if self.variant == "standard" else "standard"
+
     @property
     def model_config(self) -> ViewSAMConfig:
         """The model config with the variant applied (ID-agnostic: no identity supervision,
@@ -137,10 +155,11 @@ def quick_config(**overrides) -> TrainConfig:
     (colours the tiny encoder blurs), and short stages with larger learning
     rates: CG 5 epochs (CG losses only, no tracking: cheap), VC-CMA + BAR 1 epoch, CGCT 1.
     """
-    stages = (
-        StageConfig("candidate_generator", ("candidate_generator",), 5, 2e-3),
-        StageConfig("vc_cma_bar", ("vc_cma", "bar", "base"), 1, 5e-4),
-        StageConfig("cgct", ("cgct",), 1, 1e-3),
+    stages = (  # the paper's labels per stage (PAPER_STAGES)
+        StageConfig("candidate_generator", ("candidate_generator",), 5, 2e-3,
+                    "id_agnostic_single_view"),
+        StageConfig("vc_cma_bar", ("vc_cma", "bar", "base"), 1, 5e-4, "id_agnostic_cross_view"),
+        StageConfig("cgct", ("cgct",), 1, 1e-3, "refer_agnostic_cross_view"),
     )
     model = {"candidate_generator": {"fine": True, "pixel_roi": 8}}
     base = dict(clip_frames=4, clip_stride=4, image_size=128, sam2_image_size=128,

@@ -8,9 +8,11 @@ pool (:class:`ClipLoader` -> :func:`load_clip`), and the training workers turn t
 batches into tensors (:func:`collate`). Clip arrays (uint8 frames, bool masks) stream
 through Ray Data; nothing is decoded on the driver.
 
-Sources: :mod:`raysys.training.sources`.
+Sources: :mod:`raysys.training.sources`. The labels each stage trains on (§4.1) are derived
+from these samples by :mod:`raysys.training.labels`; each kind gets its own per-rank
+datasets (:func:`shard_name`). View ids follow :mod:`raysys.io.views`, as in the tracker.
 
-Variants (paper §4.1), our reading:
+Whole-run variants (``TrainConfig.variant``, comparisons; our reading):
 
 * ``id_agnostic``: identity is not supervised. Stage 1's global ids never reach a loss: the
   objects of a sample get anonymous ids ``0..M-1`` and the cross-view consistency loss (the
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from raysys.io.frames import read_frame
+from raysys.io.views import view_ids
 from raysys.training.config import TrainConfig
 from raysys.training.sources import ClipSource
 
@@ -85,13 +88,16 @@ def _choose_objects(expr_ids: list[int], present: dict[int, int], cats: dict[int
 
 def plan_samples(source: ClipSource, spec: ClipSpec, max_samples: int | None = None,
                  seed: int = 0) -> list[dict]:
-    """Sample descriptors ``{"scene", "expression_id", "text", "views", "frames",
-    "object_ids", "referred"}``: one per (expression, clip start) in which a referred object
-    is visible; shuffled with ``seed`` and capped at ``max_samples``."""
+    """Sample descriptors ``{"scene", "expression_id", "text", "views", "view_ids",
+    "frames", "object_ids", "referred", "anonymous_ids"}``: one per (expression, clip start)
+    in which a referred object is visible; shuffled with ``seed`` and capped at
+    ``max_samples``. ``view_ids`` number the views within all the scene's views
+    (:func:`raysys.io.views.view_ids`); ``anonymous_ids`` is the ``id_agnostic`` variant."""
     out = []
     for e in source.expressions():
         scene = e["scene"]
         views = source.views(scene)[:spec.max_views]
+        vids = view_ids(views, source.views(scene))
         df = source.objects(scene)
         df = df[df["view"].isin(views)]
         cats = dict(zip(df["global_id"].astype(int), df["category"], strict=False))
@@ -103,8 +109,9 @@ def plan_samples(source: ClipSource, spec: ClipSpec, max_samples: int | None = N
             if not any(referred):
                 continue
             out.append({"scene": scene, "expression_id": e["expression_id"], "text": e["text"],
-                        "views": list(views), "frames": [int(f) for f in frames],
-                        "object_ids": ids, "referred": referred})
+                        "views": list(views), "view_ids": vids,
+                        "frames": [int(f) for f in frames], "object_ids": ids,
+                        "referred": referred, "anonymous_ids": spec.variant == "id_agnostic"})
     if not out:
         raise ValueError(f"no training clips: every clip needs {spec.frames} frames (step "
                          f"{spec.step}) with a referred object visible; lower clip_frames or "
@@ -145,7 +152,8 @@ def _mask_resized(rle: str, size: int) -> np.ndarray:
 def load_clip(source: ClipSource, sample: dict, spec: ClipSpec) -> dict[str, np.ndarray]:
     """Decode one sample: ``frames`` (V, T, 3, S, S) uint8, ``boxes`` (V, T, M, 4) float32
     xyxy in S-pixels, ``visible`` (V, T, M) bool, ``masks`` (V, T, M, S, S) bool, ``ids``
-    (M,) int64 (-1 = padding), ``referred`` (M,) bool, ``view_ids`` (V,) int64, ``text``;
+    (M,) int64 (-1 = padding; ``0..n-1`` with ``anonymous_ids``), ``referred`` (M,) bool,
+    ``view_ids`` (V,) int64 (the sample's, else :func:`raysys.io.views.view_ids`), ``text``;
     ``dense_boxes`` (V, T, A, 4) / ``dense_visible`` (V, T, A): every labelled object of each
     frame (not only the sample's M), the Candidate Generator's dense targets, so that an
     object left out of the M is not taught as background."""
@@ -193,16 +201,13 @@ def load_clip(source: ClipSource, sample: dict, spec: ClipSpec) -> dict[str, np.
     gid = np.full(m, -1, np.int64)
     ref = np.zeros(m, bool)
     n = len(ids)
-    gid[:n] = np.arange(n) if spec.variant == "id_agnostic" else ids
+    gid[:n] = np.arange(n) if sample.get("anonymous_ids", spec.variant == "id_agnostic") \
+        else ids
     ref[:n] = sample["referred"]
+    vids = sample["view_ids"] if "view_ids" in sample else view_ids(views)
     out |= {"ids": gid, "referred": ref, "text": np.array(sample["text"], dtype=object),
-            "view_ids": np.array([_view_index(x) for x in views], np.int64)}
+            "view_ids": np.array(vids, np.int64)}
     return out
-
-
-def _view_index(view: str) -> int:
-    digits = "".join(c for c in view if c.isdigit())
-    return int(digits) - 1 if digits else 0
 
 
 class ClipLoader:
@@ -241,15 +246,18 @@ def collate(batch: dict[str, np.ndarray], device=None):
     return frames, texts, targets, t(batch["view_ids"], torch.long)
 
 
-def shard_name(rank: int) -> str:
-    """The dataset a training worker of rank ``rank`` reads (:func:`build_train_datasets`)."""
-    return f"train_{rank}"
+def shard_name(rank: int, labels: str = "standard") -> str:
+    """The dataset of ``labels`` (a ``STAGE_LABELS`` kind) that a training worker of rank
+    ``rank`` reads (:func:`build_train_datasets`)."""
+    return f"train_{labels}_{rank}"
 
 
 def build_train_datasets(samples: list[dict], source: ClipSource, spec: ClipSpec,
-                         workers: int, loader_cpus: float = 0.25, loaders: int = 1) -> dict:
+                         workers: int, loader_cpus: float = 0.25, loaders: int = 1,
+                         labels: str = "standard") -> dict:
     """One Ray Dataset of decoded clips per training worker (descriptors -> ``ClipLoader``
-    actor pool), keyed by :func:`shard_name`.
+    actor pool), keyed by :func:`shard_name` (``labels``: the kind the samples carry,
+    :mod:`raysys.training.labels`).
 
     Worker ``r`` reads samples ``r, r + W, r + 2W, ...``, the same count for every worker
     (DDP steps pair up; the last ``len(samples) % W`` are left out), in order: which clips
@@ -263,7 +271,7 @@ def build_train_datasets(samples: list[dict], source: ClipSource, spec: ClipSpec
     for r in range(workers):
         mine = samples[r::workers][:n]
         ds = ray.data.from_items([{"sample": json.dumps(s)} for s in mine])
-        out[shard_name(r)] = ds.map_batches(
+        out[shard_name(r, labels)] = ds.map_batches(
             ClipLoader, fn_constructor_args=(source, spec), batch_size=1,
             batch_format="numpy", num_cpus=loader_cpus,
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=loaders))

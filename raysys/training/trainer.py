@@ -10,8 +10,9 @@ Driver (:func:`run_training`): plans sample descriptors, builds the Ray Data pip
 
 Workers (:func:`train_loop`): build the model, restore the last checkpoint if there is one
 (``ray.train.get_checkpoint()``: after a worker failure Ray restarts the group and the
-run continues from it), then run the stages in order. Each stage freezes everything but its
-module groups, gets its own AdamW over the trainable parameters only, and wraps the model
+run continues from it), then run the stages in order. Each stage reads the datasets of its
+labels (§4.1, :mod:`raysys.training.labels`), freezes everything but its module groups,
+gets its own AdamW over the trainable parameters only, and wraps the model
 in DDP (gloo on CPU, NCCL on GPU; ``find_unused_parameters`` because ablations and frozen
 stages leave parameters without gradients). Each epoch all-reduces its mean losses, and
 rank 0 reports them with a checkpoint (``ray.train.report``; every rank reports).
@@ -190,6 +191,7 @@ def train_loop(config: dict) -> None:
     import torch
 
     from raysys.training.data import shard_name
+    from raysys.training.labels import stage_model_config
     from raysys.training.model import build_model, loss_keys, set_trainable
 
     cfg = from_dict(TrainConfig, config["config"])
@@ -200,8 +202,7 @@ def train_loop(config: dict) -> None:
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, config["sam2_yaml"], device)
     state = _restore(model, cfg)
-    keys = loss_keys(model)
-    shard = ray.train.get_dataset_shard(shard_name(rank))
+    model_cfg = model.cfg
     hook: Callable | None = config.get("after_epoch")
     for si, stage in enumerate(cfg.stages):
         done = stage.epochs if si < state["stage"] else (
@@ -217,6 +218,10 @@ def train_loop(config: dict) -> None:
         opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=cfg.weight_decay)
         if si == state["stage"] and done > 0 and state["optimizer"] is not None:
             opt.load_state_dict(state["optimizer"])
+        labels = cfg.stage_labels(stage)
+        model.cfg = stage_model_config(model_cfg, labels)  # ID-agnostic: no identity loss
+        keys = loss_keys(model)
+        shard = ray.train.get_dataset_shard(shard_name(rank, labels))
         cg_only = _cg_only(model, stage)
         stage_keys = [k for k in keys if k == "total" or k.startswith("cg_")] if cg_only \
             else keys
@@ -237,6 +242,7 @@ def train_loop(config: dict) -> None:
             if hook is not None:
                 hook(row, rank)
         del net
+    model.cfg = model_cfg
 
 
 # ----------------------------------------------------------------------------- driver
@@ -300,7 +306,8 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from raysys.training.data import ClipSpec, build_train_datasets, plan_samples
+    from raysys.training.data import ClipSpec, plan_samples
+    from raysys.training.labels import stage_datasets
     from raysys.viewsam.base import sam2_image_size, sam2_yaml_text
 
     cfg = cfg or TrainConfig()
@@ -325,8 +332,7 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
         raise ValueError(f"{len(samples)} training clips for {res.workers} workers: use fewer "
                          "workers or more data")
     _check_out(out, cfg, source)
-    datasets = build_train_datasets(samples, source, spec, res.workers, res.loader_cpus,
-                                    res.loaders)
+    datasets, per_labels = stage_datasets(cfg, samples, source, spec, res)
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"config": to_dict(cfg), "sam2_yaml": yaml_text,
@@ -349,11 +355,12 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
     if result.checkpoint is None:
         raise RuntimeError(f"training finished without a checkpoint ({result.error})")
     return _write_outputs(out, result.checkpoint, samples, spec, res, seconds, source,
-                          calibration_samples=held)
+                          calibration_samples=held, per_labels=per_labels)
 
 
-def _write_outputs(out: Path, checkpoint, samples, spec, res, seconds,
-                   source=None, calibration_samples: list | None = None) -> TrainingResult:
+def _write_outputs(out: Path, checkpoint, samples, spec, res, seconds, source=None,
+                   calibration_samples: list | None = None,
+                   per_labels: dict | None = None) -> TrainingResult:
     """``final/``, ``metrics.json`` and ``loss_curves.png`` from the last checkpoint;
     thresholds calibrated on ``calibration_samples`` (clips left out of training), else on
     the training ``samples``."""
@@ -373,7 +380,8 @@ def _write_outputs(out: Path, checkpoint, samples, spec, res, seconds,
             held_out=bool(calibration_samples))
     final = write_checkpoint(out / "final", payload)
     history = payload["history"]
-    metrics = {"history": history, "samples": len(samples), "clip": asdict(spec),
+    metrics = {"history": history, "samples": len(samples),
+               "samples_per_labels": per_labels, "clip": asdict(spec),
                "calibration": payload.get("calibration"),
                "resources": {k: getattr(res, k) for k in TRAIN_RESOURCES},
                "fit_seconds": round(seconds, 2),

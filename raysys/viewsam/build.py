@@ -58,7 +58,7 @@ def build_viewsam(
         if not 0 <= vt.stage < len(dims.stage_channels):
             raise ValueError(f"view_token.stage {vt.stage} outside [0, {len(dims.stage_channels)})")
         view_token = ViewToken(dims.stage_channels[vt.stage], wd.adapter, vt.num_views,
-                               cfg.lambda_dyn, vt.momentum)
+                               cfg.lambda_dyn, cfg.alpha)
     vc_cma = text_prompt = None
     if cfg.use_vc_cma:
         vc_cma = VCCMA(text.dim, dims.stage_channels, cfg.vc_cma, wd.adapter,
@@ -71,7 +71,9 @@ def build_viewsam(
                     if sam2.use_high_res_features_in_sam else dims.d_model)
         cg = CandidateGenerator(dims.d_model, text.dim, cfg.candidate_generator, wd.cg_width,
                                 wd.cg_hidden, fine_dim=fine_dim)
-    bar = BiasAwareRecalibration(dims.d_model, cfg.bar) if cfg.use_bar else None
+    # t_R: the masked mean of T_ca, in the text encoder's width (Eq. 7-8)
+    bar = BiasAwareRecalibration(dims.d_model, cfg.bar, text_dim=text.dim) if cfg.use_bar \
+        else None
     cgct = None
     if cfg.use_cgct:
         view_dim = wd.adapter if cfg.use_view_modulation else 0

@@ -4,15 +4,16 @@ Two branches on the top FPN level (stride 16) of the VC-CMA-adapted image encode
 ``fine=True``, on the top level upsampled and fused with the stride-8 level, FPN-style: a
 grid fine enough for small people in low-resolution CPU runs):
 
-* dense proposal branch (Eq. 14-16): a shared conv tower and four 1x1 heads per location:
+* dense proposal branch (Eq. 14): a shared conv tower and four 1x1 heads per location:
   centre heatmap (sigmoid focal loss against Gaussian targets), centerness (BCE inside
   boxes, FCOS), box size (log of w, h in cells) and centre offset (sub-cell), both
   smooth-L1 at the object's centre cell. Proposals are the top-K heatmap peaks (3x3 max
   pool NMS) scored ``heat * centerness``;
-* proposal-referring matching branch (Eq. 17-18): RoIAlign features of each proposal and
-  the pooled frozen text feature, fused as ``[f, t, f (.) t]`` into a referring logit;
-  trained against soft IoU targets (IoU with the referred boxes) with a group-balanced
-  BCE per frame and a margin ranking loss.
+* proposal-referring matching branch (Eq. 15-17): RoIAlign features of each proposal and
+  the referring token ``t_R`` (the masked mean of VC-CMA's updated text ``T_ca``, Eq. 7,
+  of the frame's view), fused as ``[f, t, f (.) t]`` into a referring logit; trained
+  against soft IoU targets (IoU with the referred boxes, Eq. 15) with a group-balanced
+  BCE per frame (Eq. 16) and a margin ranking loss (Eq. 17); Eq. 18 sums them.
   With ``pixel_roi`` (the quick CPU default) each proposal also pools the model input's
   own RGB inside its box, added to its RoI feature: colours a tiny encoder blurs away.
 
@@ -52,7 +53,9 @@ class CandidateGeneratorConfig:
     hidden: int | None = None  # proposal / text embedding width; None: 4 * d_model
     num_proposals: int = 16  # top-K heatmap peaks kept per frame
     sigma_ratio: float = 1 / 6  # Gaussian sigma of the heatmap target, per box side
-    pos_iou: float = 0.5  # IoU with a referred box at which a proposal counts as positive
+    pos_iou: float = 0.5  # tau_pos of Eq. 15: IoU at which a proposal is a positive (target 1)
+    neg_iou: float = 0.3  # tau_neg of Eq. 15: IoU at or below which the target is 0 (the
+    #   paper gives neither value)
     rank_margin: float = 0.2  # margin of the ranking loss (on sigmoid scores)
     fine: bool = False  # proposals on a stride-8 grid (top level x2 + the stride-8 level)
     pixel_roi: int = 0  # > 0: the matching branch also pools the model input's own pixels
@@ -152,8 +155,9 @@ class CandidateGenerator(nn.Module):
     def forward(self, feat: torch.Tensor, text: torch.Tensor, stride: int,
                 fine_feat: torch.Tensor | None = None,
                 pixels: torch.Tensor | None = None) -> CandidateOutput:
-        """Args: feat ``(N, C, h, w)`` top level; text ``(N, D_t)`` pooled expression feature
-        per frame; stride: model pixels per cell of ``feat``; fine_feat: the stride-8 level
+        """Args: feat ``(N, C, h, w)`` top level; text ``(N, D_t)`` the referring token
+        ``t_R`` of each frame (the masked mean of its view's ``T_ca``, Eq. 7); stride:
+        model pixels per cell of ``feat``; fine_feat: the stride-8 level
         ``(N, C_f, 2h, 2w)`` (required with ``fine``); pixels: ``(N, 3, S, S)`` the
         normalised model input, in the boxes' pixels (required with ``pixel_roi``). Outputs
         are on the grid of :meth:`stride`."""
@@ -180,7 +184,7 @@ class CandidateGenerator(nn.Module):
 
     def match_boxes(self, out: CandidateOutput, boxes: torch.Tensor) -> torch.Tensor:
         """Referring logits ``(N, M)`` of any boxes ``(N, M, 4)`` (model pixels) on the
-        frames of ``out`` (Eq. 17-18 on other boxes than the proposals)."""
+        frames of ``out`` (Eq. 15-17 on other boxes than the proposals)."""
         if out.features is None or out.text_emb is None:
             raise ValueError("this CandidateOutput carries no features to score boxes on")
         return self._match(out, boxes)
@@ -270,7 +274,7 @@ def candidate_losses(out: CandidateOutput, boxes: torch.Tensor, valid: torch.Ten
                      dense_boxes: torch.Tensor | None = None,
                      dense_valid: torch.Tensor | None = None,
                      teacher_logits: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """CG losses for ``N`` frames (Eq. 15-18).
+    """CG losses for ``N`` frames (Eq. 14-18).
 
     Args:
         boxes: ``(N, M, 4)`` teacher boxes (model pixels); valid: ``(N, M)`` bool;
@@ -312,7 +316,8 @@ def candidate_losses(out: CandidateOutput, boxes: torch.Tensor, valid: torch.Ten
         logits = torch.cat([logits, teacher_logits[valid]])
         iou = torch.cat([iou, t_iou[valid]])
         groups = torch.cat([groups, t_groups[valid]])
-    match = L.group_balanced_bce(logits, iou, groups, cfg.pos_iou)
+    y = L.soft_iou_target(iou, cfg.pos_iou, cfg.neg_iou)  # Eq. 15
+    match = L.group_balanced_bce(logits, y, groups, positive=iou >= cfg.pos_iou)  # Eq. 16
     rank = L.margin_ranking_loss(logits.sigmoid(), iou >= cfg.pos_iou, groups,
                                  cfg.rank_margin)
     return {"cg_heatmap": heat, "cg_centerness": ctr, "cg_box": box, "cg_match": match,

@@ -1,22 +1,22 @@
-"""Consistency-guided Cross-view Tracking, CGCT (paper Eq. 10-12, 23).
+"""Consistency-guided Cross-view Tracking, CGCT (paper Eq. 10-12; App. C.4, Eq. 23).
 
 One identity embedding per tracked object, view and frame, from which global ids across
 cameras are assigned at tracking time:
 
-* Eq. 10 (masked average pooling): at every chosen Hiera stage ``s``,
-  ``f_s = sum_hw F_s m / sum_hw m`` with ``m`` the object's (recalibrated) mask
-  probability resized to the stage grid;
-* Eq. 11 (fusion + view modulation): ``e = MLP([W_s f_s]_s)``, then FiLM by the view
-  token ``v``: ``e' = e (.) (1 + delta * gamma(v)) + delta * beta(v)`` with ``(gamma, beta)``
-  a zero-initialised linear map of ``v`` and ``delta`` the modulation strength;
-* Eq. 12: ``z = e' / ||e'||``.
+* Eq. 10: ``f = Norm(Fuse({Pool(F^l, M)}_l))``: masked average pooling of every chosen
+  Hiera stage ``F^l`` under the object's (recalibrated) mask probability ``M`` resized to
+  the stage grid, ``Fuse`` = concatenation followed by an MLP, then ``Norm``;
+* Eq. 11: ``[gamma, beta] = MLP(e)`` from the view token ``e`` and
+  ``z = Norm((1 + delta tanh(gamma)) * f + delta beta)``, ``delta`` the modulation strength.
 
-The consistency loss (Eq. 23, :func:`raysys.viewsam.losses.consistency_loss`) pulls
-embeddings of the same global id together within a view (across time) and across views,
-and pushes different ids apart, weighted by lambda in the total loss.
+``Norm`` is L2 normalisation. Choices where the paper is silent: the fusion MLP starts with a
+LayerNorm of the concatenation (the stages' features differ in scale by orders of
+magnitude); the FiLM MLP is two layers of the embedding width, the last zero-initialised,
+so an untrained FiLM is the identity. Masks are detached before pooling: the identity loss
+should shape the embedding, not pull the masks towards whatever pixels are most
+discriminative.
 
-Masks are detached before pooling: the identity loss should shape the embedding, not pull
-the masks towards whatever pixels are most discriminative.
+The consistency loss (Eq. 12 = Eq. 23) is :func:`raysys.viewsam.losses.cgct_loss`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CGCTConfig", "CGCT", "masked_average_pool"]
+__all__ = ["CGCTConfig", "CGCT", "masked_average_pool", "CGCT_OBJECTIVES"]
+
+CGCT_OBJECTIVES = ("paper", "infonce")
 
 
 @dataclass(frozen=True)
@@ -35,15 +37,23 @@ class CGCTConfig:
     stages: tuple[int, ...] = (0, 1, 2, 3)  # Hiera stages pooled under the mask (multi-scale)
     dim: int | None = None  # embedding width; None: SAM2's d_model
     hidden: int | None = None  # fusion MLP hidden width; None: 4 * d_model
-    temperature: float = 0.1  # tau of the InfoNCE consistency loss (Eq. 23)
-    inter_weight: float = 1.0  # weight of the inter-view term relative to the intra-view one
+    objective: str = "paper"  # consistency loss: "paper" (Eq. 12/23, prototypes; it has no
+    #   repulsive term and is minimised by collapse) or "infonce" (supervised InfoNCE)
+    temperature: float = 0.1  # tau of the InfoNCE objective (objective="infonce" only)
+    inter_weight: float = 1.0  # InfoNCE only: inter-view term relative to the intra-view one
+
+    def __post_init__(self) -> None:
+        if self.objective not in CGCT_OBJECTIVES:
+            raise ValueError(f"cgct.objective must be one of {CGCT_OBJECTIVES}, "
+                             f"got {self.objective!r}")
 
 
 def masked_average_pool(feat: torch.Tensor, masks: torch.Tensor, eps: float = 1e-6,
                         ) -> torch.Tensor:
-    """Eq. 10. feat ``(N, C, h, w)``, masks ``(N, O, H, W)`` probabilities -> ``(N, O, C)``.
+    """Masked average pooling (Pool of Eq. 10, the inner mean of Eq. 8).
 
-    Masks are area-resized to ``(h, w)``; an empty mask pools to ~0.
+    feat ``(N, C, h, w)``, masks ``(N, O, H, W)`` probabilities -> ``(N, O, C)``. Masks are
+    area-resized to ``(h, w)``; an empty mask pools to ~0.
     """
     n, _, h, w = feat.shape
     assert masks.shape[0] == n and masks.dim() == 4, f"masks must be (N, O, H, W) with N={n}"
@@ -53,12 +63,12 @@ def masked_average_pool(feat: torch.Tensor, masks: torch.Tensor, eps: float = 1e
 
 
 class CGCT(nn.Module):
-    """Multi-scale masked pooling, fusion MLP and view FiLM (Eq. 10-12).
+    """Multi-scale masked pooling and fusion (Eq. 10), view FiLM (Eq. 11).
 
     Args:
         stage_channels: Hiera stage widths, highest resolution first.
         view_dim: width of the view token (0 = no view modulation).
-        cfg: component config; dim, hidden: resolved widths.
+        cfg: component config; dim, hidden: resolved widths (embedding, MLP hidden).
         film_strength: delta of Eq. 11.
     """
 
@@ -69,16 +79,15 @@ class CGCT(nn.Module):
             raise ValueError(f"CGCT stages {cfg.stages} must be non-empty and in "
                              f"[0, {len(stage_channels)})")
         self.stages = tuple(cfg.stages)
-        self.proj = nn.ModuleList(
-            nn.Sequential(nn.LayerNorm(stage_channels[s]), nn.Linear(stage_channels[s], dim))
-            for s in self.stages)
-        self.fuse = nn.Sequential(nn.Linear(dim * len(self.stages), hidden), nn.GELU(),
-                                  nn.Linear(hidden, dim))
+        cat = sum(stage_channels[s] for s in self.stages)
+        self.fuse = nn.Sequential(nn.LayerNorm(cat), nn.Linear(cat, hidden), nn.GELU(),
+                                  nn.Linear(hidden, dim))  # Fuse of Eq. 10 (after concat)
         self.film = None
-        if view_dim > 0:
-            self.film = nn.Linear(view_dim, 2 * dim)  # (gamma, beta), zero-init = identity
-            nn.init.zeros_(self.film.weight)
-            nn.init.zeros_(self.film.bias)
+        if view_dim > 0:  # [gamma, beta] = MLP(e) of Eq. 11; zero last layer = identity
+            self.film = nn.Sequential(nn.Linear(view_dim, dim), nn.GELU(),
+                                      nn.Linear(dim, 2 * dim))
+            nn.init.zeros_(self.film[-1].weight)
+            nn.init.zeros_(self.film[-1].bias)
         self.film_strength = film_strength
         self.dim = dim
 
@@ -89,14 +98,14 @@ class CGCT(nn.Module):
             masks: ``(N, O, H, W)`` mask probabilities of ``O`` objects per frame.
             view: ``(N, d_v)`` view tokens (required iff built with view modulation).
 
-        Returns ``(N, O, dim)`` L2-normalised embeddings.
+        Returns ``(N, O, dim)`` L2-normalised embeddings ``z``.
         """
         masks = masks.detach()
-        parts = [p(masked_average_pool(stages[s], masks))
-                 for s, p in zip(self.stages, self.proj, strict=True)]
-        e = self.fuse(torch.cat(parts, dim=-1))  # (N, O, dim), Eq. 11
-        if self.film is not None:
-            assert view is not None and view.shape[0] == e.shape[0], "FiLM needs (N, d_v) views"
-            gamma, beta = self.film(view)[:, None].chunk(2, dim=-1)  # (N, 1, dim) each
-            e = e * (1 + self.film_strength * gamma) + self.film_strength * beta
-        return F.normalize(e, dim=-1)  # Eq. 12
+        pooled = [masked_average_pool(stages[s], masks) for s in self.stages]
+        f = F.normalize(self.fuse(torch.cat(pooled, dim=-1)), dim=-1)  # (N, O, dim), Eq. 10
+        if self.film is None:
+            return f
+        assert view is not None and view.shape[0] == f.shape[0], "FiLM needs (N, d_v) views"
+        gamma, beta = self.film(view)[:, None].chunk(2, dim=-1)  # (N, 1, dim) each
+        d = self.film_strength
+        return F.normalize((1 + d * gamma.tanh()) * f + d * beta, dim=-1)  # Eq. 11

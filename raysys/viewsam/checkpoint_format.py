@@ -4,7 +4,7 @@ Reading a checkpoint never runs code: no pickle is opened, and the SAM2 YAML it 
 is checked against the allowlist of :mod:`raysys.viewsam.sam2_yaml` as it is read. A
 checkpoint is a folder:
 
-* ``checkpoint.json``: ``format`` (``"raysys.viewsam"``), ``version`` (1), ``epoch``,
+* ``checkpoint.json``: ``format`` (``"raysys.viewsam"``), ``version`` (2), ``epoch``,
   ``stage``, ``stage_epoch``, ``history`` (per-epoch metric rows), ``config`` (the training
   run's config, a dict), ``model_config`` (the ``ViewSAMConfig``), ``calibration`` (the
   tracker's thresholds; final checkpoints), ``build_spec`` (SAM2 YAML text, SAM2 checkpoint
@@ -40,7 +40,9 @@ __all__ = ["FORMAT", "VERSION", "META_FILE", "WEIGHTS_FILE", "OPTIMIZER_FILE", "
            "checkpoint_digest", "convert_legacy_checkpoint"]
 
 FORMAT = "raysys.viewsam"
-VERSION = 1
+VERSION = 2  # 2: the view token and VC-CMA of the paper's Eq. 3-7 (issue #21); other weights
+_OLD_MODEL = {1: "it holds the model before the paper's view token and VC-CMA (Eq. 3-7, "
+                 "issue #21), whose weights do not fit this one: train it again"}
 META_FILE = "checkpoint.json"
 WEIGHTS_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -201,8 +203,11 @@ def _read_meta(d: Path) -> dict:
                         f"{doc.get('format') if isinstance(doc, dict) else None!r}, expected "
                         f"{FORMAT!r})")
     if doc.get("version") != VERSION:
+        old = doc.get("version")
+        why = (_OLD_MODEL.get(old) if isinstance(old, int) else None) or \
+            "use the raysys that wrote it"
         raise UserError(f"{f} has checkpoint version {doc.get('version')!r}; this raysys "
-                        f"reads version {VERSION}: use the raysys that wrote it")
+                        f"reads version {VERSION}: {why}")
     if not isinstance(doc.get("weights"), dict):
         raise UserError(f"{f} has no 'weights' entry: the checkpoint is damaged")
     return doc

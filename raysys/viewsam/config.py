@@ -5,8 +5,8 @@ configs derive from the built SAM2 (``Sam2Dims``), so the same config sizes the 
 the tiny base and of SAM2.1 Hiera-B+ alike (see :func:`resolve_widths`).
 
 The four scalars tuned in the paper (α, δ, λ, λ_dyn) live at the top level; the paper's
-values are not given in the text available here, so the defaults are plain guesses to be
-swept (``tune/``).
+values are not given in its text, so the defaults are plain guesses to be swept (``tune/``).
+The weights of the loss terms in the total are ``LossConfig``'s.
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ PROMPT_SOURCES = ("candidates", "teacher")
 @dataclass(frozen=True)
 class LossConfig:
     mask: float = 1.0  # weight of the mask loss (Eq. 13) in the total
-    mask_focal: float = 20.0  # focal weight inside the mask loss (SAM's 20:1)
+    mask_focal: float = 1.0  # focal weight inside the mask loss (Eq. 13 sums; SAM uses 20)
     mask_dice: float = 1.0  # dice weight inside the mask loss
-    cg_heatmap: float = 1.0  # CG centre-heatmap focal loss (Eq. 15)
-    cg_centerness: float = 1.0  # CG centerness BCE
-    cg_box: float = 1.0  # CG size + offset smooth-L1 (Eq. 16)
-    cg_match: float = 1.0  # CG group-balanced BCE on soft IoU targets (Eq. 17)
-    cg_rank: float = 1.0  # CG margin ranking loss (Eq. 18)
+    cg_heatmap: float = 1.0  # CG centre-heatmap focal loss (Eq. 14)
+    cg_centerness: float = 1.0  # CG centerness BCE (Eq. 14)
+    cg_box: float = 1.0  # CG size + offset smooth-L1 (Eq. 14)
+    cg_match: float = 1.0  # CG group-balanced BCE on soft IoU targets (Eq. 15-16)
+    cg_rank: float = 1.0  # CG margin ranking loss (Eq. 17)
+    bar: float = 1.0  # BAR's bias BCE (Eq. 22) in the total (the paper gives no weight)
 
 
 # fields of ViewSAMConfig that earlier versions had (the target-less forward's inference
@@ -44,9 +45,9 @@ RETIRED_FIELDS = ("num_objects", "track_iou")
 
 @dataclass(frozen=True)
 class ViewSAMConfig:
-    alpha: float = 1.0  # α: weight of BAR's bias BCE in the total loss (Eq. 22)
+    alpha: float = 0.5  # α: EMA decay of the view token over frames (Eq. 4), in [0, 1]
     delta: float = 0.5  # δ: FiLM strength of the view modulation in CGCT (Eq. 11)
-    lam: float = 0.5  # λ: weight of CGCT's consistency loss (Eq. 23)
+    lam: float = 0.5  # λ: weight of the inter-view term inside CGCT's loss (Eq. 12/23)
     lambda_dyn: float = 0.5  # λ_dyn: weight of the view token's dynamic part (Eq. 3)
     use_vc_cma: bool = True  # off: no adapters; the pooled text is a sparse decoder prompt
     use_candidate_generator: bool = True  # off: teacher box on frame 0 only, then memory
@@ -57,6 +58,8 @@ class ViewSAMConfig:
     use_consistency_loss: bool = True  # off: CGCT embeddings are produced but not trained
     prompt_source: str = "candidates"  # with targets: CG proposals matched to teacher boxes
     #                                    ("candidates") or the teacher boxes ("teacher")
+    prompt_iou_floor: float = 0.5  # "candidates": a proposal prompts only at IoU >= this with
+    #   the teacher box and when no other labelled box overlaps it more (prompts.py)
     view_token: ViewTokenConfig = field(default_factory=ViewTokenConfig)
     vc_cma: VCCMAConfig = field(default_factory=VCCMAConfig)
     candidate_generator: CandidateGeneratorConfig = field(
@@ -66,6 +69,9 @@ class ViewSAMConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha (the view token's EMA decay, Eq. 4) must be in [0, 1], "
+                             f"got {self.alpha}")
         if self.prompt_source not in PROMPT_SOURCES:
             raise ValueError(f"prompt_source must be one of {PROMPT_SOURCES}, "
                              f"got {self.prompt_source!r}")

@@ -73,7 +73,7 @@ class ViewSAMOutput:
 
     mask_logits: torch.Tensor  # (B, V, T, O, H, W) recalibrated mask logits
     object_score_logits: torch.Tensor  # (B, V, T, O) SAM2 object-presence logits
-    p_bias: torch.Tensor  # (B, V, T, O) BAR's bias probability (0 without BAR / at t=0)
+    p_bias: torch.Tensor  # (B, V, T, O) BAR's bias probability, per frame (0 without BAR / t=0)
     embeddings: torch.Tensor | None  # (B, V, T, O, D) CGCT identity embeddings
     boxes: torch.Tensor  # (B, V, T, K, 4) CG proposals, input pixels (K=0 without CG)
     proposal_scores: torch.Tensor  # (B, V, T, K) CG objectness
@@ -87,7 +87,7 @@ class ViewSAMOutput:
     # for the losses
     candidates: CandidateOutput | None  # raw CG outputs over B*V*T frames, model pixels
     bias_logits: torch.Tensor  # (B, V, T, O)
-    bias_labels: torch.Tensor  # (B, V, T, O) disjointness labels (Eq. 19), no gradient
+    bias_labels: torch.Tensor  # (B, V, T, O) disjointness labels (Eq. 21), no gradient
     image_size: int  # SAM2 model side S (model pixel coordinates are in [0, S])
 
 
@@ -97,7 +97,12 @@ class ClipEncoding:
 
     enc: dict  # encode_images output over B*V*T frames: "stages", "fpn", "pos"
     views: torch.Tensor | None  # (B, V, T, d_a) view tokens (None without a view token)
-    view_state: torch.Tensor | None  # (B, V, d_a) EMA state after the clip (online carry)
+    view_state: torch.Tensor | None  # (B, V, d_a) last frame's token e_T (Eq. 4; online carry)
     cand: CandidateOutput | None  # CG outputs over B*V*T frames, model pixels
     scale: torch.Tensor  # (4,) input px -> model px factors
     text_token: torch.Tensor | None  # (B, d) plain-text prompt token (VC-CMA ablation)
+    # T_ca (Eq. 7), the text every module after VC-CMA uses, one per view, rows (b, v), in
+    # the text encoder's width D_t (the frozen tokens of each view without VC-CMA)
+    text: torch.Tensor | None = None  # (B*V, L, D_t)
+    text_mask: torch.Tensor | None = None  # (B*V, L) bool, True = valid token
+    text_ref: torch.Tensor | None = None  # (B*V, D_t) t_R: masked mean of T_ca

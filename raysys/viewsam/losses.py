@@ -1,12 +1,21 @@
 """ViewSAM training losses as pure functions over tensors (no module state).
 
-Paper equations (arXiv 2605.02638, §3.3 and App. C): mask loss = focal + dice (Eq. 13);
-the Candidate Generator's dense branch uses a sigmoid focal loss on the centre heatmap and
-smooth-L1 on box size / centre offset (Eq. 15-16), its referring branch a group-balanced
-BCE against soft IoU targets plus a margin ranking loss (Eq. 17-18); BAR's bias head is a
-BCE on the disjointness label (Eq. 21); CGCT's consistency loss (Eq. 23) is written here
-as a supervised InfoNCE (SupCon-style, Khosla et al. 2020) split into an intra-view and an
-inter-view term.
+Paper equations (arXiv 2605.02638, §3.3 and App. C), by the paper's numbers:
+
+* Eq. 13: mask loss = focal + dice, summed (:func:`mask_loss`);
+* Eq. 14: the Candidate Generator's dense terms: sigmoid focal loss on the centre heatmap
+  (:func:`sigmoid_focal_loss`), smooth-L1 on box size and centre offset
+  (:func:`smooth_l1_loss`);
+* Eq. 15: the soft matching target ``clip((IoU - tau_neg) / (tau_pos - tau_neg), 0, 1)``
+  (:func:`soft_iou_target`);
+* Eq. 16: the group-balanced BCE of the matching branch (:func:`group_balanced_bce`);
+* Eq. 17: the margin ranking loss (:func:`margin_ranking_loss`); Eq. 18 sums the CG terms
+  (:func:`raysys.viewsam.objective.compute_losses`);
+* Eq. 22: BAR's BCE on the disjointness label of Eq. 21 (in ``objective``);
+* Eq. 12 = Eq. 23: CGCT's consistency loss, squared distances to per-view and global
+  identity prototypes (:func:`cgct_loss`). A supervised InfoNCE
+  (:func:`infonce_consistency`, SupCon-style, Khosla et al. 2020) is kept behind
+  ``CGCTConfig.objective = "infonce"``.
 
 Conventions: ``logits`` are pre-sigmoid; reductions return a 0-d tensor; an empty selection
 gives ``0 * logits.sum()`` so that the graph (and DDP's used-parameter bookkeeping) stays
@@ -25,8 +34,10 @@ __all__ = [
     "smooth_l1_loss",
     "group_balanced_bce",
     "margin_ranking_loss",
+    "soft_iou_target",
     "supervised_infonce",
-    "consistency_loss",
+    "infonce_consistency",
+    "cgct_loss",
 ]
 
 
@@ -81,13 +92,15 @@ def dice_loss(logits: torch.Tensor, targets: torch.Tensor, eps: float = 1.0) -> 
 
 def mask_loss(
     logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None,
-    focal_weight: float = 20.0, dice_weight: float = 1.0, alpha: float = 0.25,
+    focal_weight: float = 1.0, dice_weight: float = 1.0, alpha: float = 0.25,
     gamma: float = 2.0,
 ) -> torch.Tensor:
-    """Mask loss of Eq. 13: ``w_f * focal + w_d * dice``, averaged over the weighted masks.
+    """Mask loss of Eq. 13: ``focal + dice`` per mask, averaged over the weighted masks.
 
-    The 20:1 focal:dice ratio is SAM's. Args: ``logits``/``targets`` ``(N, H, W)``;
-    ``weights`` ``(N,)`` (e.g. 0 for padding slots), default all ones.
+    The focal term is the per-pixel mean of :func:`sigmoid_focal_loss`, the dice term
+    :func:`dice_loss`. The paper sums them (weights 1, 1, the defaults); SAM weighs them
+    20:1. Args: ``logits``/``targets`` ``(N, H, W)``; ``weights`` ``(N,)`` (e.g. 0 for
+    padding slots), default all ones.
     """
     assert logits.dim() == 3, f"mask logits must be (N, H, W), got {tuple(logits.shape)}"
     w = logits.new_ones(logits.shape[0]) if weights is None else weights.to(logits.dtype)
@@ -102,7 +115,7 @@ def smooth_l1_loss(
     pred: torch.Tensor, target: torch.Tensor, beta: float = 1.0,
     weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Smooth-L1 (Huber / beta) averaged over the weighted elements (Eq. 16).
+    """Smooth-L1 (Huber / beta) averaged over the weighted elements (Eq. 14).
 
     ``0.5 d^2 / beta`` if ``|d| < beta`` else ``|d| - 0.5 beta``. ``weights`` broadcast to
     ``pred``.
@@ -115,19 +128,31 @@ def smooth_l1_loss(
     return (loss * w).sum() / w.sum() if float(w.sum()) > 0 else _zero(pred)
 
 
+def soft_iou_target(iou: torch.Tensor, tau_pos: float, tau_neg: float) -> torch.Tensor:
+    """Soft matching target of Eq. 15: ``clip((IoU - tau_neg) / (tau_pos - tau_neg), 0, 1)``.
+
+    0 at or below ``tau_neg``, 1 at or above ``tau_pos``, linear between.
+    """
+    if not tau_pos > tau_neg:
+        raise ValueError(f"Eq. 15 needs tau_pos > tau_neg, got {tau_pos} and {tau_neg}")
+    return ((iou - tau_neg) / (tau_pos - tau_neg)).clamp(0.0, 1.0)
+
+
 def group_balanced_bce(
     logits: torch.Tensor, targets: torch.Tensor, groups: torch.Tensor,
-    pos_threshold: float = 0.5,
+    pos_threshold: float = 0.5, positive: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """BCE with soft targets where, inside each group, positives and negatives weigh half each.
 
-    A proposal is positive when its soft target is ``>= pos_threshold``. In a group with both
-    kinds each positive weighs ``1 / (2 n_pos)`` and each negative ``1 / (2 n_neg)``; a group
-    with one kind only weighs its members ``1 / n``. The result is the mean over groups, so a
-    frame crowded with negatives counts as much as any other (Eq. 17).
+    A proposal is positive when its soft target is ``>= pos_threshold``, or where the bool
+    ``positive`` says so when given (e.g. IoU >= tau_pos under Eq. 15's targets). In a group
+    with both kinds each positive weighs ``1 / (2 n_pos)`` and each negative
+    ``1 / (2 n_neg)``; a group with one kind only weighs its members ``1 / n``. The result is
+    the mean over groups, so a frame crowded with negatives counts as much as any other
+    (Eq. 16).
 
     Args:
-        logits, targets: ``(N,)``; targets in [0, 1] (e.g. IoU with the referred boxes).
+        logits, targets: ``(N,)``; targets in [0, 1] (e.g. Eq. 15's soft targets).
         groups: ``(N,)`` integer group of each element (e.g. its frame).
     """
     assert logits.shape == targets.shape == groups.shape and logits.dim() == 1, (
@@ -138,7 +163,7 @@ def group_balanced_bce(
     bce = F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
     _, g = torch.unique(groups, return_inverse=True)  # (N,) dense group index
     n_groups = int(g.max()) + 1
-    pos = (targets >= pos_threshold).to(logits.dtype)
+    pos = (targets >= pos_threshold if positive is None else positive).to(logits.dtype)
     n_pos = torch.zeros(n_groups, dtype=logits.dtype, device=logits.device).index_add_(0, g, pos)
     n_all = torch.bincount(g, minlength=n_groups).to(logits.dtype)
     n_neg = n_all - n_pos
@@ -154,7 +179,7 @@ def margin_ranking_loss(
 ) -> torch.Tensor:
     """Mean over same-group (positive, negative) pairs of ``max(0, margin - (s_p - s_n))``.
 
-    Referred proposals must outscore the others of their frame by ``margin`` (Eq. 18).
+    Referred proposals must outscore the others of their frame by ``margin`` (Eq. 17).
 
     Args:
         scores: ``(N,)`` matching scores; positive: ``(N,)`` bool; groups: ``(N,)``.
@@ -200,11 +225,12 @@ def supervised_infonce(
     return (-log_prob.sum(1) / pos.sum(1)).mean()
 
 
-def consistency_loss(
+def infonce_consistency(
     emb: torch.Tensor, ids: torch.Tensor, views: torch.Tensor, groups: torch.Tensor | None = None,
     temperature: float = 0.1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """CGCT intra- and inter-view consistency terms (Eq. 23).
+    """Intra- and inter-view supervised InfoNCE (``CGCTConfig.objective = "infonce"``; not
+    the paper's Eq. 12/23, see :func:`cgct_loss`).
 
     Intra-view: anchors and candidates in the same view (other frames / other objects);
     inter-view: candidates in the other views. Same global id = positive, different id =
@@ -218,4 +244,51 @@ def consistency_loss(
     same_view = views[:, None] == views[None, :]
     intra = supervised_infonce(emb, ids, same_group & same_view, temperature)
     inter = supervised_infonce(emb, ids, same_group & ~same_view, temperature)
+    return intra, inter
+
+
+def cgct_loss(
+    emb: torch.Tensor, ids: torch.Tensor, views: torch.Tensor, groups: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two terms of CGCT's consistency loss (Eq. 12 = Eq. 23), as the paper writes them::
+
+        L = sum_g [ sum_i sum_{(t,k) in T_g^i} ||z_{t,i}^k - zbar_g^i||^2
+                    + lambda sum_i ||zbar_g^i - zbar_g||^2 ]
+
+    with ``zbar_g^i`` the mean of identity ``g``'s embeddings in view ``i`` and ``zbar_g`` the
+    mean of all its embeddings across views ("the mean embeddings over instances"). Sums, not
+    means, as written. The caller forms ``intra + lambda * inter``.
+
+    The objective has no repulsive term: it is minimised (0) when every embedding is equal,
+    so on its own it can collapse; nothing here prevents that.
+
+    Args:
+        emb: ``(N, D)``; ids: ``(N,)`` global id (negative = unknown, left out);
+        views: ``(N,)`` view of each row; groups: ``(N,)`` clip of each row (ids of different
+            clips are different identities), default one clip.
+
+    Returns:
+        ``(intra, inter)`` 0-d tensors.
+    """
+    n = emb.shape[0]
+    assert ids.shape == views.shape == (n,), "ids, views must be (N,)"
+    keep = ids >= 0
+    if not bool(keep.any()):
+        return _zero(emb), _zero(emb)
+    grp = torch.zeros_like(ids) if groups is None else groups
+    emb = emb[keep]
+    _, gid = torch.unique(torch.stack([grp[keep], ids[keep]], 1), dim=0, return_inverse=True)
+    _, gv = torch.unique(torch.stack([gid, views[keep]], 1), dim=0, return_inverse=True)
+
+    def means(index: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        k = int(index.max()) + 1
+        tot = x.new_zeros(k, x.shape[1]).index_add_(0, index, x)
+        return tot / torch.bincount(index, minlength=k).to(x.dtype)[:, None]
+
+    view_proto = means(gv, emb)  # (G*V present, D): zbar_g^i
+    glob = means(gid, emb)  # (G, D): zbar_g, over instances
+    intra = ((emb - view_proto[gv]) ** 2).sum()
+    gid_of_gv = torch.zeros(view_proto.shape[0], dtype=gid.dtype, device=gid.device)
+    gid_of_gv[gv] = gid
+    inter = ((view_proto - glob[gid_of_gv]) ** 2).sum()
     return intra, inter

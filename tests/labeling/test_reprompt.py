@@ -20,9 +20,10 @@ def _mask(box):
     return MaskRLE.encode(m)
 
 
-def _tracklet(view, lid, frames, x):
+def _tracklet(view, lid, frames, x, score=1.0):
     boxes = np.array([[x + f, 5, 4, 10] for f in frames], float)
-    return Tracklet("S1", view, lid, "person", np.array(frames), boxes, np.ones(len(frames)),
+    return Tracklet("S1", view, lid, "person", np.array(frames), boxes,
+                    np.full(len(frames), score),
                     tuple(_mask(b) for b in boxes))
 
 
@@ -113,14 +114,18 @@ def test_identity_is_reprompted_in_a_view_it_missed_and_duplicates_merge():
     assert out[1]["View3"].frames.tolist() == list(range(1, 9))
 
 
-def test_unsupported_single_view_identity_is_dropped():
+def test_unsupported_single_view_identity_is_dropped_unless_confident():
     # identity 2 is seen in View1 only and nothing in View2 is close to its prototype:
-    # no cross-view support, it is no cross-view pseudo label (unless min_views=1)
-    tl = [_tracklet("View1", 1, [1, 2, 3, 4], 0), _tracklet("View2", 1, [1, 2, 3, 4], 0),
-          _tracklet("View1", 2, [1, 2, 3, 4], 30)]
-    fe, emb = _embs(tl, [[1, 0], [1, 0.1], [0, 1]])
-    world = {"View1": tl[::2], "View2": tl[1:2]}
-    rep = _world_repropagate(world)
+    # no cross-view support. A doubtful track (mean score 0.4 < keep_score 0.6) is no
+    # pseudo label (unless min_views=1); a confident one (0.9) is a person whom no other
+    # camera was found to see, and stays.
+    def scene(score):
+        tl = [_tracklet("View1", 1, [1, 2, 3, 4], 0), _tracklet("View2", 1, [1, 2, 3, 4], 0),
+              _tracklet("View1", 2, [1, 2, 3, 4], 30, score=score)]
+        fe, emb = _embs(tl, [[1, 0], [1, 0.1], [0, 1]])
+        return tl, fe, emb, _world_repropagate({"View1": tl[::2], "View2": tl[1:2]})
+
+    tl, fe, emb, rep = scene(0.4)
     out = reprompt_scene(tl, fe, emb, np.array([1, 1, 2]), rep)
     assert list(out) == [1] and sorted(out[1]) == ["View1", "View2"]
     out = reprompt_scene(tl, fe, emb, np.array([1, 1, 2]), rep, RepromptConfig(min_views=1))
@@ -128,6 +133,12 @@ def test_unsupported_single_view_identity_is_dropped():
     # a scene with a single view keeps its single-view identities
     out = reprompt_scene(tl[::2], fe[::2], emb[::2], np.array([1, 2]), rep)
     assert len(out) == 2
+    tl, fe, emb, rep = scene(0.9)
+    out = reprompt_scene(tl, fe, emb, np.array([1, 1, 2]), rep)
+    assert len(out) == 2 and sorted(out[2]) == ["View1"]
+    assert out[2]["View1"].boxes[0].tolist() == [31, 5, 4, 10]
+    out = reprompt_scene(tl, fe, emb, np.array([1, 1, 2]), rep, RepromptConfig(keep_score=None))
+    assert list(out) == [1]
 
 
 def test_association_choice_stands_on_a_contested_view():

@@ -1,7 +1,8 @@
 """Tests of the synthetic benchmark generator (raysys.synth) and ``raysys synth``.
 
-One tiny dataset (2 In-domain scenes per split, 3 views, 16 frames, 320x180) is generated
-once per module and checked for layout, GT consistency, visibility and expressions.
+One tiny dataset (2 In-domain scenes per split, 3 views, 16 frames, 320x180, 10 people) is
+generated once per module and checked for layout, GT consistency, visibility and
+expressions.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from raysys.synth.expressions import Query
 from raysys.synth.render import rle_counts
 from raysys.types import MaskRLE
 
-TINY = SynthConfig(scenes=2, frames=16, width=320, height=180, domains=("In-domain",))
+TINY = SynthConfig(scenes=2, frames=16, width=320, height=180, people=10,
+                   domains=("In-domain",))
 
 
 @pytest.fixture(scope="module")

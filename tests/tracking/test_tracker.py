@@ -326,13 +326,15 @@ def test_batched_banks_equal_one_object_at_a_time(model):
     pos_all = [torch.randn(1, d, s // 16, s // 16) for _ in range(n_frames)]
     box = torch.tensor([[8.0, 8.0, 40.0, 56.0]])
     yes = torch.tensor([True])
+    t_r = torch.randn(1, model.bar.text_proj.in_features)  # BAR's referring token t_R
     one = [{"cond_frame_outputs": {}, "non_cond_frame_outputs": {}} for _ in starts]
     many = [{"cond_frame_outputs": {}, "non_cond_frame_outputs": {}} for _ in starts]
     with torch.no_grad():
         for g in range(n_frames):
             live = [j for j, st in enumerate(starts) if st <= g]
             ref = [model.track_frame(g, 1 << 30, feats_all[g], pos_all[g], box, yes, None,
-                                     one[j], init=(g == starts[j])) for j in live]
+                                     one[j], init=(g == starts[j]), text_ref=t_r)
+                   for j in live]
             old = [j for j in live if starts[j] < g]
             new = [j for j in live if starts[j] == g]
             for idx, init in ((old, False), (new, True)):
@@ -342,7 +344,7 @@ def test_batched_banks_equal_one_object_at_a_time(model):
                 got = model.track_frame(
                     g, 1 << 30, [f.expand(k, -1, -1, -1) for f in feats_all[g]],
                     pos_all[g].expand(k, -1, -1, -1), box.expand(k, 4), yes.expand(k), None,
-                    [many[j] for j in idx], init=init)
+                    [many[j] for j in idx], init=init, text_ref=t_r.expand(k, -1))
                 for r, j in enumerate(idx):
                     want = ref[live.index(j)]
                     torch.testing.assert_close(got["masks"][r:r + 1], want["masks"],

@@ -108,8 +108,10 @@ def test_clips_have_the_right_shapes_and_the_expressions_ids(labeled):
 def test_variants_change_identity_and_referring_targets(labeled):
     _, labels = labeled
     src = open_source("weak", labels)
-    sample = plan_samples(src, SPEC)[0]
-    ida = load_clip(src, sample, SPEC.__class__(**{**SPEC.__dict__, "variant": "id_agnostic"}))
+    ida_spec = SPEC.__class__(**{**SPEC.__dict__, "variant": "id_agnostic"})
+    sample = plan_samples(src, ida_spec)[0]  # the descriptor says its ids are anonymous
+    assert sample["anonymous_ids"] and not plan_samples(src, SPEC)[0]["anonymous_ids"]
+    ida = load_clip(src, sample, ida_spec)
     n = len(sample["object_ids"])
     assert ida["ids"][:n].tolist() == list(range(n)), "no Stage 1 identity reaches the loss"
     ra = SPEC.__class__(**{**SPEC.__dict__, "variant": "refer_agnostic"})

@@ -30,15 +30,17 @@ def test_dice_loss_hand_worked():
     assert L.dice_loss(logits, target).tolist() == pytest.approx([0.25], abs=1e-6)
 
 
-def test_mask_loss_is_weighted_focal_plus_dice():
+def test_mask_loss_is_focal_plus_dice():
     # mask 0: all logits 0 vs target all 1: focal per pixel ln2/16, dice = 1 - (2*2 + 1) /
     #   (2 + 4 + 1) = 2/7 (p = 0.5 on 4 pixels: sum p = 2, sum p t = 2, sum t = 4)
-    #   -> 20 * ln2/16 + 2/7 = 0.8664 + 0.2857 = 1.1521
+    #   -> Eq. 13 sums: ln2/16 + 2/7 = 0.0433 + 0.2857 = 0.3290; SAM's 20:1 on request
     # mask 1 has weight 0 and is ignored
     logits = torch.zeros(2, 2, 2)
     target = torch.ones(2, 2, 2)
     got = L.mask_loss(logits, target, torch.tensor([1.0, 0.0]))
-    assert float(got) == pytest.approx(20 * LN2 / 16 + 2 / 7, rel=1e-5)
+    assert float(got) == pytest.approx(LN2 / 16 + 2 / 7, rel=1e-5)
+    sam = L.mask_loss(logits, target, torch.tensor([1.0, 0.0]), focal_weight=20.0)
+    assert float(sam) == pytest.approx(20 * LN2 / 16 + 2 / 7, rel=1e-5)
     assert float(L.mask_loss(logits, target, torch.zeros(2))) == 0.0
 
 
@@ -76,7 +78,7 @@ def test_margin_ranking_hand_worked():
     assert float(L.margin_ranking_loss(scores, torch.zeros(4, dtype=torch.bool), groups)) == 0.0
 
 
-def test_consistency_loss_hand_worked():
+def test_infonce_consistency_hand_worked():
     # a=[1,0] id0 view0; b=[1,0] id0 view1; c=[0,1] id1 view1; d=[0,1] id1 view1; tau = 1
     # intra (same view): c's candidates {b, d}, positive d: -log(e / (e + 1)) = log(1 + 1/e)
     #   = 0.3133; d likewise; b has candidates {c, d} but no positive; a has none
@@ -87,20 +89,22 @@ def test_consistency_loss_hand_worked():
     emb = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     ids = torch.tensor([0, 0, 1, 1])
     views = torch.tensor([0, 1, 1, 1])
-    intra, inter = L.consistency_loss(emb, ids, views, temperature=1.0)
+    intra, inter = L.infonce_consistency(emb, ids, views, temperature=1.0)
     assert float(intra) == pytest.approx(math.log(1 + 1 / math.e), rel=1e-5)
     assert float(inter) == pytest.approx(math.log(1 + 2 / math.e) / 2, rel=1e-5)
     # different groups (clips) never pair: alone in its group, a is no anchor for b
-    _, inter_g = L.consistency_loss(emb, ids, views, torch.tensor([0, 1, 1, 1]), 1.0)
+    _, inter_g = L.infonce_consistency(emb, ids, views, torch.tensor([0, 1, 1, 1]), 1.0)
     assert float(inter_g) == 0.0
 
 
-def test_consistency_loss_gradient_pulls_same_ids_together():
+@pytest.mark.parametrize("objective", ["paper", "infonce"])
+def test_consistency_loss_gradient_pulls_same_ids_together(objective):
     raw = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
     emb = torch.nn.functional.normalize(raw, dim=1).requires_grad_(True)
     ids = torch.tensor([0, 0, 1, 1, 2, -1])  # -1: unknown, never a positive
     views = torch.tensor([0, 1, 0, 1, 0, 1])
-    intra, inter = L.consistency_loss(emb, ids, views)
+    fn = L.cgct_loss if objective == "paper" else L.infonce_consistency
+    intra, inter = fn(emb, ids, views)
     (intra + inter).backward()
     assert torch.isfinite(emb.grad).all() and emb.grad.abs().sum() > 0
     # a gradient step brings the id-0 pair closer

@@ -30,53 +30,52 @@ def _grads(module):
 
 
 # ---------------------------------------------------------------- view token (Eq. 3-4)
-def test_view_token_ema_hand_worked_and_shapes():
-    vt = ViewToken(in_dim=2, dim=2, num_views=3, dynamic_weight=1.0, momentum=0.5)
-    with torch.no_grad():
-        vt.proj.weight.copy_(torch.eye(2))
-        vt.proj.bias.zero_()
-    # one view, frames pooled to d_0 = [0, 0], d_1 = [2, 4]
-    # Eq. 4: h_0 = d_0 = [0, 0]; h_1 = 0.5 h_0 + 0.5 d_1 = [1, 2]
-    pooled = torch.tensor([[[[0.0, 0.0], [2.0, 4.0]]]])  # (B=1, V=1, T=2, C=2)
-    tokens, state = vt(pooled, torch.tensor([[2]]))
-    assert tokens.shape == (1, 1, 2, 2)
-    assert state.tolist() == [[[1.0, 2.0]]]
-    # carrying the state on: h_2 = 0.5 [1, 2] + 0.5 [2, 4] = [1.5, 3]
-    _, state2 = vt(pooled[:, :, 1:], torch.tensor([[2]]), state=state)
-    assert state2.tolist() == [[[1.5, 3.0]]]
+# (values by hand: tests/viewsam/test_equations_vc.py)
+def test_view_token_shapes_state_and_grads():
+    vt = ViewToken(in_dim=2, dim=4, num_views=3, dynamic_weight=1.0, decay=0.5)
+    pooled = torch.randn(1, 2, 3, 2)  # (B=1, V=2, T=3, C=2)
+    tokens, state = vt(pooled, torch.tensor([[2, 0]]))
+    assert tokens.shape == (1, 2, 3, 4) and state.shape == (1, 2, 4)
+    assert torch.equal(state, tokens[:, :, -1]), "the state is the last frame's token e_T"
+    _, state2 = vt(pooled[:, :, 1:], torch.tensor([[2, 0]]), state=state)
+    assert not torch.allclose(state2, state)
     (tokens ** 2).sum().backward()
     assert all(g is not None for g in _grads(vt).values())
     with pytest.raises(ValueError, match="num_views"):
-        vt(pooled, torch.tensor([[3]]))
+        vt(pooled, torch.tensor([[3, 0]]))
 
 
 # ---------------------------------------------------------------- VC-CMA (Eq. 5-7)
 @pytest.mark.parametrize("view_conditioned", [True, False])
 def test_vc_cma_shapes_identity_at_init_and_grads(view_conditioned):
-    cfg = VCCMAConfig(stages=(1, 2), num_heads=2, summary_size=2)
+    cfg = VCCMAConfig(stages=(1, 2), num_heads=2)
     chans = (4, 8, 16, 32)
     m = VCCMA(text_dim=12, stage_channels=chans, cfg=cfg, width=8,
               view_conditioned=view_conditioned)
     b, v, t, length = 1, 2, 3, 5
-    text = m.init_text(torch.randn(b, length, 12), v)  # (B*V, L, 8)
-    assert text.shape == (b * v, length, 8)
+    text = torch.randn(b, length, 12).repeat_interleave(v, 0)  # T_text (B*V, L, D_t)
     mask = torch.ones(b * v, length, dtype=torch.bool)
     mask[:, -1] = False  # one padding token
     x = torch.randn(b * v * t, 4, 4, 8)  # stage 1 output, Hiera layout
     view = torch.randn(b * v * t, 8) if view_conditioned else None
     y, text2 = m(1, x, text, mask, view, t)
     assert y.shape == x.shape and text2.shape == text.shape
-    assert torch.equal(y, x), "zero-initialised W_up: an untrained adapter is the identity"
+    assert torch.equal(y, x), "zero-initialised W_v↑: an untrained adapter is the identity"
+    assert torch.equal(text2, text), "zero-initialised W_t↑: T_ca = T_text at start"
     with torch.no_grad():
         m.adapters["1"].up.weight.normal_(std=0.1)
-    y, _ = m(1, x, text, mask, view, t)
-    assert not torch.allclose(y, x)
-    (y ** 2).sum().backward()
+        m.adapters["1"].text_up.weight.normal_(std=0.1)
+    y, text2 = m(1, x, text, mask, view, t)
+    assert not torch.allclose(y, x) and not torch.allclose(text2, text)
+    ((y ** 2).sum() + (text2 ** 2).sum()).backward()
     grads = _grads(m.adapters["1"])
     assert grads["down.1.weight"].abs().sum() > 0 and grads["visual_attn.attn.in_proj_weight"] \
         .abs().sum() > 0
+    assert grads["text_down.1.weight"].abs().sum() > 0 and \
+        grads["text_attn.attn.in_proj_weight"].abs().sum() > 0
     if view_conditioned:
-        assert grads["visual_attn.gate.weight"].abs().sum() > 0
+        assert grads["visual_attn.q_view.weight"].abs().sum() > 0
+        assert grads["text_attn.k_view.weight"].abs().sum() > 0
         y2, _ = m(1, x, text, mask, view + 1.0, t)
         assert not torch.allclose(y, y2), "the view token conditions the attention"
 
@@ -84,8 +83,8 @@ def test_vc_cma_shapes_identity_at_init_and_grads(view_conditioned):
 def test_vc_cma_view_conditioning_adds_parameters():
     cfg = VCCMAConfig(stages=(0,), num_heads=2)
     n = [sum(p.numel() for p in VCCMA(6, (4, 8), cfg, 8, vc).parameters()) for vc in (True, False)]
-    # per attention block: W_qv, W_kv (8x8, no bias) + gate (8x8 + 8) = 200; two blocks = 400
-    assert n[0] - n[1] == 400
+    # per attention block: W_u, W_r (8x8, no bias) = 128; two blocks (visual, text) = 256
+    assert n[0] - n[1] == 256
 
 
 # ---------------------------------------------------------------- Candidate Generator
@@ -222,27 +221,30 @@ def test_pixel_rois_let_the_matching_branch_see_colours_inside_the_box():
     assert final[0] > 0 > final[1], final
 
 
-# ---------------------------------------------------------------- BAR (Eq. 8-9, 19-22)
+# ---------------------------------------------------------------- BAR (Eq. 8-9, 21-22)
 def test_bias_labels_hand_worked():
-    # masks (logit > 0): mem [1,1,0,0], free [0,1,1,0] -> IoU 1/3 < 0.5 -> biased (1)
-    # identical -> IoU 1 -> 0; both empty -> agree -> 0
+    # masks (logit > 0): mem [1,1,0,0], free [0,1,1,0] share pixel 1 -> not disjoint (0),
+    # although IoU is 1/3; mem [1,0,0,0], free [0,0,1,1] -> disjoint (1); both empty -> 1
     mem = torch.tensor([[1.0, 1.0, -1.0, -1.0], [1.0, -1.0, -1.0, -1.0], [-1.0] * 4])
-    free = torch.tensor([[-1.0, 1.0, 1.0, -1.0], [1.0, -1.0, -1.0, -1.0], [-1.0] * 4])
-    assert bias_labels(mem, free, 0.5).tolist() == [1.0, 0.0, 0.0]
+    free = torch.tensor([[-1.0, 1.0, 1.0, -1.0], [-1.0, -1.0, 1.0, 1.0], [-1.0] * 4])
+    assert bias_labels(mem, free).tolist() == [0.0, 1.0, 1.0]
 
 
 def test_bar_fuses_by_p_bias_and_trains():
-    bar = BiasAwareRecalibration(16, BARConfig(num_layers=1, num_heads=2))
-    tm, tf = torch.randn(3, 16), torch.randn(3, 16)
+    bar = BiasAwareRecalibration(16, BARConfig(num_layers=1, num_heads=2), text_dim=8)
+    fm, ff = torch.randn(3, 16, 2, 2), torch.randn(3, 16, 2, 2)
     mm, mf = torch.randn(3, 1, 4, 4), torch.randn(3, 1, 4, 4)
-    out = bar(tm, tf, mm, mf)
+    text = torch.randn(1, 8).expand(3, 8)
+    out = bar(fm, ff, mm, mf, text, torch.tensor([0, 0, 1]))
     assert out.p_bias.shape == (3,) and out.mask_logits.shape == (3, 1, 4, 4)
+    assert torch.allclose(out.p_bias[0], out.p_bias[1])  # one p_bias per frame (Eq. 9)
     p = out.p_bias[:, None, None, None]
     assert torch.allclose(out.mask_logits, (1 - p) * mm + p * mf)  # Eq. 9
     assert torch.allclose(out.p_bias, out.bias_logit.sigmoid())
     torch.nn.functional.binary_cross_entropy_with_logits(
-        out.bias_logit, bias_labels(mm, mf, 0.5)).backward()
+        out.bias_logit, bias_labels(mm, mf)).backward()
     assert bar.bia.grad.abs().sum() > 0 and bar.head[-1].weight.grad.abs().sum() > 0
+    assert bar.text_proj.weight.grad.abs().sum() > 0  # t_R takes part
 
 
 # ---------------------------------------------------------------- CGCT (Eq. 10-12)
@@ -268,12 +270,13 @@ def test_cgct_shapes_film_and_grads():
     film.load_state_dict(plain.state_dict(), strict=False)
     e0, e1 = plain(stages, masks), film(stages, masks, view)
     assert e0.shape == (2, 3, 8)
-    assert torch.allclose(e0.norm(dim=-1), torch.ones(2, 3))  # Eq. 12
+    assert torch.allclose(e0.norm(dim=-1), torch.ones(2, 3))  # Eq. 10-11 end in a Norm
     assert torch.allclose(e0, e1, atol=1e-6), "zero-initialised FiLM starts as the identity"
     (e1[:, 0] * e1[:, 1]).sum().backward()
-    assert film.film.weight.grad.abs().sum() > 0 and film.fuse[0].weight.grad.abs().sum() > 0
+    # the zero last layer gets the gradient first (the layer before it, once that moves)
+    assert film.film[-1].weight.grad.abs().sum() > 0 and film.fuse[1].weight.grad.abs().sum() > 0
     assert sum(p.numel() for p in film.parameters()) - sum(
-        p.numel() for p in plain.parameters()) == 8 * 16 + 16  # Linear(8 -> 2 * 8)
+        p.numel() for p in plain.parameters()) == (8 * 8 + 8) + (8 * 16 + 16)  # FiLM MLP
 
 
 # ---------------------------------------------------------------- prompts
