@@ -64,3 +64,57 @@ def labeled(tmp_path_factory) -> tuple[Path, Path]:
                        env={**os.environ, "RAY_AUTH_MODE": "disabled"})
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     return data, labels
+
+
+@pytest.fixture(scope="session")
+def micro_sam2(tmp_path_factory) -> Path:
+    """The embedded tiny SAM2 at image size 128 instead of 256: same parameters, ~4x less
+    compute, for the tests that only need the model to run."""
+    from omegaconf import OmegaConf
+
+    from raysys.viewsam.base import resolve_sam2_config
+
+    cfg = OmegaConf.load(resolve_sam2_config(None))
+    cfg.model.image_size = 128
+    layer = cfg.model.memory_attention.layer
+    layer.self_attention.feat_sizes = layer.cross_attention.feat_sizes = [8, 8]
+    path = tmp_path_factory.mktemp("sam2") / "micro.yaml"
+    OmegaConf.save(cfg, path)
+    return path
+
+
+def _always_present(model):
+    """Random heads: make SAM2 call every decoded object present, so tracks open and live."""
+    import torch
+
+    with torch.no_grad():
+        head = model.sam2.sam_mask_decoder.pred_obj_score_head
+        last = head.layers[-1] if hasattr(head, "layers") else head
+        last.weight.zero_()
+        last.bias.fill_(5.0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def always_present():
+    """``always_present(model)``: SAM2's object-score head set to say "present" always."""
+    return _always_present
+
+
+def _blank_views(layout: DatasetLayout, scene: str, views, frames: int = 4,
+                 size: tuple[int, int] = (24, 32)) -> DatasetLayout:
+    import numpy as np
+    from PIL import Image
+
+    for v in views:
+        d = layout.view_dir(scene, v)
+        d.mkdir(parents=True)
+        for f in range(1, frames + 1):
+            Image.fromarray(np.zeros((*size, 3), np.uint8)).save(d / f"{f:06d}.jpg")
+    return layout
+
+
+@pytest.fixture(scope="session")
+def blank_views():
+    """``blank_views(layout, scene, views)``: black 32 x 24 JPEG frames 1-4 per view."""
+    return _blank_views

@@ -111,7 +111,7 @@ def test_ablations_run_on_both_supervisions_labelled(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def tiny_model():
+def tiny_model(always_present):
     """An untrained quick ViewSAM at 64 px (SAM2 object-score head forced "present", so
     tracks open and live)."""
     import torch
@@ -122,13 +122,7 @@ def tiny_model():
 
     torch.manual_seed(0)
     cfg = quick_config(clip_frames=2, image_size=64, sam2_image_size=64, max_objects=4)
-    m = build_model(cfg, sam2_yaml_text(None, 64)).eval()
-    with torch.no_grad():
-        head = m.sam2.sam_mask_decoder.pred_obj_score_head
-        last = head.layers[-1] if hasattr(head, "layers") else head
-        last.weight.zero_()
-        last.bias.fill_(5.0)
-    return m
+    return always_present(build_model(cfg, sam2_yaml_text(None, 64)).eval())
 
 
 def _in(x, lo, hi):

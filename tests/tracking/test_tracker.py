@@ -31,16 +31,10 @@ def _cfg():
 
 
 @pytest.fixture(scope="module")
-def model():
+def model(always_present):
     torch.manual_seed(0)
-    m = build_model(_cfg(), sam2_yaml_text(None, 64)).eval()
-    # random heads: make SAM2 call every decoded object present, so tracks open and live
-    with torch.no_grad():
-        head = m.sam2.sam_mask_decoder.pred_obj_score_head
-        last = head.layers[-1] if hasattr(head, "layers") else head
-        last.weight.zero_()
-        last.bias.fill_(5.0)
-    return m
+    # random heads: SAM2 calls every decoded object present, so tracks open and live
+    return always_present(build_model(_cfg(), sam2_yaml_text(None, 64)).eval())
 
 
 def _frames(rng, v=2, h=48, w=80):

@@ -4,10 +4,8 @@ A hand-made scene (3 views, 4 frames): person 1 is referred and seen in View1 an
 only; person 2 (same category) is in every view; person 3 (a car) only in View3.
 """
 
-import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from raysys.config import from_dict, to_dict
 from raysys.io.dataset import DatasetLayout
@@ -38,14 +36,8 @@ class _Source(ClipSource):
 
 
 @pytest.fixture
-def source(tmp_path):
-    layout = DatasetLayout(tmp_path, "In-domain", "train")
-    for v in VIEWS:
-        d = layout.view_dir(SCENE, v)
-        d.mkdir(parents=True)
-        for f in range(1, 5):
-            Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(d / f"{f:06d}.jpg")
-    return _Source(layout)
+def source(tmp_path, blank_views):
+    return _Source(blank_views(DatasetLayout(tmp_path, "In-domain", "train"), SCENE, VIEWS))
 
 
 SPEC = ClipSpec(size=32, frames=2, stride=2, step=1, max_objects=3, max_views=None,

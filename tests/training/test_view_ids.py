@@ -6,10 +6,8 @@ single-view samples of the Candidate Generator's stage) and by the tracker's run
 non-contiguous numbering (View1, View3, View7) and for names without a number.
 """
 
-import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from raysys.io.dataset import DatasetLayout
 from raysys.io.views import view_id_map, view_ids
@@ -70,14 +68,8 @@ class _Source(ClipSource):
         return pd.DataFrame(rows, columns=OBJECT_COLUMNS)
 
 
-def _dataset(tmp_path, names) -> DatasetLayout:
-    layout = DatasetLayout(tmp_path, "In-domain", "train")
-    for v in names:
-        d = layout.view_dir(SCENE, v)
-        d.mkdir(parents=True)
-        for f in range(1, 5):
-            Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(d / f"{f:06d}.jpg")
-    return layout
+def _dataset(tmp_path, names, blank_views) -> DatasetLayout:
+    return blank_views(DatasetLayout(tmp_path, "In-domain", "train"), SCENE, names)
 
 
 class _Recorder:
@@ -97,12 +89,13 @@ class _Recorder:
 
 @pytest.mark.parametrize("names", [["View1", "View2", "View3"], ["View1", "View3", "View7"],
                                    ["Top", "Left", "Right"]])
-def test_training_and_tracking_give_a_view_the_same_id(tmp_path, monkeypatch, names):
+def test_training_and_tracking_give_a_view_the_same_id(tmp_path, monkeypatch, names,
+                                                       blank_views):
     import raysys.tracking.tracker as tracker_mod
     from raysys.tracking.config import TrackConfig
     from raysys.tracking.run import TrackUnit, track_unit
 
-    layout = _dataset(tmp_path, names)
+    layout = _dataset(tmp_path, names, blank_views)
     src = _Source(layout, names)
     spec = ClipSpec(size=32, frames=2, stride=2, step=1, max_objects=2, max_views=None,
                     min_box_side=2.0, use_masks=False, variant="standard")

@@ -214,18 +214,10 @@ def test_eq6_7_untrained_adapter_is_the_identity():
 
 # ---------------------------------------------------------------- the text flow in ViewSAM
 @pytest.fixture(scope="module")
-def micro_model(tmp_path_factory):
-    from omegaconf import OmegaConf
-
-    from raysys.viewsam.base import resolve_sam2_config
+def micro_model(micro_sam2):
     from raysys.viewsam.text_encoder import build_text_encoder
 
-    cfg = OmegaConf.load(resolve_sam2_config(None))
-    cfg.model.image_size = 128
-    layer = cfg.model.memory_attention.layer
-    layer.self_attention.feat_sizes = layer.cross_attention.feat_sizes = [8, 8]
-    path = tmp_path_factory.mktemp("sam2") / "micro.yaml"
-    OmegaConf.save(cfg, path)
+    path = micro_sam2
     torch.manual_seed(0)
     enc = build_text_encoder("minilm")
     return build_viewsam(sam2_config=path, text_encoder=enc).eval(), path, enc

@@ -18,23 +18,6 @@ def text_encoder():
 
 
 @pytest.fixture(scope="module")
-def micro_sam2(tmp_path_factory):
-    """The embedded tiny SAM2 at image size 128 instead of 256: same parameters, ~4x less
-    compute, for the tests that only need the model to run."""
-    from omegaconf import OmegaConf
-
-    from raysys.viewsam.base import resolve_sam2_config
-
-    cfg = OmegaConf.load(resolve_sam2_config(None))
-    cfg.model.image_size = 128
-    layer = cfg.model.memory_attention.layer
-    layer.self_attention.feat_sizes = layer.cross_attention.feat_sizes = [8, 8]
-    path = tmp_path_factory.mktemp("sam2") / "micro.yaml"
-    OmegaConf.save(cfg, path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """A SAM2 checkpoint of the tiny config (random weights), to get a frozen base."""
     torch.manual_seed(0)
