@@ -72,6 +72,7 @@ from typing import Any
 
 import numpy as np
 
+from raysys.io.fingerprint import file_digest
 from raysys.io.jsonio import write_json_file
 from raysys.training.pretrain_data import (
     Clips,
@@ -83,7 +84,7 @@ from raysys.training.pretrain_data import (
     render_scene_arrays,
     scene_specs,
 )
-from raysys.training.pretrain_export import device_name, export_base, model_card, sha256
+from raysys.training.pretrain_export import device_name, export_base, model_card
 from raysys.training.pretrain_sam2 import (
     STREAM_FRAMES,
     backbone_features,
@@ -316,7 +317,7 @@ def _init_sha256(init: str | None) -> str | None:
         return None
     from raysys.viewsam.base import resolve_sam2_checkpoint
 
-    return sha256(resolve_sam2_checkpoint(init))
+    return file_digest(resolve_sam2_checkpoint(init))
 
 
 def run_pretraining(cfg: PretrainConfig, out: str | os.PathLike, device="cpu",
@@ -388,7 +389,7 @@ def run_pretraining(cfg: PretrainConfig, out: str | os.PathLike, device="cpu",
         "history": tr["history"], "eval": ev,
         "init_sha256": _init_sha256(cfg.init),
         "seconds_total": round(time.perf_counter() - t_start, 1),
-        "sha256": sha256(pt),
+        "sha256": file_digest(pt),
     }
     write_json_file(out / "metrics.json", metrics, indent=1)
     (out / "MODEL_CARD.md").write_text(model_card(metrics))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
-__all__ = ["export_base", "model_card", "sha256", "device_name"]
+__all__ = ["export_base", "model_card", "device_name"]
 
 
 
@@ -44,14 +43,6 @@ def export_base(source, out: str | os.PathLike, yaml_text: str | None = None,
     torch.save({"model": sd, "yaml": yaml_text, **meta}, tmp)
     os.replace(tmp, out)
     return out
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def device_name(device) -> str:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from raysys.errors import UserError
+from raysys.io.fingerprint import file_digest
 from raysys.viewsam.safe_load import UnsafeFileError, safe_torch_load
 
 __all__ = ["FORMAT", "VERSION", "META_FILE", "WEIGHTS_FILE", "OPTIMIZER_FILE", "LEGACY_FILE",
@@ -213,14 +214,6 @@ def _read_meta(d: Path) -> dict:
     return doc
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _read_tensors(d: Path, entry: dict) -> dict:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -228,7 +221,7 @@ def _read_tensors(d: Path, entry: dict) -> dict:
     f = d / str(entry.get("file", ""))
     if f.parent != d or not f.is_file():
         raise FileNotFoundError(f"checkpoint {d}: {f.name or 'its weights file'} is missing")
-    if entry.get("sha256") and _sha256(f) != entry["sha256"]:
+    if entry.get("sha256") and file_digest(f) != entry["sha256"]:
         raise UserError(f"{f} does not match {d / META_FILE} (sha256 differs): the file was "
                         "replaced or damaged; copy the checkpoint folder again")
     try:
@@ -274,7 +267,7 @@ def checkpoint_digest(path: str | os.PathLike) -> str:
     d = checkpoint_dir(path)
     h = hashlib.sha256()
     for name in (META_FILE, WEIGHTS_FILE):
-        h.update(f"{name}\0{_sha256(d / name)}\n".encode())
+        h.update(f"{name}\0{file_digest(d / name)}\n".encode())
     return h.hexdigest()
 
 
