@@ -35,7 +35,8 @@ class Resources:
 
     Every step reads the fields it needs (training: ``workers``, ``cpus_per_worker``,
     ``loader_cpus``, ``loaders``; Stage 1: ``label_actors``, ``label_actor_cpus``; tracking:
-    ``track_actors``, ``track_actor_cpus``; all: ``address``, ``num_cpus``, ``use_gpu``).
+    ``track_actors``, ``track_actor_cpus``, ``track_expressions``; all: ``address``,
+    ``num_cpus``, ``use_gpu``).
     None of them changes a result. The defaults fit a 2-core CPU machine.
     """
 
@@ -52,9 +53,12 @@ class Resources:
     label_actor_cpus: float = 0.5  # CPUs per Stage 1 actor
     track_actors: int = 2  # tracking actors, each holding one ViewSAM
     track_actor_cpus: float = 1.0  # CPUs per tracking actor (rounded: its torch threads)
+    track_expressions: int = 16  # expressions of a scene tracked in one pass (the frames
+    #   decoded and the frozen trunk run once for them all); memory grows with it
 
     def __post_init__(self) -> None:
-        for name in ("workers", "loaders", "label_actors", "track_actors"):
+        for name in ("workers", "loaders", "label_actors", "track_actors",
+                     "track_expressions"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("cpus_per_worker", "loader_cpus", "label_actor_cpus", "track_actor_cpus"):

@@ -117,9 +117,9 @@ def test_real_configs_round_trip_and_the_message_of_the_issue():
     with pytest.raises(ValueError, match=r"TrainConfig.stages\[1\].lr: expected float, "
                                          r"got 'fast'"):
         from_dict(TrainConfig, {"stages": stages})
-    # the report's benchmark is SynthConfig's defaults: a partial synth keeps them
+    # the report's benchmark (SynthConfig's defaults, 48 frames): a partial synth keeps it
     rep = from_dict(ReportConfig, {"synth": {"seed": 3}, "resources": {"track_actors": 4}})
-    assert (rep.synth.seed, rep.synth.people, rep.synth.frames) == (3, 20, 60)
+    assert (rep.synth.seed, rep.synth.people, rep.synth.frames) == (3, 20, 48)
     assert rep.resources.track_actors == 4 and rep.resources.workers == 2
 
 

@@ -16,9 +16,19 @@ One generated scene (``--views`` views, ``--frames`` frame sets at ``--size``):
   with 1 or 8 boxes on frame 0, then ``propagate_in_video``; timed is the propagation
   (frames are decoded in ``init_state``, which is not timed).
 
+* ``live_<n>obj``: the tracker with exactly ``n`` live tracks per view (external proposals:
+  a fixed grid of ``n`` boxes, referred), for ``--live-objects`` (default 1, 8, 16): how
+  the cost of a frame set grows with the objects (issue #26: 16 objects <= 1.5x of 1).
+* ``expressions_<E>``: the ``E`` = ``--expressions`` expressions of one scene in one
+  :class:`raysys.tracking.MultiExpressionTracker` against ``E`` separate trackers run one
+  after the other on the same frames (4 referred grid boxes per view each).
+* ``long_stream``: ``--long`` frame sets (the generated ones, cycled) through one tracker
+  with 8 live tracks per view; peak memory per quarter of the stream (GPU: allocator
+  peak; CPU: the tracker's ``state_bytes``), ``last / second`` quarter.
+
 Figures are view-frames per second (one image of one camera = one view-frame) after a
-warm-up, with peak GPU memory. Prints one JSON object; writes ``$OUT/gpu_track_speed.json``
-when ``OUT`` is set.
+warm-up, with peak GPU memory; ``ratios`` sums up the issue's targets. Prints one JSON
+object; writes ``$OUT/gpu_track_speed.json`` when ``OUT`` is set.
 
     python3 benchmarks/gpu/track_speed.py                       # device machine
     .venv/bin/python benchmarks/gpu/track_speed.py --device cpu --sam2-config tiny \\
@@ -118,6 +128,108 @@ def run_viewsam(model, sets, device, stress: bool, warm: int) -> dict:
             "identities": len(tracker.identities), "peak_mem_gib": _peak(torch, device)}
 
 
+def _grid(n: int, w: int, h: int):
+    """``n`` person-sized boxes (xyxy input pixels) on a fixed grid."""
+    import numpy as np
+
+    cols = max(1, int(np.ceil(np.sqrt(n * w / h))))
+    rows = int(np.ceil(n / cols))
+    bw, bh = w / cols, h / rows
+    return np.array([[c * bw + bw * 0.15, r * bh + bh * 0.1, (c + 1) * bw - bw * 0.15,
+                      (r + 1) * bh - bh * 0.1] for r in range(rows) for c in range(cols)][:n],
+                    dtype=np.float32)
+
+
+def _feed(tracker, sets, warm, device, torch) -> tuple[float, int]:
+    """Step ``tracker`` through ``sets``; seconds and frame sets after ``warm``."""
+    t0, n = None, 0
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        for i, fs in enumerate(sets):
+            if i == warm:
+                _sync(torch, device)
+                t0 = time.perf_counter()
+            tracker.step(fs)
+            n += t0 is not None
+        tracker.flush()
+        _sync(torch, device)
+    return time.perf_counter() - t0, n
+
+
+def _fixed(n: int, sets):
+    """Tracker settings and proposals for exactly ``n`` referred objects per view."""
+    from raysys.tracking import TrackConfig
+
+    h, w = sets[0][0].shape[:2]
+    boxes = _grid(n, w, h)
+    cfg = TrackConfig(keep_masks=False, max_tracks=n, refer_threshold=0.5,
+                      objectness_threshold=0.0, min_refer=0.0)
+    return cfg, (lambda g, k: (boxes, [1.0] * n, None))
+
+
+def run_live(model, sets, device, n: int, warm: int) -> dict:
+    import torch
+
+    from raysys.tracking import ViewSAMTracker
+
+    cfg, fn = _fixed(n, sets)
+    tracker = ViewSAMTracker(model, "a person", len(sets[0]), cfg, proposals=fn)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    dt, k = _feed(tracker, sets, warm, device, torch)
+    v = len(sets[0])
+    return {"live_objects_per_view": n, "frame_sets": k, "seconds": round(dt, 3),
+            "view_frames_per_s": round(k * v / dt, 2), "peak_mem_gib": _peak(torch, device)}
+
+
+EXPRESSIONS = ("a man in a red coat and black trousers", "a woman wearing a white coat",
+               "a person carrying a black backpack", "a man in a gray cap",
+               "a person wearing blue trousers", "a person riding a bicycle",
+               "a woman in a yellow coat and white shoes", "a person wearing a green coat",
+               "a man carrying a handbag", "a person in a brown coat and gray trousers",
+               "a man wearing a black helmet", "a person in an orange coat")
+
+
+def run_expressions(model, sets, device, e: int, warm: int) -> dict:
+    import torch
+
+    from raysys.tracking import MultiExpressionTracker, ViewSAMTracker
+
+    texts = [EXPRESSIONS[i % len(EXPRESSIONS)] for i in range(e)]
+    cfg, fn = _fixed(4, sets)
+    v = len(sets[0])
+    multi, k = _feed(MultiExpressionTracker(model, texts, v, cfg, proposals=fn), sets, warm,
+                     device, torch)
+    separate = sum(_feed(ViewSAMTracker(model, t, v, cfg, proposals=fn), sets, warm, device,
+                         torch)[0] for t in texts)
+    return {"expressions": e, "frame_sets": k, "multi_s": round(multi, 3),
+            "separate_s": round(separate, 3), "speedup": round(separate / multi, 2)}
+
+
+def run_long(model, sets, device, total: int, warm: int) -> dict:
+    import torch
+
+    from raysys.tracking import ViewSAMTracker
+
+    cfg, fn = _fixed(8, sets)
+    tracker = ViewSAMTracker(model, "a person", len(sets[0]), cfg, proposals=fn)
+    quarter, peaks, states = total // 4, [], []
+    t0 = time.perf_counter()
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        for i in range(total):
+            if i % quarter == 0 and device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            tracker.step(sets[i % len(sets)])
+            if (i + 1) % quarter == 0:
+                _sync(torch, device)
+                peaks.append(torch.cuda.max_memory_allocated() if device.type == "cuda"
+                             else None)
+                states.append(tracker.state_bytes())
+    ref = peaks if device.type == "cuda" else states
+    return {"frame_sets": total, "seconds": round(time.perf_counter() - t0, 1),
+            "peak_mem_bytes_per_quarter": peaks, "state_bytes_per_quarter": states,
+            "last_over_second_quarter": round(ref[3] / ref[1], 4)}
+
+
 def run_bare(cfg_name: str, sets, device, objects: int, warm: int) -> dict:
     import numpy as np
     import torch
@@ -172,6 +284,29 @@ def run_bare(cfg_name: str, sets, device, objects: int, warm: int) -> dict:
             "peak_mem_gib": _peak(torch, device)}
 
 
+def _ratios(runs: dict, args) -> dict:
+    """The issue's targets from the runs that ran (None where a run is missing)."""
+    def get(name, key):
+        r = runs.get(name) or {}
+        return r.get(key)
+
+    def div(a, b):
+        return None if a is None or not b else round(a / b, 3)
+
+    lo, hi = min(args.live_objects), max(args.live_objects)
+    t = {n: div(1.0, get(f"live_{n}obj", "view_frames_per_s")) for n in args.live_objects}
+    return {
+        "viewsam_8obj_over_bare_8obj_view_frames_per_s":
+            div(get("live_8obj", "view_frames_per_s"), get("sam2_bare_8obj", "view_frames_per_s")),
+        f"time_{hi}obj_over_{lo}obj": div(t.get(hi), t.get(lo)),
+        f"expressions_{args.expressions}_speedup": get(f"expressions_{args.expressions}",
+                                                       "speedup"),
+        "long_stream_last_over_second_quarter": get("long_stream", "last_over_second_quarter"),
+        "targets": {"viewsam_8obj_over_bare_8obj": ">= 4", "time_16obj_over_1obj": "<= 1.5",
+                    "expressions_10_speedup": ">= 5", "long_stream": "<= 1.05"},
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
@@ -183,6 +318,14 @@ def main() -> None:
     ap.add_argument("--size", default="1280x720", help="frame size WxH")
     ap.add_argument("--objects", type=int, nargs="+", default=[1, 8],
                     help="bare predictor: box prompts per view")
+    ap.add_argument("--live-objects", type=int, nargs="+", default=[1, 8, 16],
+                    help="tracker: live tracks per view")
+    ap.add_argument("--expressions", type=int, default=10,
+                    help="expressions of one scene: one tracker for all vs one each (0: skip)")
+    ap.add_argument("--long", type=int, default=2000,
+                    help="frame sets of the long-stream memory run (0: skip)")
+    ap.add_argument("--skip", nargs="*", default=[],
+                    help="runs to skip: viewsam, live, expressions, long, bare")
     args = ap.parse_args()
     import torch
 
@@ -216,14 +359,25 @@ def main() -> None:
                           freeze_base=True, device=str(device)).eval()
     res["build_s"] = round(time.perf_counter() - t, 2)
     res["image_size"] = int(model.image_size)
-    record("viewsam_default", partial(run_viewsam, model, sets, device, False, args.warm))
-    record("viewsam_stress", partial(run_viewsam, model, sets, device, True, args.warm))
+    if "viewsam" not in args.skip:
+        record("viewsam_default", partial(run_viewsam, model, sets, device, False, args.warm))
+        record("viewsam_stress", partial(run_viewsam, model, sets, device, True, args.warm))
+    if "live" not in args.skip:
+        for n in args.live_objects:
+            record(f"live_{n}obj", partial(run_live, model, sets, device, n, args.warm))
+    if "expressions" not in args.skip and args.expressions:
+        record(f"expressions_{args.expressions}",
+               partial(run_expressions, model, sets, device, args.expressions, args.warm))
+    if "long" not in args.skip and args.long:
+        record("long_stream", partial(run_long, model, sets, device, args.long, args.warm))
     del model
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    for n in args.objects:
-        record(f"sam2_bare_{n}obj", lambda n=n: run_bare(args.sam2_config, sets, device, n,
-                                                         args.warm))
+    if "bare" not in args.skip:
+        for n in args.objects:
+            record(f"sam2_bare_{n}obj", lambda n=n: run_bare(args.sam2_config, sets, device, n,
+                                                             args.warm))
+    res["ratios"] = _ratios(res["runs"], args)
     text = json.dumps(res, indent=2)
     print(text)
     if os.environ.get("OUT"):

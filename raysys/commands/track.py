@@ -41,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--actors", type=int, default=2, help="tracking actors (default 2)")
     p.add_argument("--actor-cpus", type=float, default=1.0,
                    help="CPUs per actor, fractions ok (default 1)")
+    p.add_argument("--expressions-per-pass", type=int, default=16,
+                   help="expressions of a scene tracked together in one pass over its "
+                        "frames (frames decoded and the frozen trunk run once for them "
+                        "all; default 16; fewer: less memory, more actors busy)")
     p.add_argument("--use-gpu", action="store_true", help="one GPU per actor")
     add_allow_missing_views(p)
     add_allow_partial(p)
@@ -59,7 +63,8 @@ def build_resources(args: argparse.Namespace):
     from raysys.runtime import Resources
 
     return Resources(address=args.address, track_actors=args.actors,
-                     track_actor_cpus=args.actor_cpus, use_gpu=args.use_gpu)
+                     track_actor_cpus=args.actor_cpus, use_gpu=args.use_gpu,
+                     track_expressions=args.expressions_per_pass)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,9 +78,9 @@ def run(args: argparse.Namespace) -> int:
     res = track_job(args.model, layout, args.out, cfg, resources,
                     allow_missing_views=args.allow_missing_views,
                     allow_partial=args.allow_partial)
-    print(f"tracked {res.units - res.skipped} of {res.units} expressions "
-          f"({res.skipped} already done): {res.frames} frame sets in {res.seconds:.1f} s "
-          f"({res.fps:.2f} frame sets/s)")
+    print(f"tracked {res.units - res.skipped} of {res.units} expressions in {res.passes} "
+          f"passes over the scenes ({res.skipped} already done): {res.frames} "
+          f"expression-frame sets in {res.seconds:.1f} s ({res.fps:.2f}/s)")
     if res.redone_scenes:
         print(f"the frames changed since the last run: scenes {', '.join(res.redone_scenes)} "
               "tracked again")

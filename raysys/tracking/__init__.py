@@ -3,6 +3,12 @@ offline runner that writes CRTrack predictions."""
 
 from raysys.tracking.config import TrackConfig
 from raysys.tracking.identity import IdentityBank
-from raysys.tracking.tracker import FrameResult, TrackedObject, ViewSAMTracker
+from raysys.tracking.tracker import (
+    FrameResult,
+    MultiExpressionTracker,
+    TrackedObject,
+    ViewSAMTracker,
+)
 
-__all__ = ["TrackConfig", "IdentityBank", "ViewSAMTracker", "FrameResult", "TrackedObject"]
+__all__ = ["TrackConfig", "IdentityBank", "ViewSAMTracker", "MultiExpressionTracker",
+           "FrameResult", "TrackedObject"]

@@ -27,6 +27,10 @@ class TrackConfig:
     memory_frames: int | None = None  # per-track memory frames kept; None = what SAM2 reads
     #                                  (max(num_maskmem, max_obj_ptrs_in_encoder))
     keep_masks: bool = True  # return full-resolution masks (else boxes only)
+    batch_objects: int | None = None  # tracks per SAM2 call (memory attention, decoders,
+    #   memory encoder); None: 256 on a GPU; on a CPU 2**19 / S^2 for the model's input
+    #   side S (32 at 128 px, 8 at 256 px, 1 at 1024 px): larger batches leave the caches
+    #   and run slower per object there. Speed only: not recorded, never blocks a resume
 
     def __post_init__(self) -> None:
         if self.clip_frames < 1:
@@ -36,6 +40,8 @@ class TrackConfig:
             val = getattr(self, name)
             if val is not None and not 0.0 <= val <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {val}")
+        if self.batch_objects is not None and self.batch_objects < 1:
+            raise ValueError(f"batch_objects must be >= 1 or None, got {self.batch_objects}")
         for name in ("max_tracks", "max_identities"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -50,4 +50,5 @@ def track_job(checkpoint: str | os.PathLike, layout: DatasetLayout,
         return track_split(checkpoint, layout, out, cfg, actors=resources.track_actors,
                            actor_cpus=resources.track_actor_cpus, use_gpu=resources.use_gpu,
                            progress=progress, allow_missing_views=allow_missing_views,
-                           allow_partial=allow_partial)
+                           allow_partial=allow_partial,
+                           expressions_per_pass=resources.track_expressions)

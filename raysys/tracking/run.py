@@ -1,11 +1,14 @@
-"""Offline tracking of a dataset split: one :class:`ViewSAMTracker` per (scene, expression),
-run on a pool of Ray actors that each load the model once; CRTrack predictions out.
+"""Offline tracking of a dataset split on a pool of Ray actors that each load the model
+once; CRTrack predictions out. Each task is one pass over a scene's frames with a
+:class:`~raysys.tracking.tracker.MultiExpressionTracker` of up to ``expressions_per_pass``
+of its expressions (the frames decoded and the frozen trunk run once for them all; the
+results equal one tracker per expression).
 
 The queries are the split's expressions (the ``<Scene>_<expression>`` folder names of its
 GT root: only the names, the sentence a user would type; no GT row is read). Frames stream
 view-synchronised in frame order, exactly as a live source would feed the tracker.
-Re-runs skip (scene, expression) units whose prediction files exist (resumable); files are
-written atomically, so an interrupted unit leaves nothing half-written.
+Re-runs skip the expressions whose prediction files exist (resumable); files are written
+atomically, so an interrupted pass leaves nothing half-written.
 
 ``<out>/track_config.json`` records, before any work, the model's content hash, the
 tracking settings, the dataset split and its fingerprint (:mod:`raysys.io.fingerprint`).
@@ -44,8 +47,9 @@ from raysys.io.fingerprint import (
 from raysys.io.views import view_ids
 from raysys.tracking.config import TrackConfig
 
-__all__ = ["TrackUnit", "TrackRunResult", "plan_track_units", "track_unit", "track_split",
-           "check_track_inputs", "model_digest", "RECORD"]
+__all__ = ["TrackUnit", "ScenePass", "TrackRunResult", "plan_track_units", "plan_scene_passes",
+           "track_unit", "track_scene", "track_split", "check_track_inputs", "model_digest",
+           "RECORD"]
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +65,24 @@ class TrackUnit:
     views: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ScenePass:
+    """Expressions of one scene tracked together in one pass over its frames."""
+
+    scene: str
+    views: tuple[str, ...]
+    units: tuple[TrackUnit, ...]
+
+
 @dataclass
 class TrackRunResult:
     pred_root: Path
     units: int  # (scene, expression) units in the split
     skipped: int  # already done before this run
-    frames: int  # frame sets tracked in this run
+    frames: int  # (expression, frame set) pairs tracked in this run
     seconds: float
-    fps: float  # frame sets per second (all views of one instant = one frame set)
+    fps: float  # of those pairs per second (all views of one instant = one frame set)
+    passes: int = 0  # passes over a scene's frames (each for up to track_expressions)
     redone_scenes: tuple[str, ...] = ()  # scenes whose frames changed since the last run
 
 
@@ -83,41 +97,67 @@ def plan_track_units(layout: DatasetLayout) -> list[TrackUnit]:
     return out
 
 
+def plan_scene_passes(units: list[TrackUnit], per_pass: int) -> list[ScenePass]:
+    """Group ``units`` by scene (in their order) into passes of at most ``per_pass``
+    expressions."""
+    if per_pass < 1:
+        raise ValueError(f"expressions per pass must be >= 1, got {per_pass}")
+    by_scene: dict[tuple[str, tuple[str, ...]], list[TrackUnit]] = {}
+    for u in units:
+        by_scene.setdefault((u.scene, u.views), []).append(u)
+    return [ScenePass(scene, views, tuple(us[i:i + per_pass]))
+            for (scene, views), us in by_scene.items() for i in range(0, len(us), per_pass)]
+
+
 def _done(pred_root: Path, unit: TrackUnit) -> bool:
     return all((pred_root / unit.name / f"{v}.txt").is_file() for v in unit.views)
 
 
-def track_unit(model, layout: DatasetLayout, unit: TrackUnit, cfg: TrackConfig,
-               proposals=None) -> tuple[dict[str, np.ndarray], int]:
-    """Track one expression over its scene; returns prediction rows per view
-    ``(frame, id, x1, y1, x2, y2)`` and the number of frame sets. ``proposals``: optional
-    ``fn(frame_number, view_index)`` of :class:`ViewSAMTracker`'s external proposals, here
-    called with the frame's number in the dataset (not its index in the stream)."""
+def track_scene(model, layout: DatasetLayout, scene: ScenePass, cfg: TrackConfig,
+                proposals=None) -> tuple[dict[str, dict[str, np.ndarray]], int]:
+    """Track the expressions of one scene pass together; returns, per expression name,
+    its prediction rows per view ``(frame, id, x1, y1, x2, y2)``, and the number of frame
+    sets. ``proposals``: optional ``fn(frame_number, view_index)`` of the tracker's
+    external proposals (the same for every expression), here called with the frame's
+    number in the dataset (not its index in the stream)."""
     from PIL import Image
 
-    from raysys.tracking.tracker import ViewSAMTracker
+    from raysys.tracking.tracker import MultiExpressionTracker
 
-    paths = {v: dict(crtrack.list_frames(layout.view_dir(unit.scene, v))) for v in unit.views}
+    paths = {v: dict(crtrack.list_frames(layout.view_dir(scene.scene, v)))
+             for v in scene.views}
     frames = sorted(set.intersection(*(set(p) for p in paths.values())))
     ext = None if proposals is None else (lambda g, k: proposals(frames[g], k))
-    tracker = ViewSAMTracker(model, unit.text, len(unit.views), replace(cfg, keep_masks=False),
-                             view_ids=view_ids(unit.views), proposals=ext)
-    rows: dict[str, list] = {v: [] for v in unit.views}
+    tracker = MultiExpressionTracker(model, [u.text for u in scene.units], len(scene.views),
+                                     replace(cfg, keep_masks=False),
+                                     view_ids=view_ids(scene.views), proposals=ext)
+    rows: list[dict[str, list]] = [{v: [] for v in scene.views} for _ in scene.units]
 
     def emit(results):
-        for r in results:
-            fno = frames[r.index]
-            for v, objs in zip(unit.views, r.views, strict=True):
-                for o in objs:
-                    x, y, w, h = o.box
-                    rows[v].append((fno, o.global_id, x, y, x + w, y + h))
+        for e, res in enumerate(results):
+            for r in res:
+                fno = frames[r.index]
+                for v, objs in zip(scene.views, r.views, strict=True):
+                    for o in objs:
+                        x, y, w, h = o.box
+                        rows[e][v].append((fno, o.global_id, x, y, x + w, y + h))
 
     for fno in frames:
-        imgs = [np.asarray(Image.open(paths[v][fno]).convert("RGB")) for v in unit.views]
+        imgs = [np.asarray(Image.open(paths[v][fno]).convert("RGB")) for v in scene.views]
         emit(tracker.step(imgs))
     emit(tracker.flush())
-    return {v: np.asarray(r, dtype=np.float64).reshape(-1, 6) for v, r in rows.items()}, \
-        len(frames)
+    return {u.name: {v: np.asarray(r, dtype=np.float64).reshape(-1, 6) for v, r in
+                     rows[e].items()} for e, u in enumerate(scene.units)}, len(frames)
+
+
+def track_unit(model, layout: DatasetLayout, unit: TrackUnit, cfg: TrackConfig,
+               proposals=None) -> tuple[dict[str, np.ndarray], int]:
+    """Track one expression over its scene (:func:`track_scene` of that expression alone);
+    returns prediction rows per view ``(frame, id, x1, y1, x2, y2)`` and the number of
+    frame sets. ``proposals``: as in :func:`track_scene`."""
+    rows, n = track_scene(model, layout, ScenePass(unit.scene, unit.views, (unit,)), cfg,
+                          proposals)
+    return rows[unit.name], n
 
 
 class _TrackWorker:
@@ -133,11 +173,14 @@ class _TrackWorker:
         self.model = load_viewsam_checkpoint(checkpoint, device=device,
                                              allow_partial=allow_partial).model
 
-    def run(self, layout: DatasetLayout, unit: TrackUnit, cfg: TrackConfig,
-            pred_root: str) -> int:
-        rows, n = track_unit(self.model, layout, unit, cfg)
-        crtrack.write_expression_pred(pred_root, unit.name, rows)
-        return n
+    def run(self, layout: DatasetLayout, scene: ScenePass, cfg: TrackConfig,
+            pred_root: str) -> tuple[int, int]:
+        """Track a scene pass and write its expressions' predictions; returns (frame sets,
+        expressions)."""
+        rows, n = track_scene(self.model, layout, scene, cfg)
+        for u in scene.units:
+            crtrack.write_expression_pred(pred_root, u.name, rows[u.name])
+        return n, len(scene.units)
 
 
 def model_digest(checkpoint: str | os.PathLike) -> str:
@@ -155,7 +198,8 @@ def model_digest(checkpoint: str | os.PathLike) -> str:
 
 def _record(checkpoint, layout: DatasetLayout, cfg: TrackConfig) -> dict:
     return jsonable({"checkpoint": str(Path(checkpoint).resolve()),
-                     "model": model_digest(checkpoint), "track": asdict(cfg),
+                     "model": model_digest(checkpoint),
+                     "track": {k: v for k, v in asdict(cfg).items() if k != "batch_objects"},
                      "data": str(layout.root.resolve()), "domain": layout.domain,
                      "split": layout.split, "dataset": dataset_fingerprint(layout)})
 
@@ -222,7 +266,8 @@ def track_split(checkpoint: str | os.PathLike, layout: DatasetLayout,
                 pred_root: str | os.PathLike, cfg: TrackConfig | None = None, *,
                 actors: int = 2, actor_cpus: float = 1.0, use_gpu: bool = False,
                 progress: bool = True, allow_missing_views: bool = False,
-                allow_partial: bool = False) -> TrackRunResult:
+                allow_partial: bool = False, expressions_per_pass: int = 16,
+                ) -> TrackRunResult:
     """Track every expression of a split with a ViewSAM checkpoint. Ray must be initialised.
 
     Args:
@@ -237,6 +282,8 @@ def track_split(checkpoint: str | os.PathLike, layout: DatasetLayout,
             are (otherwise an error naming the scene and the view).
         allow_partial: load a checkpoint whose weights do not all fit the model (the
             actors log what was skipped); by default that is an error.
+        expressions_per_pass: expressions of a scene tracked together (one task); more
+            share more work, fewer spread a scene over more actors and hold less memory.
     """
     import ray
     from ray.util import ActorPool
@@ -251,19 +298,23 @@ def track_split(checkpoint: str | os.PathLike, layout: DatasetLayout,
         _remove_scenes(pred_root, stale)
     write_record(pred_root / RECORD, record)
     todo = [u for u in units if not _done(pred_root, u)]
+    passes = plan_scene_passes(todo, expressions_per_pass)
     t0 = time.time()
     n = 0
-    if todo:
-        k = max(1, min(actors, len(todo)))
+    if passes:
+        k = max(1, min(actors, len(passes)))
         remote = ray.remote(num_cpus=actor_cpus, num_gpus=1 if use_gpu else 0)(_TrackWorker)
         threads = max(1, int(round(actor_cpus)))
         pool = ActorPool([remote.remote(str(checkpoint), "cuda" if use_gpu else "cpu", threads,
                                         allow_partial) for _ in range(k)])
-        it = pool.map_unordered(lambda a, u: a.run.remote(layout, u, cfg, str(pred_root)), todo)
-        for frames in tqdm(it, total=len(todo), desc=f"track {layout.domain}",
-                           disable=not progress):
-            n += frames
+        it = pool.map_unordered(lambda a, p: a.run.remote(layout, p, cfg, str(pred_root)),
+                                passes)
+        with tqdm(total=len(todo), desc=f"track {layout.domain}", unit="expr",
+                  disable=not progress) as bar:
+            for frames, done in it:
+                n += frames * done
+                bar.update(done)
     dt = time.time() - t0
     return TrackRunResult(pred_root=pred_root, units=len(units), skipped=len(units) - len(todo),
                           frames=n, seconds=dt, fps=n / dt if dt > 0 and n else 0.0,
-                          redone_scenes=tuple(stale))
+                          redone_scenes=tuple(stale), passes=len(passes))

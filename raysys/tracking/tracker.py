@@ -1,19 +1,24 @@
 """Online cross-view referring tracker on a trained ViewSAM (paper §3.3, inference).
 
-:class:`ViewSAMTracker` takes one synchronised set of frames (one image per view) at a time
-and keeps its own bounded state, so the same object runs offline over a dataset
-(:mod:`raysys.tracking.run`) and behind a server. Per clip of ``T`` frame sets (no
-look-ahead beyond the clip):
+:class:`MultiExpressionTracker` tracks the ``E`` expressions of one scene at once and
+:class:`ViewSAMTracker` one expression (the same code, ``E = 1``). Either takes one
+synchronised set of frames (one image per view) at a time and keeps its own bounded state,
+so the same object runs offline over a dataset (:mod:`raysys.tracking.run`) and behind a
+server. Per clip of ``T`` frame sets (no look-ahead beyond the clip):
 
-1. :meth:`ViewSAM.encode_clip` over the ``V x T`` frames with the expression: image encoder
-   with the view token (Eq. 3-4; the last frame's token ``e`` carried from clip to clip as
-   the EMA's ``e_{t-1}``) and VC-CMA adapters (Eq. 5-7), then the Candidate Generator's
-   proposals and referring logits against each view's updated text ``T_ca``.
-2. Frame by frame, every live single-view track runs SAM2 on its own memory bank
+1. :meth:`ViewSAM.encode_clip` over the ``V x T`` frames with the expressions: image
+   encoder with the view token (Eq. 3-4; the last frame's token ``e`` carried from clip to
+   clip as the EMA's ``e_{t-1}``) and VC-CMA adapters (Eq. 5-7), then the Candidate
+   Generator's proposals and referring logits against each view's updated text ``T_ca``.
+   The frames are decoded and encoded once up to the first text-conditioned stage; only
+   the rest runs per expression (one batch).
+2. Frame by frame, every live single-view track of every expression runs SAM2 on its own
+   memory bank
    (:meth:`ViewSAM.track_frame`: memory attention, mask decoder prompted by the proposal
    overlapping its last box when there is one, BAR against the memory-free decoding,
-   memory encoding); the tracks of all views go through SAM2 as one batch (the result is
-   the same as one track at a time, :func:`raysys.viewsam.base.condition_on_banks`).
+   memory encoding); the tracks of all views and expressions go through SAM2 as one batch
+   (the result is the same as one track at a time,
+   :func:`raysys.viewsam.base.condition_on_banks`).
    Proposals that refer to the expression and overlap no live track open new tracks (a
    conditioning frame, no memory; again one batch for all views). A track absent for
    ``max_lost`` frames ends; the younger of two coinciding tracks ends. A track matched to
@@ -21,18 +26,23 @@ look-ahead beyond the clip):
    mask gives its box. External
    proposals (``proposals=fn``) may replace the Candidate Generator's.
 3. CGCT embeddings of every present track; at the end of the clip new tracks get global
-   ids from :class:`raysys.tracking.identity.IdentityBank` (assignment across views, new
-   ids for new objects), and identity prototypes are updated.
+   ids from their expression's :class:`raysys.tracking.identity.IdentityBank` (assignment
+   across views, new ids for new objects), and identity prototypes are updated.
 
-Bounded state: at most ``max_tracks`` live tracks per view, each with SAM2 memory of the
-last ``memory_frames`` frames plus its conditioning frame; at most ``max_identities``
-identity prototypes; one clip of buffered frames.
+Expressions never interact: each has its own tracks, identities and ids, and its results
+equal those of a :class:`ViewSAMTracker` of that expression alone (up to float rounding of
+the batched arithmetic).
+
+Bounded state: per expression, at most ``max_tracks`` live tracks per view, each with SAM2
+memory of the last ``memory_frames`` frames plus its conditioning frame; at most
+``max_identities`` identity prototypes; one clip of buffered frames.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import itertools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -46,12 +56,16 @@ from raysys.tracking.tracks import (
     _Track,
     _ViewFrame,
     assign_proposals,
+    cgct_embeddings,
+    drop_duplicates,
+    external_proposals,
+    new_track_candidates,
     tracked_objects,
 )
-from raysys.viewsam.candidate_generator import pairwise_iou
 from raysys.viewsam.prompts import masks_to_boxes
 
-__all__ = ["TrackedObject", "FrameResult", "ProposalFn", "ViewSAMTracker", "assign_proposals"]
+__all__ = ["TrackedObject", "FrameResult", "ProposalFn", "ViewSAMTracker",
+           "MultiExpressionTracker", "assign_proposals"]
 
 ProposalFn = Callable[[int, int], "tuple[np.ndarray, np.ndarray | None, np.ndarray | None]"]
 """External proposals: ``fn(frame_index, view) -> (boxes (K, 4) xyxy input pixels,
@@ -60,35 +74,52 @@ referring probabilities (K,) or None, objectness (K,) or None)``."""
 _NUM_FRAMES = 1 << 30  # open-ended stream for SAM2's object-pointer window
 
 
-class ViewSAMTracker:
-    """Online ViewSAM tracking of one expression over ``V`` synchronised views.
+
+@dataclass
+class _Query:
+    """One expression's state: its tracks (per view), identities and track numbering."""
+
+    expression: str
+    tracks: list[list[_Track]]
+    identities: IdentityBank
+    next_tid: int = 1
+    seen: dict = field(default_factory=dict)  # this clip's present tracks, by track id
+
+
+class MultiExpressionTracker:
+    """Online ViewSAM tracking of ``E`` expressions of one scene over ``V`` views.
 
     Args:
         model: a trained ViewSAM (eval mode; its device is used).
-        expression: the referring sentence.
+        expressions: the referring sentences (one pass of the frozen trunk serves all).
         num_views: views per frame set.
         cfg: tracker settings.
         view_ids: camera index of each view for the view token: pass
             :func:`raysys.io.views.view_ids` of the views' names, the rule training uses
             (default ``0..V-1``, the same for ``View1..ViewV``).
         proposals: optional :data:`ProposalFn` whose boxes replace the Candidate Generator's
-            proposals (boxes from another detector, or GT boxes in an oracle benchmark).
-            Referring probabilities left ``None`` come from the Candidate Generator's
-            matching branch on those boxes; objectness left ``None`` is 1.
+            proposals (boxes from another detector, or GT boxes in an oracle benchmark),
+            the same boxes for every expression. Referring probabilities left ``None`` come
+            from the Candidate Generator's matching branch on those boxes, per expression;
+            given ones hold for every expression. Objectness left ``None`` is 1.
 
-    ``step(frames)`` returns the results of the frame sets whose clip is complete (an empty
-    list while a clip is filling); ``flush()`` processes a partial clip at the end.
+    ``step(frames)`` returns, per expression, the results of the frame sets whose clip is
+    complete (empty lists while a clip is filling); ``flush()`` processes a partial clip at
+    the end.
     """
 
-    def __init__(self, model, expression: str, num_views: int, cfg: TrackConfig | None = None,
-                 view_ids: Sequence[int] | None = None,
+    def __init__(self, model, expressions: Sequence[str], num_views: int,
+                 cfg: TrackConfig | None = None, view_ids: Sequence[int] | None = None,
                  proposals: ProposalFn | None = None) -> None:
         if num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {num_views}")
+        expressions = list(expressions)
+        if not expressions or not all(isinstance(e, str) and e.strip() for e in expressions):
+            raise ValueError("expressions must be one or more non-empty sentences")
         self.model = model.eval()
         self.cfg = cfg or TrackConfig()
         self.num_views = num_views
-        self.expression = expression
+        self.expressions = expressions
         self.device = next(model.parameters()).device
         ids = list(range(num_views)) if view_ids is None else list(view_ids)
         if len(ids) != num_views:
@@ -106,23 +137,24 @@ class ViewSAMTracker:
             if c.objectness_threshold is not None else \
             float(calib.get("objectness_threshold", 0.1))
         self.min_refer = c.min_refer if c.min_refer is not None else self.refer_threshold
-        self.text = {k: v.to(self.device) for k, v in model.tokenize([expression]).items()}
+        self.text = {k: v.to(self.device) for k, v in model.tokenize(expressions).items()}
         sam2 = model.sam2
         keep = max(int(sam2.num_maskmem), int(getattr(sam2, "max_obj_ptrs_in_encoder", 1)))
         self.memory_frames = self.cfg.memory_frames or keep
-        self.identities = IdentityBank(self.cfg.id_threshold, self.cfg.id_momentum,
-                                       self.cfg.max_identities)
-        self.tracks: list[list[_Track]] = [[] for _ in range(num_views)]
-        self.view_state: torch.Tensor | None = None
-        self.text_ref: torch.Tensor | None = None  # (V, D_t) this clip's t_R per view (BAR)
+        self.batch_objects = c.batch_objects or (
+            256 if self.device.type == "cuda" else max(1, 2**19 // model.image_size ** 2))
+        self.queries = [_Query(e, [[] for _ in range(num_views)],
+                               IdentityBank(c.id_threshold, c.id_momentum, c.max_identities))
+                        for e in expressions]
+        self.view_state: torch.Tensor | None = None  # (E, V, d_a) the view tokens' EMA
+        self.text_ref: torch.Tensor | None = None  # (E*V, D_t) this clip's t_R (BAR)
         self.buffer: list[list[np.ndarray]] = []
         self.frame_size: tuple[int, int] | None = None
         self.next_frame = 0  # stream index of the first buffered frame set
-        self.next_tid = 1
         self.proposals = proposals
 
     # ------------------------------------------------------------------ public API
-    def step(self, frames: Sequence[np.ndarray]) -> list[FrameResult]:
+    def step(self, frames: Sequence[np.ndarray]) -> list[list[FrameResult]]:
         """Add one synchronised frame set (one ``(H, W, 3)`` uint8 RGB image per view)."""
         if len(frames) != self.num_views:
             raise ValueError(f"expected {self.num_views} frames (one per view), got "
@@ -139,218 +171,180 @@ class ViewSAMTracker:
                                  f"stream's {self.frame_size}; resize views to one size")
         self.buffer.append([np.asarray(f) for f in frames])
         if len(self.buffer) < self.cfg.clip_frames:
-            return []
+            return [[] for _ in self.queries]
         return self._run_clip()
 
-    def flush(self) -> list[FrameResult]:
+    def flush(self) -> list[list[FrameResult]]:
         """Process the buffered frame sets of an incomplete clip (end of a stream)."""
-        return self._run_clip() if self.buffer else []
+        return self._run_clip() if self.buffer else [[] for _ in self.queries]
 
     def state_bytes(self) -> int:
         """Bytes held in tensors and arrays of the tracker's state (memory banks, tracks,
         identities, buffered frames): what a long stream must keep flat."""
         n = sum(f.nbytes for fs in self.buffer for f in fs)
-        n += sum(p.nbytes for p in self.identities.prototypes.values())
-        for tracks in self.tracks:
-            for tr in tracks:
-                for part in tr.bank.values():
-                    for entry in part.values():
-                        n += sum(_nbytes(v) for v in entry.values())
+        for q in self.queries:
+            n += sum(p.nbytes for p in q.identities.prototypes.values())
+            for tracks in q.tracks:
+                for tr in tracks:
+                    for part in tr.bank.values():
+                        for entry in part.values():
+                            n += sum(_nbytes(v) for v in entry.values())
         if self.view_state is not None:
             n += self.view_state.numel() * self.view_state.element_size()
         return n
 
     @property
     def num_live_tracks(self) -> int:
-        return sum(len(t) for t in self.tracks)
+        return sum(len(t) for q in self.queries for t in q.tracks)
 
     # ------------------------------------------------------------------ one clip
     @torch.no_grad()
-    def _run_clip(self) -> list[FrameResult]:
+    def _run_clip(self) -> list[list[FrameResult]]:
         model = self.model
-        t, v = len(self.buffer), self.num_views
+        t, v, ne = len(self.buffer), self.num_views, len(self.queries)
         h, w = self.frame_size
         arr = np.stack([np.stack(fs) for fs in self.buffer], 1)  # (V, T, H, W, 3)
         x = torch.from_numpy(arr).to(self.device).permute(0, 1, 4, 2, 3).float().div_(255)
         ce = model.encode_clip(x[None], self.text, self.view_ids, self.view_state)
-        self.view_state = ce.view_state
-        self.text_ref = ce.text_ref
-        enc = ce.enc
-        s = model.image_size
-        cand = ce.cand
-        extra = None if ce.text_token is None else ce.text_token[:, None]  # (1, 1, d)
-        raw: list[list[list[tuple]]] = [[[] for _ in range(v)] for _ in range(t)]
-        seen: dict[int, _Track] = {}
+        self.view_state, self.text_ref = ce.view_state, ce.text_ref
+        enc, s, cand = ce.enc, model.image_size, ce.cand
+        extra = None if ce.text_token is None else ce.text_token[:, None]  # (E, 1, d)
+        raw = [[[[] for _ in range(v)] for _ in range(t)] for _ in range(ne)]
+        for q in self.queries:
+            q.seen = {}
         for i in range(t):
             g = self.next_frame + i
-            views = []
-            for k in range(v):
-                n = k * t + i  # encodings are ordered (view, frame)
-                ctx = _ViewFrame(n, [lvl[n:n + 1] for lvl in enc["fpn"]],
-                                 enc["pos"][-1][n:n + 1])
-                if cand is not None:
-                    ctx.props, ctx.refer = cand.boxes[n], cand.refer_logits[n].sigmoid()
-                    ctx.obj = cand.objectness[n]
-                if self.proposals is not None:
-                    self._external(ctx, cand, g, k, (h, w), s)
-                views.append(ctx)
+            ext = {k: self.proposals(g, k) for k in range(v)} if self.proposals else None
+            views = [[self._view_frame(enc, cand, (e * v + k) * t + i, ext and ext[k],
+                                       (h, w), s) for k in range(v)] for e in range(ne)]
             present = self._step_frame(g, views, extra)
-            for k, ctx in enumerate(views):
-                if not present[k]:
-                    continue
-                embs = self._embed(enc, ce.views, ctx.n, [p[1] for p in present[k]])
-                for j, (tr, low, score, box) in enumerate(present[k]):
-                    seen[tr.tid] = tr
-                    if embs is not None:
-                        tr.emb.append(embs[j])
-                    raw[i][k].append((tr, low, score, box))
-        self._assign_ids(seen)
-        results = [FrameResult(self.next_frame + i,
-                               [tracked_objects(raw[i][k], (h, w), s, self.min_refer,
-                                                self.cfg.keep_masks) for k in range(v)])
-                   for i in range(t)]
+            for e, q in enumerate(self.queries):
+                for k, ctx in enumerate(views[e]):
+                    rows = present[e][k]
+                    lows = [r[1] for r in rows]
+                    embs = cgct_embeddings(model.cgct, enc, ce.views, ctx.n, lows) \
+                        if rows else None
+                    for j, (tr, low, score, box) in enumerate(rows):
+                        q.seen[tr.tid] = tr
+                        if embs is not None:
+                            tr.emb.append(embs[j])
+                        raw[e][i][k].append((tr, low, score, box))
+        for q in self.queries:
+            self._assign_ids(q)
+        results = [[FrameResult(self.next_frame + i,
+                                [tracked_objects(raw[e][i][k], (h, w), s, self.min_refer,
+                                                 self.cfg.keep_masks) for k in range(v)])
+                    for i in range(t)] for e in range(ne)]
         self.next_frame += t
         self.buffer = []
         return results
 
-    def _external(self, ctx: _ViewFrame, cand, g: int, k: int, hw: tuple[int, int],
-                  s: int) -> None:
-        """Replace a view-frame's proposals with ``self.proposals(g, k)``."""
-        boxes, refer, obj = self.proposals(g, k)
-        boxes = torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-                                device=self.device)
-        scale = boxes.new_tensor([s / hw[1], s / hw[0], s / hw[1], s / hw[0]])
-        boxes = boxes * scale  # input pixels -> the model's square input
-        kk = boxes.shape[0]
-        if refer is None:
-            if cand is None or cand.features is None:
-                raise ValueError("external proposals without referring probabilities need "
-                                 "the model's Candidate Generator to score them")
-            one = (lambda x: None if x is None else x[ctx.n:ctx.n + 1])  # noqa: E731
-            sub = dataclasses.replace(cand, features=one(cand.features),
-                                      text_emb=one(cand.text_emb), pixels=one(cand.pixels))
-            ref = self.model.candidate_generator.match_boxes(sub, boxes[None])[0].sigmoid()
-        else:
-            ref = torch.as_tensor(np.asarray(refer, dtype=np.float32).reshape(kk),
-                                  device=self.device)
-        ob = boxes.new_ones(kk) if obj is None else torch.as_tensor(
-            np.asarray(obj, dtype=np.float32).reshape(kk), device=self.device)
-        ctx.props, ctx.refer, ctx.obj = boxes, ref.float(), ob
+    def _view_frame(self, enc, cand, n: int, ext, hw: tuple[int, int], s: int) -> _ViewFrame:
+        """Row ``n`` of the clip's (expression, view, frame) batch: its encodings and its
+        proposals (the Candidate Generator's, or ``ext`` = the proposal function's)."""
+        ctx = _ViewFrame(n, [lvl[n:n + 1] for lvl in enc["fpn"]], enc["pos"][-1][n:n + 1])
+        if cand is not None:
+            ctx.props, ctx.refer = cand.boxes[n], cand.refer_logits[n].sigmoid()
+            ctx.obj = cand.objectness[n]
+        if ext is not None:
+            self._external(ctx, cand, ext, hw, s)
+        return ctx
 
-    def _track_batch(self, g: int, views: list[_ViewFrame], items: list[tuple],
+    def _external(self, ctx: _ViewFrame, cand, ext, hw: tuple[int, int], s: int) -> None:
+        """Replace a view-frame's proposals with ``ext = (boxes, refer, objectness)``."""
+        external_proposals(ctx, cand, ext, hw, s, self.model.candidate_generator)
+
+    def _track_batch(self, g: int, views: list[list[_ViewFrame]], items: list[tuple],
                      extra, init: bool) -> list[tuple[torch.Tensor, float]]:
-        """One SAM2 step of several tracks at once (any views): ``items`` are
-        ``(view, box, has_box, bank)``; returns ``(mask logits (1, 1, h, w), score)`` each."""
-        if not items:
-            return []
-        n = len(items)
-        feats = [torch.cat([views[k].feats[lvl] for k, *_ in items])
-                 for lvl in range(len(views[0].feats))]
-        pos = torch.cat([views[k].pos for k, *_ in items])
-        boxes = torch.stack([b for _, b, _, _ in items])
-        has = torch.tensor([h for _, _, h, _ in items], dtype=torch.bool, device=boxes.device)
-        ext = None if extra is None else extra.expand(n, -1, -1)
-        ks = torch.tensor([k for k, *_ in items], device=boxes.device)  # BAR: frame = view
-        ref = None if self.text_ref is None else self.text_ref[ks]
+        """One SAM2 step of several tracks (any expressions and views): ``items`` are
+        ``(expression, view, box, has_box, bank)``, one view-frame's contiguous; returns
+        ``(mask logits (1, 1, h, w), score)`` each. Calls hold at most ``batch_objects``
+        tracks, and a view-frame's tracks stay in one call (BAR's softmax, Eq. 8)."""
+        out: list[tuple[torch.Tensor, float]] = []
+        chunk: list[tuple] = []
+        for _, grp in itertools.groupby(items, key=lambda it: it[:2]):
+            grp = list(grp)
+            if chunk and len(chunk) + len(grp) > self.batch_objects:
+                out += self._track_call(g, views, chunk, extra, init)
+                chunk = []
+            chunk += grp
+        return out + (self._track_call(g, views, chunk, extra, init) if chunk else [])
+
+    def _track_call(self, g: int, views: list[list[_ViewFrame]], items: list[tuple],
+                    extra, init: bool) -> list[tuple[torch.Tensor, float]]:
+        n, nv = len(items), self.num_views
+        rows = [views[e][k] for e, k, *_ in items]
+        feats = [torch.cat([r.feats[lvl] for r in rows]) for lvl in range(len(rows[0].feats))]
+        pos = torch.cat([r.pos for r in rows])
+        boxes = torch.stack([b for _, _, b, _, _ in items])
+        has = torch.tensor([h for *_, h, _ in items], dtype=torch.bool, device=boxes.device)
+        es = torch.tensor([e for e, *_ in items], device=boxes.device)
+        ext = None if extra is None else extra[es]
+        groups = es * nv + torch.tensor([k for _, k, *_ in items], device=boxes.device)
+        ref = None if self.text_ref is None else self.text_ref[groups]  # BAR: frame = view
         res = self.model.track_frame(g, _NUM_FRAMES, feats, pos, boxes, has, ext,
                                      [bank for *_, bank in items], init=init, text_ref=ref,
-                                     groups=ks)
+                                     groups=groups)
         scores = res["scores"].float().tolist()
         return [(res["masks"][j:j + 1], scores[j]) for j in range(n)]
 
-    def _step_frame(self, g: int, views: list[_ViewFrame], extra) -> list[list[tuple]]:
-        """Track every view at stream frame ``g``; returns per view the ``(track, mask
-        logits, score, box)`` of the tracks present in the frame (box: the matched
-        proposal's in model pixels, else None: the mask's). The
-        live tracks of all views go through SAM2 in one batch, then the new tracks of all
-        views in another."""
-        cfg, s = self.cfg, self.model.image_size
+    def _step_frame(self, g: int, views: list[list[_ViewFrame]], extra) -> list[list[list]]:
+        """Track every expression and view at stream frame ``g``; returns per expression
+        and view the ``(track, mask logits, score, box)`` of the tracks present in the
+        frame (box: the matched proposal's in model pixels, else None: the mask's). The
+        live tracks go through SAM2 in one batch, then the new tracks in another."""
+        cfg, s, nv = self.cfg, self.model.image_size, self.num_views
         items, owners, matched = [], [], []
-        for k, ctx in enumerate(views):
-            pairs = {} if ctx.props is None or not self.tracks[k] else assign_proposals(
-                torch.stack([tr.box for tr in self.tracks[k]]), ctx.props, cfg.track_iou)
-            for i, tr in enumerate(self.tracks[k]):
-                box, has = tr.box, False
-                j = pairs.get(i)
-                if j is not None:
-                    box, has = ctx.props[j], True
-                    tr.refer_sum += float(ctx.refer[j])
-                    tr.refer_n += 1
-                items.append((k, box, has, tr.bank))
-                owners.append(tr)
-                matched.append(box if has else None)
+        for e, q in enumerate(self.queries):
+            for k, ctx in enumerate(views[e]):
+                pairs = {} if ctx.props is None or not q.tracks[k] else assign_proposals(
+                    torch.stack([tr.box for tr in q.tracks[k]]), ctx.props, cfg.track_iou)
+                for i, tr in enumerate(q.tracks[k]):
+                    box, has = tr.box, False
+                    j = pairs.get(i)
+                    if j is not None:
+                        box, has = ctx.props[j], True
+                        tr.refer_sum += float(ctx.refer[j])
+                        tr.refer_n += 1
+                    items.append((e, k, box, has, tr.bank))
+                    owners.append((e, tr))
+                    matched.append(box if has else None)
         results = self._track_batch(g, views, items, extra, init=False)
-        outs: list[list[tuple]] = [[] for _ in views]
-        keeps: list[list[_Track]] = [[] for _ in views]
-        for tr, prop, (low, score) in zip(owners, matched, results, strict=True):
+        outs = [[[] for _ in range(nv)] for _ in self.queries]
+        keeps = [[[] for _ in range(nv)] for _ in self.queries]
+        for (e, tr), prop, (low, score) in zip(owners, matched, results, strict=True):
             self._prune(tr.bank, g)
             if prop is not None or (score > 0 and bool((low > 0).any())):
                 tr.lost = 0
                 tr.box = prop if prop is not None else masks_to_boxes(low, s)[0]
-                outs[tr.view].append((tr, low, score, prop))
-                keeps[tr.view].append(tr)
+                outs[e][tr.view].append((tr, low, score, prop))
+                keeps[e][tr.view].append(tr)
             else:
                 tr.lost += 1
                 if tr.lost <= cfg.max_lost:
-                    keeps[tr.view].append(tr)
-        # new tracks from referred proposals that overlap no present track
-        new = []
-        for k, ctx in enumerate(views):
-            outs[k], keeps[k] = self._dedup(outs[k], keeps[k])
-            new += [(k, j) for j in self._new_candidates(ctx, outs[k], len(keeps[k]))]
+                    keeps[e][tr.view].append(tr)
+        new = []  # new tracks from referred proposals that overlap no present track
+        for e in range(len(self.queries)):
+            for k in range(nv):
+                outs[e][k], keeps[e][k] = drop_duplicates(outs[e][k], keeps[e][k],
+                                                          cfg.duplicate_iou)
+                new += [(e, k, j) for j in new_track_candidates(
+                    views[e][k], outs[e][k], len(keeps[e][k]), cfg, self.refer_threshold,
+                    self.objectness_threshold)]
         banks = [{"cond_frame_outputs": {}, "non_cond_frame_outputs": {}} for _ in new]
-        results = self._track_batch(g, views, [(k, views[k].props[j], True, b) for (k, j), b
-                                               in zip(new, banks, strict=True)], extra,
-                                    init=True)
-        for (k, j), bank, (low, score) in zip(new, banks, results, strict=True):
-            box = views[k].props[j]
-            tr = _Track(tid=self.next_tid, view=k, start=g, box=box,
-                        bank=bank, refer_sum=float(views[k].refer[j]), refer_n=1)
-            self.next_tid += 1
-            keeps[k].append(tr)
-            outs[k].append((tr, low, score, box))
-        for k in range(len(views)):
-            self.tracks[k] = keeps[k]
+        results = self._track_batch(g, views, [(e, k, views[e][k].props[j], True, b) for
+                                               (e, k, j), b in zip(new, banks, strict=True)],
+                                    extra, init=True)
+        for (e, k, j), bank, (low, score) in zip(new, banks, results, strict=True):
+            q, box = self.queries[e], views[e][k].props[j]
+            tr = _Track(tid=q.next_tid, view=k, start=g, box=box, bank=bank,
+                        refer_sum=float(views[e][k].refer[j]), refer_n=1)
+            q.next_tid += 1
+            keeps[e][k].append(tr)
+            outs[e][k].append((tr, low, score, box))
+        for e, q in enumerate(self.queries):
+            q.tracks = keeps[e]
         return outs
-
-    def _new_candidates(self, ctx: _ViewFrame, out: list[tuple], kept: int) -> list[int]:
-        """Proposals of one view that may open tracks: referred and present enough, best
-        first, not overlapping a present track or a candidate before them; at most
-        ``max_tracks - kept`` (bounded work per frame)."""
-        cfg = self.cfg
-        props = ctx.props
-        if props is None or not props.shape[0] or kept >= cfg.max_tracks:
-            return []
-        ok = (ctx.refer >= self.refer_threshold) & (ctx.obj >= self.objectness_threshold)
-        order = [j for j in torch.argsort(ctx.refer * ctx.obj, descending=True).tolist()
-                 if bool(ok[j])]
-        taken = [tr.box for tr, *_ in out]
-        chosen: list[int] = []
-        for j in order:
-            if len(chosen) >= cfg.max_tracks - kept:
-                break
-            b = props[j]
-            if taken and float(pairwise_iou(b[None], torch.stack(taken))[0].max()) >= \
-                    cfg.new_track_iou:
-                continue
-            chosen.append(j)
-            taken.append(b)
-        return chosen
-
-    def _dedup(self, out, keep):
-        """End the younger of two present tracks whose boxes coincide."""
-        drop: set[int] = set()
-        for a in range(len(out)):
-            for b in range(a + 1, len(out)):
-                ta, tb = out[a][0], out[b][0]
-                if ta.tid in drop or tb.tid in drop:
-                    continue
-                if float(pairwise_iou(ta.box[None], tb.box[None])[0, 0]) >= self.cfg.duplicate_iou:
-                    drop.add(max(ta.tid, tb.tid))
-        if not drop:
-            return out, keep
-        return ([o for o in out if o[0].tid not in drop],
-                [tr for tr in keep if tr.tid not in drop])
 
     def _prune(self, bank: dict, g: int) -> None:
         """Bound a track's memory: SAM2 reads at most the last ``memory_frames`` frames."""
@@ -358,30 +352,48 @@ class ViewSAMTracker:
         for f in [f for f in non if f <= g - self.memory_frames]:
             del non[f]
 
-    def _embed(self, enc, views, n: int, lows: list[torch.Tensor]) -> list[np.ndarray] | None:
-        cgct = self.model.cgct
-        if cgct is None:
-            return None
-        masks = torch.cat(lows, 1).sigmoid()  # (1, O, h, w)
-        vt = None
-        if cgct.film is not None and views is not None:
-            vt = views.reshape(-1, views.shape[-1])[n:n + 1]
-        e = cgct([st[n:n + 1] for st in enc["stages"]], masks, vt)[0]  # (O, D)
-        return list(e.float().cpu().numpy())
-
-    def _assign_ids(self, seen: dict[int, _Track]) -> None:
-        """Global ids for this clip's new tracks (per view, an assignment to identities that
-        no other live track of the view holds), then prototype updates."""
+    def _assign_ids(self, q: _Query) -> None:
+        """Global ids for this clip's new tracks of one expression (per view, an
+        assignment to identities that no other live track of the view holds), then
+        prototype updates."""
+        seen = q.seen
         for k in range(self.num_views):
             new = [tr for tr in seen.values() if tr.view == k and tr.gid is None]
             if not new:
                 continue
             busy = {tr.gid for tr in seen.values() if tr.view == k and tr.gid is not None}
-            busy |= {tr.gid for tr in self.tracks[k] if tr.gid is not None}
+            busy |= {tr.gid for tr in q.tracks[k] if tr.gid is not None}
             embs = [np.mean(tr.emb, 0) if tr.emb else None for tr in new]
-            for tr, gid in zip(new, self.identities.assign(embs, busy), strict=True):
+            for tr, gid in zip(new, q.identities.assign(embs, busy), strict=True):
                 tr.gid = gid
         for tr in seen.values():
             if tr.emb:
-                self.identities.update(tr.gid, np.mean(tr.emb, 0))
+                q.identities.update(tr.gid, np.mean(tr.emb, 0))
             tr.emb = []
+        q.seen = {}
+
+
+class ViewSAMTracker(MultiExpressionTracker):
+    """Online ViewSAM tracking of one expression over ``V`` synchronised views: a
+    :class:`MultiExpressionTracker` of one expression, whose ``step``/``flush`` return that
+    expression's results; ``tracks`` and ``identities`` are its state."""
+
+    def __init__(self, model, expression: str, num_views: int, cfg: TrackConfig | None = None,
+                 view_ids: Sequence[int] | None = None,
+                 proposals: ProposalFn | None = None) -> None:
+        super().__init__(model, [expression], num_views, cfg, view_ids, proposals)
+        self.expression = expression
+
+    def step(self, frames: Sequence[np.ndarray]) -> list[FrameResult]:
+        return super().step(frames)[0]
+
+    def flush(self) -> list[FrameResult]:
+        return super().flush()[0]
+
+    @property
+    def tracks(self) -> list[list[_Track]]:
+        return self.queries[0].tracks
+
+    @property
+    def identities(self) -> IdentityBank:
+        return self.queries[0].identities

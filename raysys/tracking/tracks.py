@@ -3,6 +3,7 @@ frame in a clip, and the one-to-one matching of tracks to proposals."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,7 +12,9 @@ import torch.nn.functional as F
 
 from raysys.viewsam.candidate_generator import pairwise_iou
 
-__all__ = ["TrackedObject", "FrameResult", "assign_proposals", "tracked_objects"]
+__all__ = ["TrackedObject", "FrameResult", "assign_proposals", "tracked_objects",
+           "new_track_candidates", "drop_duplicates", "external_proposals",
+           "cgct_embeddings"]
 
 
 @dataclass
@@ -131,3 +134,86 @@ def tracked_objects(rows: list[tuple], hw: tuple[int, int], s: int, min_refer: f
             mask=mask if keep_masks else None,
             box_source="mask" if box is None else "proposal"))
     return out
+
+
+def new_track_candidates(ctx: _ViewFrame, present: list[tuple], kept: int, cfg,
+                         refer_threshold: float, objectness_threshold: float) -> list[int]:
+    """Proposals of one view that may open tracks: referred and present enough, best
+    first, not overlapping a present track or a candidate before them; at most
+    ``cfg.max_tracks - kept`` (bounded work per frame)."""
+    props = ctx.props
+    if props is None or not props.shape[0] or kept >= cfg.max_tracks:
+        return []
+    ok = (ctx.refer >= refer_threshold) & (ctx.obj >= objectness_threshold)
+    order = [j for j in torch.argsort(ctx.refer * ctx.obj, descending=True).tolist()
+             if bool(ok[j])]
+    taken = [tr.box for tr, *_ in present]
+    chosen: list[int] = []
+    for j in order:
+        if len(chosen) >= cfg.max_tracks - kept:
+            break
+        b = props[j]
+        if taken and float(pairwise_iou(b[None], torch.stack(taken))[0].max()) >= \
+                cfg.new_track_iou:
+            continue
+        chosen.append(j)
+        taken.append(b)
+    return chosen
+
+
+def drop_duplicates(present: list[tuple], keep: list[_Track], duplicate_iou: float,
+                    ) -> tuple[list[tuple], list[_Track]]:
+    """End the younger of two present tracks of a view whose boxes coincide."""
+    drop: set[int] = set()
+    for a in range(len(present)):
+        for b in range(a + 1, len(present)):
+            ta, tb = present[a][0], present[b][0]
+            if ta.tid in drop or tb.tid in drop:
+                continue
+            if float(pairwise_iou(ta.box[None], tb.box[None])[0, 0]) >= duplicate_iou:
+                drop.add(max(ta.tid, tb.tid))
+    if not drop:
+        return present, keep
+    return ([o for o in present if o[0].tid not in drop],
+            [tr for tr in keep if tr.tid not in drop])
+
+
+def external_proposals(ctx: _ViewFrame, cand, ext: tuple, hw: tuple[int, int], s: int,
+                       candidate_generator) -> None:
+    """Replace a view-frame's proposals with ``ext = (boxes (K, 4) xyxy input pixels,
+    referring probabilities (K,) or None, objectness (K,) or None)``: referring left None
+    is scored by ``candidate_generator``'s matching branch on the boxes (row ``ctx.n`` of
+    the clip's ``cand``), objectness left None is 1."""
+    boxes, refer, obj = ext
+    dev = ctx.pos.device
+    boxes = torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4), device=dev)
+    scale = boxes.new_tensor([s / hw[1], s / hw[0], s / hw[1], s / hw[0]])
+    boxes = boxes * scale  # input pixels -> the model's square input
+    kk = boxes.shape[0]
+    if refer is None:
+        if cand is None or cand.features is None:
+            raise ValueError("external proposals without referring probabilities need "
+                             "the model's Candidate Generator to score them")
+        one = (lambda x: None if x is None else x[ctx.n:ctx.n + 1])  # noqa: E731
+        sub = dataclasses.replace(cand, features=one(cand.features),
+                                  text_emb=one(cand.text_emb), pixels=one(cand.pixels))
+        ref = candidate_generator.match_boxes(sub, boxes[None])[0].sigmoid()
+    else:
+        ref = torch.as_tensor(np.asarray(refer, dtype=np.float32).reshape(kk), device=dev)
+    ob = boxes.new_ones(kk) if obj is None else torch.as_tensor(
+        np.asarray(obj, dtype=np.float32).reshape(kk), device=dev)
+    ctx.props, ctx.refer, ctx.obj = boxes, ref.float(), ob
+
+
+def cgct_embeddings(cgct, enc: dict, views: torch.Tensor | None, n: int,
+                    lows: list[torch.Tensor]) -> list[np.ndarray] | None:
+    """CGCT embeddings (Eq. 10-11) of the present tracks of row ``n`` of a clip's encoding
+    (their mask logits ``lows``, each ``(1, 1, h, w)``); None without CGCT."""
+    if cgct is None:
+        return None
+    masks = torch.cat(lows, 1).sigmoid()  # (1, O, h, w)
+    vt = None
+    if cgct.film is not None and views is not None:
+        vt = views.reshape(-1, views.shape[-1])[n:n + 1]
+    e = cgct([st[n:n + 1] for st in enc["stages"]], masks, vt)[0]  # (O, D)
+    return list(e.float().cpu().numpy())

@@ -195,6 +195,11 @@ def encode_images(sam2: nn.Module, images: torch.Tensor, hook: StageHook | None 
         images: ``(N, 3, S, S)`` normalised frames.
         hook: ``hook(stage, x) -> x`` with ``x`` ``(N, h, w, C_stage)`` (Hiera's layout).
 
+    A hook may return more rows than it was given (``k * N``, ``k`` copies of the ``N``
+    frames, copy outer: one clip encoded once up to a text-conditioned stage, then once per
+    expression); the earlier stages are then repeated to match, so every output has the
+    final row count.
+
     Returns:
         dict with ``stages``: list of ``(N, C_s, h_s, w_s)`` (after hooks, high-res first);
         ``fpn``: FPN levels kept by ``scalp`` ``(N, d, h, w)`` (levels 0/1 already passed
@@ -211,6 +216,9 @@ def encode_images(sam2: nn.Module, images: torch.Tensor, hook: StageHook | None 
             if hook is not None:
                 x = hook(len(stages), x)
             stages.append(x.permute(0, 3, 1, 2))
+    n = x.shape[0]
+    stages = [st if st.shape[0] == n else st.repeat(n // st.shape[0], 1, 1, 1)
+              for st in stages]
     fpn, pos = sam2.image_encoder.neck(stages)
     scalp = sam2.image_encoder.scalp
     if scalp > 0:

@@ -56,7 +56,8 @@ class CandidateGeneratorConfig:
     pos_iou: float = 0.5  # tau_pos of Eq. 15: IoU at which a proposal is a positive (target 1)
     neg_iou: float = 0.3  # tau_neg of Eq. 15: IoU at or below which the target is 0 (the
     #   paper gives neither value)
-    rank_margin: float = 0.2  # margin of the ranking loss (on sigmoid scores)
+    rank_margin: float = 1.0  # m of the ranking loss (Eq. 17), in logit units (the paper
+    #   gives no value)
     fine: bool = False  # proposals on a stride-8 grid (top level x2 + the stride-8 level)
     pixel_roi: int = 0  # > 0: the matching branch also pools the model input's own pixels
     #   inside each box on a pixel_roi x (pixel_roi // 2) grid (RoIAlign): the colours that
@@ -294,8 +295,8 @@ def candidate_losses(out: CandidateOutput, boxes: torch.Tensor, valid: torch.Ten
     tg = dense_targets(db, dv, h, w, stride, cfg.sigma_ratio)
     num_obj = dv.sum().clamp(min=1)
     heat = L.sigmoid_focal_loss(out.heatmap, tg["heat"], reduction="sum") / num_obj
-    inside = tg["inside"]
-    ctr = (F.binary_cross_entropy_with_logits(out.centerness[inside], tg["ctr"][inside])
+    inside = tg["inside"]  # Eq. 14: focal loss on the centerness of the cells in a box
+    ctr = (L.sigmoid_focal_loss(out.centerness[inside], tg["ctr"][inside])
            if bool(inside.any()) else out.centerness.sum() * 0)
     # regression at each valid box's centre cell
     cell = tg["cell"][..., None].expand(-1, -1, 2)  # (N, M, 2)
@@ -318,7 +319,8 @@ def candidate_losses(out: CandidateOutput, boxes: torch.Tensor, valid: torch.Ten
         groups = torch.cat([groups, t_groups[valid]])
     y = L.soft_iou_target(iou, cfg.pos_iou, cfg.neg_iou)  # Eq. 15
     match = L.group_balanced_bce(logits, y, groups, positive=iou >= cfg.pos_iou)  # Eq. 16
-    rank = L.margin_ranking_loss(logits.sigmoid(), iou >= cfg.pos_iou, groups,
+    # Eq. 17 on the logits: P = y 1 (IoU >= tau_pos), N = y 0 (IoU <= tau_neg), every pair
+    rank = L.margin_ranking_loss(logits, iou >= cfg.pos_iou, iou <= cfg.neg_iou,
                                  cfg.rank_margin)
     return {"cg_heatmap": heat, "cg_centerness": ctr, "cg_box": box, "cg_match": match,
             "cg_rank": rank}

@@ -3,13 +3,14 @@
 Paper equations (arXiv 2605.02638, §3.3 and App. C), by the paper's numbers:
 
 * Eq. 13: mask loss = focal + dice, summed (:func:`mask_loss`);
-* Eq. 14: the Candidate Generator's dense terms: sigmoid focal loss on the centre heatmap
-  (:func:`sigmoid_focal_loss`), smooth-L1 on box size and centre offset
-  (:func:`smooth_l1_loss`);
+* Eq. 14: the Candidate Generator's dense terms: sigmoid focal losses on the centre heatmap
+  and on the centerness map (:func:`sigmoid_focal_loss`, soft targets), smooth-L1 on box
+  size and centre offset (:func:`smooth_l1_loss`);
 * Eq. 15: the soft matching target ``clip((IoU - tau_neg) / (tau_pos - tau_neg), 0, 1)``
   (:func:`soft_iou_target`);
 * Eq. 16: the group-balanced BCE of the matching branch (:func:`group_balanced_bce`);
-* Eq. 17: the margin ranking loss (:func:`margin_ranking_loss`); Eq. 18 sums the CG terms
+* Eq. 17: the margin ranking loss over every (positive, negative) pair of matching logits
+  (:func:`margin_ranking_loss`); Eq. 18 sums the CG terms
   (:func:`raysys.viewsam.objective.compute_losses`);
 * Eq. 22: BAR's BCE on the disjointness label of Eq. 21 (in ``objective``);
 * Eq. 12 = Eq. 23: CGCT's consistency loss, squared distances to per-view and global
@@ -175,17 +176,26 @@ def group_balanced_bce(
 
 
 def margin_ranking_loss(
-    scores: torch.Tensor, positive: torch.Tensor, groups: torch.Tensor, margin: float = 0.2,
+    scores: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 1.0,
+    groups: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean over same-group (positive, negative) pairs of ``max(0, margin - (s_p - s_n))``.
+    """Eq. 17: ``1/(|P||N|) sum_{i in P} sum_{j in N} max(0, m - (s_i - s_j))``.
 
-    Referred proposals must outscore the others of their frame by ``margin`` (Eq. 17).
+    ``P`` and ``N`` are the positive and negative proposals of the batch (the paper's sets
+    derived from pseudo labels; proposals in neither, e.g. ``tau_neg < IoU < tau_pos``,
+    take no part), ``s`` their matching logits.
 
     Args:
-        scores: ``(N,)`` matching scores; positive: ``(N,)`` bool; groups: ``(N,)``.
+        scores: ``(N,)`` matching logits; positive, negative: ``(N,)`` bool, disjoint.
+        margin: ``m`` (the paper gives no value).
+        groups: ``(N,)`` optional; pairs only within a group (e.g. a frame). The paper pairs
+            every positive with every negative: None.
     """
-    assert scores.shape == positive.shape == groups.shape and scores.dim() == 1
-    pair = (groups[:, None] == groups[None, :]) & positive[:, None] & ~positive[None, :]
+    assert scores.shape == positive.shape == negative.shape and scores.dim() == 1
+    pair = positive[:, None] & negative[None, :]
+    if groups is not None:
+        assert groups.shape == scores.shape
+        pair = pair & (groups[:, None] == groups[None, :])
     if not bool(pair.any()):
         return _zero(scores)
     gap = margin - (scores[:, None] - scores[None, :])  # (N, N): row positive, column negative

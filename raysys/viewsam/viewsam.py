@@ -140,11 +140,21 @@ class ViewSAM(nn.Module):
         The returned encoding carries ``T_ca`` (Eq. 7, one per view, ``ClipEncoding.text``)
         and the referring token ``t_R`` (its masked mean, ``ClipEncoding.text_ref``): the
         text the Candidate Generator scores proposals against, and BAR's.
+
+        One clip, several expressions: ``frames`` ``(1, V, T, 3, H, W)`` with ``E``
+        tokenized expressions is encoded as if the clip were repeated ``E`` times (every
+        output has ``B = E``), but the frames go through the image encoder once up to the
+        first text-conditioned (VC-CMA) stage, the view token included when it comes
+        before; only the rest runs once per expression. The view ids and ``view_state``
+        of the shared part are those of the first row (the same clip, the same cameras).
         """
-        b, v, t, h, w = self._check(frames, text, None)
+        _, v, t, h, w = self._check(frames, text, None, shared=True)
         dev = frames.device
+        b = int(text["input_ids"].shape[0])  # expressions: one per clip, or B on one clip
         if view_ids is None:
             view_ids = torch.arange(v, device=dev).expand(b, v)
+        elif view_ids.shape[0] != b:
+            view_ids = view_ids[:1].expand(b, v)
         s = self.image_size
         images = F.interpolate(frames.flatten(0, 2), size=(s, s), mode="bilinear",
                                align_corners=False) if (h, w) != (s, s) else frames.flatten(0, 2)
@@ -159,7 +169,8 @@ class ViewSAM(nn.Module):
             cg = self.candidate_generator
             # pixel RoIs on the model's input frames: the same resolution in training and
             # tracking, whatever size the frames arrive at
-            pix = images if cg.pixel_head is not None else None
+            pix = None if cg.pixel_head is None else \
+                images.repeat(b * v * t // images.shape[0], 1, 1, 1)
             cand = cg(enc["fpn"][-1], t_ref.repeat_interleave(t, 0),  # T_ca, Eq. 7
                       self.sam2.backbone_stride, enc["fpn"][-2], pix)
         scale = torch.tensor([s / w, s / h, s / w, s / h], device=dev)
@@ -169,13 +180,16 @@ class ViewSAM(nn.Module):
                             text_token=text_tok, text=t_ca, text_mask=t_mask,
                             text_ref=t_ref)
 
-    def _check(self, frames, text, targets) -> tuple[int, int, int, int, int]:
+    def _check(self, frames, text, targets, shared: bool = False,
+               ) -> tuple[int, int, int, int, int]:
+        """Shapes ``(B, V, T, H, W)``; ``shared``: one clip (B = 1) may go with several
+        expressions (:meth:`encode_clip`)."""
         if frames.dim() != 6 or frames.shape[3] != 3:
             raise ValueError(f"frames must be (B, V, T, 3, H, W), got {tuple(frames.shape)}")
         b, v, t, _, h, w = frames.shape
         if not isinstance(text, dict) or "input_ids" not in text or "attention_mask" not in text:
             raise ValueError("text must be the dict of model.tokenize(expressions)")
-        if text["input_ids"].shape[0] != b:
+        if text["input_ids"].shape[0] != b and not (shared and b == 1):
             raise ValueError(f"need one expression per sample: {text['input_ids'].shape[0]} "
                              f"for B={b}")
         if targets is not None:
@@ -194,15 +208,25 @@ class ViewSAM(nn.Module):
         text_mask = tmask.repeat_interleave(v, dim=0)  # (B*V, L)
 
         def hook(stage: int, x: torch.Tensor) -> torch.Tensor:  # x: (B*V*T, h, w, C)
+            rows = x.shape[0] // (v * t)  # B, or 1 while one clip is shared by B texts
             if self.view_token is not None and stage == self.cfg.view_token.stage:
-                pooled = x.mean((1, 2)).reshape(b, v, t, -1)
-                state["view"], state["ema"] = self.view_token(pooled, view_ids, view_state)
+                pooled = x.mean((1, 2)).reshape(rows, v, t, -1)
+                vs = None if view_state is None else view_state[:rows]
+                view, ema = self.view_token(pooled, view_ids[:rows], vs)
+                state["view"] = view.expand(b, -1, -1, -1) if rows != b else view
+                state["ema"] = ema.expand(b, -1, -1) if rows != b else ema
             if self.vc_cma is not None and stage in self.vc_cma.stages:
+                if rows != b:  # text-conditioned from here on: one copy per expression
+                    x = x.repeat(b, 1, 1, 1)
                 vt = None if state["view"] is None else state["view"].reshape(b * v * t, -1)
                 x, state["text"] = self.vc_cma(stage, x, state["text"], text_mask, vt, t)
             return x
 
         enc = encode_images(self.sam2, images, hook)
+        if enc["fpn"][-1].shape[0] != b * v * t:  # nothing text-conditioned: repeat
+            k = b * v * t // enc["fpn"][-1].shape[0]
+            enc = {key: [x.repeat(k, *[1] * (x.dim() - 1)) for x in val]
+                   for key, val in enc.items()}
         return enc, state["view"], state["ema"], state["text"]
 
     def _track(self, enc, plan, text_tok, shape, text_ref=None) -> dict[str, torch.Tensor]:

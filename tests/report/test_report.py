@@ -3,6 +3,7 @@ input errors. No model runs here (the pipeline itself is exercised by the main j
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -306,8 +307,10 @@ def test_main_job_preset_is_the_report_without_ablations(tmp_path):
     main, report = ReportConfig.preset("main-job"), ReportConfig.preset("report")
     assert main.ablations == () and main.data is None and "ablations off" in main.profile
     assert main.baselines == ("zero_shot_concept", "zero_shot_sam2") and main.cross_domain
-    # the same benchmark (the synth defaults: 20 people per scene), schedule and resources
-    assert main.synth == report.synth == SynthConfig() and main.synth.scenes == 2
+    # the same benchmark (the synth defaults: 20 people per scene; 48 frames, not 60, for
+    # the CPU budget), schedule and resources
+    assert main.synth == report.synth and main.synth.scenes == 2 and main.synth.frames == 48
+    assert dataclasses.replace(main.synth, frames=SynthConfig().frames) == SynthConfig()
     assert main.train == report.train == quick_config()
     assert main.resources == report.resources and main.resources.workers == 2
     rc = _demo_config(["--out", str(tmp_path)])

@@ -213,14 +213,17 @@ def test_track_split_writes_predictions_that_evaluate_and_resumes(model, tiny_da
                           actor_cpus=0.5, progress=False)
         exprs = crtrack.list_expressions(layout.gt_root)
         assert res.units == len(exprs) == 2 and res.skipped == 0 and res.frames == 12
+        assert res.passes == 1  # the scene's two expressions in one pass
         for e in exprs:
             for v in crtrack.gt_views(e):
                 assert (pred / e.name / f"{v}.txt").is_file()
         score = evaluate(layout.gt_root, pred).to_json()["All"]
         assert 0.0 <= score["CVR-IDF1"] <= 100.0
         before = {p: p.stat().st_mtime_ns for p in pred.rglob("View*.txt")}
-        again = track_split(ck, layout, pred, TrackConfig(clip_frames=4, **OPEN), actors=1,
-                            actor_cpus=0.5, progress=False)
+        # tracks per SAM2 call are a speed setting: another value resumes
+        again = track_split(ck, layout, pred, TrackConfig(clip_frames=4, batch_objects=2,
+                                                          **OPEN),
+                            actors=1, actor_cpus=0.5, progress=False)
         assert again.skipped == 2 and again.frames == 0
         assert before == {p: p.stat().st_mtime_ns for p in pred.rglob("View*.txt")}
         assert json.loads((pred / "track_config.json").read_text())["track"]["clip_frames"] == 4

@@ -73,18 +73,21 @@ def _dataset(tmp_path, names, blank_views) -> DatasetLayout:
 
 
 class _Recorder:
-    """Stands in for ViewSAMTracker in track_unit: records the view ids it is given."""
+    """Stands in for MultiExpressionTracker in track_unit: records the view ids it is
+    given."""
 
     seen: list = []
 
-    def __init__(self, model, expression, num_views, cfg=None, view_ids=None, proposals=None):
+    def __init__(self, model, expressions, num_views, cfg=None, view_ids=None,
+                 proposals=None):
         _Recorder.seen.append(list(view_ids))
+        self.n = len(expressions)
 
     def step(self, frames):
-        return []
+        return [[] for _ in range(self.n)]
 
     def flush(self):
-        return []
+        return [[] for _ in range(self.n)]
 
 
 @pytest.mark.parametrize("names", [["View1", "View2", "View3"], ["View1", "View3", "View7"],
@@ -110,7 +113,7 @@ def test_training_and_tracking_give_a_view_the_same_id(tmp_path, monkeypatch, na
         (view,) = s["views"]
         assert load_clip(src, s, spec)["view_ids"].tolist() == [train[view]]
 
-    monkeypatch.setattr(tracker_mod, "ViewSAMTracker", _Recorder)
+    monkeypatch.setattr(tracker_mod, "MultiExpressionTracker", _Recorder)
     _Recorder.seen = []
     track_unit(None, layout, TrackUnit("x", SCENE, "a person", tuple(names)), TrackConfig())
     (tracked,) = _Recorder.seen

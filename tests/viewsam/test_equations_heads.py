@@ -297,3 +297,43 @@ def test_eq15_16_candidate_losses_use_the_rescaled_target():
     # one positive, one negative in the frame: each weighs 1/2 (Eq. 16)
     want = 0.5 * bce(1.0, 1.0) + 0.5 * bce(2.0, 0.5)
     assert float(res["cg_match"]) == pytest.approx(want, rel=1e-5)
+
+
+# ---------------------------------------------------------------- Eq. 14 and 17 (CG)
+def test_eq14_centerness_is_a_focal_loss():
+    """Eq. 14's L_focal(C^, C): one 16 x 16 box over a 4 x 4 grid of stride 4, centerness
+    logits 0. Cell centres 2, 6, 10, 14: left/right ratios 1/7, 0.6, 0.6, 1/7; the FCOS
+    target is sqrt(lr * tb), its mean over the 16 cells ((sqrt(1/7) + sqrt(0.6)) / 2)^2.
+    At p = 0.5: BCE = ln 2 for any target, p_t = 0.5, (1 - p_t)^2 = 0.25 and
+    a_t = 0.25 y + 0.75 (1 - y), so the focal loss is ln2 * 0.25 * (0.75 - 0.5 mean(y))."""
+    z = torch.zeros
+    out = CandidateOutput(heatmap=z(1, 1, 4, 4), centerness=z(1, 1, 4, 4), size=z(1, 2, 4, 4),
+                          offset=z(1, 2, 4, 4), boxes=z(1, 0, 4), objectness=z(1, 0),
+                          refer_logits=z(1, 0))
+    yes = torch.tensor([[True]])
+    res = candidate_losses(out, torch.tensor([[[0.0, 0.0, 16.0, 16.0]]]), yes, yes, 4,
+                           CandidateGeneratorConfig())
+    mean_y = ((math.sqrt(1 / 7) + math.sqrt(0.6)) / 2) ** 2
+    want = math.log(2) * 0.25 * (0.75 - 0.5 * mean_y)  # 0.1012 (a BCE would give 0.6931)
+    assert float(res["cg_centerness"]) == pytest.approx(want, rel=1e-5)
+
+
+def test_eq17_candidate_ranking_on_logits_over_all_pairs():
+    """Eq. 17 in the CG loss: P = proposals with IoU >= tau_pos, N = IoU <= tau_neg, ranked
+    on their logits across frames. Frame 0: proposal on the referred box (IoU 1, logit
+    0.5) and one far away (IoU 0, logit 2.0); frame 1: two far away (IoU 0, logit -1).
+    m = 1: (0.5 vs 2.0) 1 + 1.5 = 2.5; (0.5 vs -1) 1 - 1.5 < 0 -> 0, twice; mean 2.5 / 3
+    (within frames only it would be 2.5)."""
+    z = torch.zeros
+    far = [20.0, 20.0, 30.0, 30.0]
+    out = CandidateOutput(heatmap=z(2, 1, 8, 8), centerness=z(2, 1, 8, 8), size=z(2, 2, 8, 8),
+                          offset=z(2, 2, 8, 8),
+                          boxes=torch.tensor([[[0.0, 0.0, 10.0, 10.0], far], [far, far]]),
+                          objectness=z(2, 2),
+                          refer_logits=torch.tensor([[0.5, 2.0], [-1.0, -1.0]]))
+    boxes = torch.tensor([[[0.0, 0.0, 10.0, 10.0]], [[0.0, 0.0, 10.0, 10.0]]])
+    valid = torch.tensor([[True], [False]])  # frame 1: the referred object is not seen
+    res = candidate_losses(out, boxes, valid, torch.tensor([[True], [True]]), 4,
+                           CandidateGeneratorConfig(rank_margin=1.0))
+    # pairs: P {0.5} x N {2.0, -1.0, -1.0}: 2.5, 0, 0 -> mean 2.5 / 3
+    assert float(res["cg_rank"]) == pytest.approx(2.5 / 3, rel=1e-5)

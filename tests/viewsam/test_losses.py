@@ -68,14 +68,18 @@ def test_group_balanced_bce_hand_worked():
 
 
 def test_margin_ranking_hand_worked():
-    # one positive 0.9, negatives 0.8 and 0.1, margin 0.2:
-    #   max(0, 0.2 - 0.1) = 0.1 and max(0, 0.2 - 0.8) = 0 -> mean 0.05
-    # the negative 0.95 in group 1 has no positive in its group and pairs with nothing
-    scores = torch.tensor([0.9, 0.8, 0.1, 0.95])
-    pos = torch.tensor([True, False, False, False])
-    groups = torch.tensor([0, 0, 0, 1])
-    assert float(L.margin_ranking_loss(scores, pos, groups, 0.2)) == pytest.approx(0.05)
-    assert float(L.margin_ranking_loss(scores, torch.zeros(4, dtype=torch.bool), groups)) == 0.0
+    # Eq. 17, m = 1, logits: P = {0: 1.0, 3: 0.2}, N = {1: 0.5, 2: -1.0}, index 4 in neither
+    #   (0,1): 1 - 0.5 = 0.5; (0,2): 1 - 2.0 < 0 -> 0; (3,1): 1 + 0.3 = 1.3; (3,2): 1 - 1.2 -> 0
+    #   -> (0.5 + 1.3) / (|P| |N| = 4) = 0.45; the 5.0 of index 4 pairs with nothing
+    scores = torch.tensor([1.0, 0.5, -1.0, 0.2, 5.0])
+    pos = torch.tensor([True, False, False, True, False])
+    neg = torch.tensor([False, True, True, False, False])
+    assert float(L.margin_ranking_loss(scores, pos, neg, 1.0)) == pytest.approx(0.45)
+    # within groups only (not the paper's): frames {0, 1, 4} and {2, 3}: (0,1) 0.5, (3,2) 0
+    groups = torch.tensor([0, 0, 1, 1, 0])
+    assert float(L.margin_ranking_loss(scores, pos, neg, 1.0, groups)) == pytest.approx(0.25)
+    none = torch.zeros(5, dtype=torch.bool)
+    assert float(L.margin_ranking_loss(scores, none, neg)) == 0.0
 
 
 def test_infonce_consistency_hand_worked():
