@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                       "pre-train the embedded tiny SAM2 base on generated scenes"),
     "pretrain-detector": ("raysys.commands.pretrain_detector",
                           "pre-train the classical tracker's optional person detector"),
+    "tune": ("raysys.commands.tune",
+             "sweep λ_dyn, α, δ, λ with Ray Tune on a weak-safe validation CVR-IDF1"),
     "track": ("raysys.commands.track", "cross-view referring tracking with a trained ViewSAM"),
     "baseline": ("raysys.commands.baseline",
                  "zero-shot Table 1 baselines: concept (SAM3 row) | sam2"),

@@ -184,8 +184,10 @@ def _report(row: dict, model, opt, cfg: TrainConfig, state: dict, rank: int) -> 
 
 def train_loop(config: dict) -> None:
     """Ray Train worker function. ``config``: ``{"config": TrainConfig dict, "sam2_yaml",
-    "threads", "after_epoch"}`` (``after_epoch(row, rank)``: an optional hook run after
-    each report, e.g. tests inject a worker failure there)."""
+    "threads", "after_epoch", "validate"}`` (``after_epoch(row, rank)``: an optional hook
+    run after each report, e.g. tests inject a worker failure there; ``validate(model, row)
+    -> dict``: an optional validation score, run on rank 0 after each epoch, its metrics
+    added to that epoch's row and report, e.g. :mod:`raysys.tune`'s validation CVR-IDF1)."""
     import ray.train
     import ray.train.torch
     import torch
@@ -204,6 +206,7 @@ def train_loop(config: dict) -> None:
     state = _restore(model, cfg)
     model_cfg = model.cfg
     hook: Callable | None = config.get("after_epoch")
+    validate: Callable | None = config.get("validate")
     for si, stage in enumerate(cfg.stages):
         done = stage.epochs if si < state["stage"] else (
             state["stage_epoch"] if si == state["stage"] else 0)
@@ -237,6 +240,8 @@ def train_loop(config: dict) -> None:
             state.update(stage=si, stage_epoch=e + 1, epoch=state["epoch"] + 1)
             row = _epoch_row(sums, stage_keys, si, stage, e + 1, state["epoch"],
                              time.perf_counter() - t0)
+            if validate is not None and rank == 0:
+                row |= validate(model, row)
             state["history"] = [*state["history"], row]
             _report(row, model, opt, cfg, state, rank)
             if hook is not None:
@@ -288,6 +293,7 @@ def _check_cpus(res: Resources) -> None:
 def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
                  resources: Resources | None = None, *,
                  after_epoch: Callable | None = None, progress: bool = True,
+                 validate: Callable | None = None, callbacks: list | None = None,
                  ) -> TrainingResult:
     """Train ViewSAM with Ray Train. Ray must be initialised (:func:`raysys.runtime.init_ray`;
     for weak supervision with the guard's ``runtime_env``).
@@ -301,6 +307,8 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
             :class:`raysys.runtime.Resources`).
         after_epoch: hook ``(row, rank)`` run in every worker after each epoch's report.
         progress: print one line per epoch.
+        validate: ``(model, row) -> dict`` run on rank 0 after each epoch (:func:`train_loop`).
+        callbacks: more Ray Train callbacks (Tune's ``TuneReportCallback``).
     """
     from ray.data import ExecutionOptions
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
@@ -337,14 +345,14 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
         train_loop,
         train_loop_config={"config": to_dict(cfg), "sam2_yaml": yaml_text,
                            "threads": max(1, int(res.cpus_per_worker)),
-                           "after_epoch": after_epoch},
+                           "after_epoch": after_epoch, "validate": validate},
         scaling_config=ScalingConfig(num_workers=res.workers, use_gpu=res.use_gpu,
                                      resources_per_worker={"CPU": res.cpus_per_worker}),
         run_config=RunConfig(
             name=RUN_NAME, storage_path=str(out),
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=max(1, cfg.keep_checkpoints)),
-            callbacks=[_progress_callback()] if progress else None),
+            callbacks=([_progress_callback()] if progress else []) + list(callbacks or [])),
         datasets=datasets,
         # each worker reads its own dataset, in order (reproducible runs)
         dataset_config=DataConfig(datasets_to_split=[],
