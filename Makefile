@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Each builds .venv from nothing when needed.
-.PHONY: demo test test-fast setup bench lint
+.PHONY: demo test test-fast setup browser bench lint
 
 setup:
 	bash scripts/setup.sh
@@ -7,7 +7,11 @@ setup:
 demo: setup
 	.venv/bin/raysys demo --out runs/demo
 
-test: setup
+# Debian's chromium for the viewer's browser test (apt-get, as root; else that test skips)
+browser:
+	bash scripts/setup_browser.sh
+
+test: setup browser
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 
 # the quick loop while developing: everything but the tests marked slow

@@ -82,11 +82,11 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
     import ray
 
     if not ray.is_initialized():
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         address = address or os.environ.get("RAY_ADDRESS")
-        if address:
+        if address:  # an existing cluster: its own auth settings stand, never disabled here
             ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
-        else:
+        else:  # a private local Ray on loopback: no token to set up
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
             ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True,
                      runtime_env=runtime_env)
     return ray.cluster_resources()

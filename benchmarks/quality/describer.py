@@ -1,14 +1,18 @@
-"""Accuracy of the colours describer on GT crops, per attribute (what limits the referring
-level of Stage 1's pseudo labels, apart from the boxes).
+"""Accuracy of a describer on GT crops, per attribute (what limits the referring level of
+Stage 1's pseudo labels, apart from the boxes).
 
 For every person of the In-domain test split of each benchmark (default: seeds 0-4 of the
 `raysys synth` defaults, generated here), up to 7 frames per camera where the person is at
-least half visible are cropped with their GT box and GT mask; the describer votes over all
-of a person's crops (every camera) and over one camera's crops alone, and its top colour,
-bottom colour, headwear colour and bicycle are compared with the generator's attributes.
-Prints JSON with the accuracies and the most frequent confusions:
+least half visible are cropped with their GT box and GT mask; the describer reads all of a
+person's crops (every camera) and one camera's crops alone, and every attribute that
+expressions name (coat, trousers and shoes colour, headwear with its colour, bag, bag
+colour, bicycle) is compared with the generator's attributes. ``headwear`` is right when
+both are absent or both the kind and the colour match (the colours describer says "helmet"
+on a bicycle, else "cap"); ``bag colour`` is scored on people with a bag. Prints JSON with
+the accuracies (per describer) and the most frequent confusions:
 
     .venv/bin/python benchmarks/quality/describer.py [--seeds 0 1 2 3 4] [--data D1 D2 ...]
+        [--describers attributes colours]
 """
 
 from __future__ import annotations
@@ -58,18 +62,66 @@ def _persons(data: Path):
             yield attrs[gid], crops, masks, views
 
 
+def _truth(gt: dict) -> dict:
+    """The generator's attributes in the scored keys."""
+    hw = gt["headwear"] if gt["headwear"] not in (None, "none") else None
+    bag = gt["bag"] if gt["bag"] not in (None, "none") else None
+    return {"top": gt["top"], "bottom": gt["bottom"], "shoes": gt["shoes"],
+            "headwear": f"{gt['headwear_colour']} {hw}" if hw else None,
+            "bag": bag, "bag colour": gt["bag_colour"] if bag else None,
+            "bicycle": bool(gt["bicycle"])}
+
+
+def _said(name: str, a: dict) -> dict:
+    """What a describer's attributes say, in the scored keys."""
+    if name == "colours":
+        hw = a.get("headwear")
+        return {"top": a["top"], "bottom": a["bottom"], "shoes": None,
+                "headwear": f"{hw} {'helmet' if a['bicycle'] else 'cap'}" if hw else None,
+                "bag": None, "bag colour": None, "bicycle": bool(a["bicycle"])}
+    hw = a.get("headwear")
+    return {"top": a["top"], "bottom": a["bottom"], "shoes": a["shoes"],
+            "headwear": f"{a.get('headwear_colour')} {hw}" if hw else None,
+            "bag": a.get("bag"), "bag colour": a.get("bag_colour"),
+            "bicycle": bool(a["bicycle"])}
+
+
+def _build(name: str):
+    from raysys.backends import DESCRIBER_BACKENDS
+
+    return DESCRIBER_BACKENDS.build(name)
+
+
+def _score(describers: dict, gt: dict, crops, masks, views, hits, confusions) -> None:
+    truth = _truth(gt)
+    for name, d in describers.items():
+        said = _said(name, d.describe_attributes(crops, masks, "person"))
+        for k, want in truth.items():
+            if k == "bag colour" and want is None:
+                continue
+            hits.setdefault(name, {}).setdefault(k, []).append(int(said[k] == want))
+            if said[k] != want:
+                confusions.setdefault(name, Counter())[f"{k}: {want} -> {said[k]}"] += 1
+        for view in sorted(set(views)):  # one camera alone
+            sel = [i for i, v in enumerate(views) if v == view]
+            one = _said(name, d.describe_attributes([crops[i] for i in sel],
+                                                    [masks[i] for i in sel], "person"))
+            for k in ("top", "bottom", "bag"):
+                hits[name].setdefault(f"{k} (one camera)", []).append(int(one[k] == truth[k]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--data", type=Path, nargs="+", default=None,
                     help="existing benchmarks (their In-domain test split) instead of seeds")
+    ap.add_argument("--describers", nargs="+", default=["attributes", "colours"],
+                    help="describer backends to score (default: attributes colours)")
     ap.add_argument("--json", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
-    from raysys.backends.colours import ColourDescriber
-
-    describer = ColourDescriber()
-    hits: dict[str, list[int]] = {}
-    confusions: Counter = Counter()
+    describers = {name: _build(name) for name in args.describers}
+    hits: dict[str, dict[str, list[int]]] = {}
+    confusions: dict[str, Counter] = {}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         datas = args.data
@@ -86,28 +138,15 @@ def main() -> None:
         for data in datas:
             for gt, crops, masks, views in _persons(Path(data)):
                 n += 1
-                a = describer.describe_attributes(crops, masks, "person")
-                truth = {"top": gt["top"], "bottom": gt["bottom"],
-                         "headwear": gt["headwear_colour"] if gt["headwear"] else None,
-                         "bicycle": gt["bicycle"]}
-                for k, want in truth.items():
-                    hits.setdefault(k, []).append(int(a[k] == want))
-                    if k in ("top", "bottom") and a[k] != want:
-                        confusions[f"{k}: {want} -> {a[k]}"] += 1
-                for view in sorted(set(views)):  # one camera alone
-                    sel = [i for i, v in enumerate(views) if v == view]
-                    one = describer.describe_attributes([crops[i] for i in sel],
-                                                        [masks[i] for i in sel], "person")
-                    for k in ("top", "bottom"):
-                        hits.setdefault(f"{k} (one camera)", []).append(
-                            int(one[k] == truth[k]))
+                _score(describers, gt, crops, masks, views, hits, confusions)
     result = {
         "benchmarks": [str(d) for d in args.data] if args.data else
         [f"synth seed {s} (defaults), In-domain test" for s in args.seeds],
         "people": n,
-        "accuracy": {k: round(sum(v) / len(v), 3) for k, v in hits.items()},
-        "cases": {k: len(v) for k, v in hits.items()},
-        "top_confusions": dict(confusions.most_common(10)),
+        "accuracy": {name: {k: round(sum(v) / len(v), 3) for k, v in h.items()}
+                     for name, h in hits.items()},
+        "cases": {k: len(v) for k, v in next(iter(hits.values()), {}).items()},
+        "top_confusions": {name: dict(c.most_common(8)) for name, c in confusions.items()},
         "seconds": round(time.perf_counter() - t0, 1),
     }
     print(json.dumps(result, indent=2))

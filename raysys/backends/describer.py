@@ -6,7 +6,10 @@ referring expressions.
 
 Backends (``DESCRIBER_BACKENDS``):
 
-* ``"colours"`` (default, no weights): :class:`~raysys.backends.colours.ColourDescriber`.
+* ``"attributes"`` (default): :class:`~raysys.backends.attribute_describer.AttributeDescriber`,
+  the embedded attribute net (shipped weights, pre-trained on generated scenes of its own
+  seeds) averaged over the trajectory's crops, with a confidence per attribute.
+* ``"colours"`` (no weights at all): :class:`~raysys.backends.colours.ColourDescriber`.
 * ``"hf-vlm"``: any local transformers vision-language model directory (e.g. Qwen3-VL).
 * ``"vllm"``: Qwen3-VL (or another VLM) served by vLLM - an optional extra for GPU nodes.
 
@@ -296,6 +299,12 @@ class HFVLMDescriber(_Parses):
         return [self.describe(c, m, cat) for c, m, cat in items]
 
 
+def _attribute_describer(device: str = "cpu", **kw: Any):
+    from raysys.backends.attribute_describer import AttributeDescriber, AttributeDescriberConfig
+
+    return AttributeDescriber(AttributeDescriberConfig(**kw), device=device)
+
+
 def _data_url(rgb: np.ndarray) -> str:
     """RGB uint8 array -> ``data:image/jpeg;base64,...`` (the OpenAI chat image format)."""
     from PIL import Image
@@ -381,6 +390,7 @@ class VLLMDescriber(_Parses):
 
 
 DESCRIBER_BACKENDS: Registry[Describer] = Registry("describer backend")
+DESCRIBER_BACKENDS.register("attributes", _attribute_describer)
 DESCRIBER_BACKENDS.register(
     "colours",
     lambda device="cpu", **kw: ColourDescriber(ColourDescriberConfig(**kw), device=device),

@@ -68,6 +68,7 @@ def check_backend_names(*, tracker: str | None = None, reid: str | None = None,
 def _check_options(names: dict[str, str | None], options: dict[str, dict]) -> None:
     """Options of the built-in backends, checked as their config (unknown or mistyped
     fields name themselves: ``tracker_options: unknown ClassicalTrackerConfig fields``)."""
+    from raysys.backends.attribute_describer import AttributeDescriberConfig
     from raysys.backends.classical.config import ClassicalTrackerConfig
     from raysys.backends.colours import ColourDescriberConfig
     from raysys.backends.reid import StripesConfig
@@ -75,7 +76,8 @@ def _check_options(names: dict[str, str | None], options: dict[str, dict]) -> No
 
     configs = {("tracker", "classical"): ClassicalTrackerConfig,
                ("reid", "stripes"): StripesConfig,
-               ("describer", "colours"): ColourDescriberConfig}
+               ("describer", "colours"): ColourDescriberConfig,
+               ("describer", "attributes"): AttributeDescriberConfig}
     for role, name in names.items():
         cls = configs.get((role, name))
         opts = options.get(f"{role}_options")

@@ -7,7 +7,9 @@ cross-view association compares tracklets by cosine similarity.
 Backends (``REID_BACKENDS``):
 
 * ``"stripes"`` (default, no weights): soft Lab colour histograms over horizontal stripes.
-* ``"osnet"``: torchreid OSNet, weights from a local checkpoint file.
+* ``"osnet"``: torchreid OSNet, weights from a local checkpoint file, or
+  ``checkpoint="embedded"``: the shipped ``osnet_x0_25`` pre-trained on generated scenes of
+  its own seeds (``raysys pretrain-reid``; :mod:`raysys.backends.pretrain_reid`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "StripesConfig",
     "StripesReID",
     "OSNetReID",
+    "EMBEDDED_REID",
     "REID_BACKENDS",
     "tracklet_embedding",
     "l2_normalize",
@@ -182,11 +185,13 @@ def _soft_hist3(
 
 # --------------------------------------------------------------------------- OSNet
 
+EMBEDDED_REID = Path(__file__).parent / "weights" / "osnet_x0_25_synth.pt"
 _OSNET_HOW_TO_GET = (
     "download {file} from the deep-person-reid (torchreid) model zoo "
     "(https://kaiyangzhou.github.io/deep-person-reid/MODEL_ZOO) on a machine with internet, "
-    "copy it here and pass --reid-checkpoint PATH (checkpoint='random' builds untrained "
-    "weights, for tests and smoke runs only)"
+    "copy it here and pass --reid-checkpoint PATH, or pass --reid-checkpoint embedded (the "
+    "shipped osnet_x0_25; `raysys pretrain-reid --out DIR` remakes it; checkpoint='random' "
+    "builds untrained weights, for tests and smoke runs only)"
 )
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -200,14 +205,17 @@ class OSNetReID:
     pooled features (the classifier is not used).
 
     Args:
-        name: torchreid model name, e.g. ``"osnet_x1_0"`` (default) or ``"osnet_x0_25"``.
-        checkpoint: path to a local weights file: a torchreid model-zoo ``.pth`` (plain
+        name: torchreid model name, e.g. ``"osnet_x1_0"`` (default) or ``"osnet_x0_25"``
+            (the default with ``checkpoint="embedded"``).
+        checkpoint: ``"embedded"`` (the shipped weights, :data:`EMBEDDED_REID`), or the
+            path to a local weights file: a torchreid model-zoo ``.pth`` (plain
             state dict), a torchreid training checkpoint (``{"state_dict": ...}``, keys may
             start with ``module.``) or a file from :meth:`save`. ``"random"`` builds untrained
             weights (seeded by ``seed``) - only for tests and smoke runs.
         device: torch device for the model; inputs follow it.
         batch_size: crops per forward pass.
-        input_size: ``(height, width)`` fed to the network (torchreid uses 256 x 128).
+        input_size: ``(height, width)`` fed to the network; None: the size a
+            ``raysys pretrain-reid`` file records, else 256 x 128 (torchreid's).
         mask_background: when masks are given, paint background pixels with the ImageNet
             mean (zero after normalisation) so the embedding sees only the object.
         seed: seed for ``checkpoint="random"``.
@@ -219,17 +227,20 @@ class OSNetReID:
 
     def __init__(
         self,
-        name: str = "osnet_x1_0",
+        name: str | None = None,
         checkpoint: str | Path | None = None,
         device: str = "cpu",
         batch_size: int = 32,
-        input_size: tuple[int, int] = (256, 128),
+        input_size: tuple[int, int] | None = None,
         mask_background: bool = True,
         seed: int = 0,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         ckpt_path = None
+        if str(checkpoint) == "embedded":
+            checkpoint, name = EMBEDDED_REID, name or "osnet_x0_25"
+        name = name or "osnet_x1_0"
         if str(checkpoint) != "random":  # check the file before paying for the imports
             ckpt_path = require_file(
                 checkpoint, f"{name} weights",
@@ -244,6 +255,8 @@ class OSNetReID:
         self.name = name
         self.device = torch.device(device)
         self.batch_size = batch_size
+        if input_size is None:
+            input_size = _recorded_input_size(ckpt_path) if ckpt_path else (256, 128)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.mask_background = mask_background
         with torch.random.fork_rng(devices=[]):
@@ -299,6 +312,18 @@ class OSNetReID:
         sd = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         torch.save({"arch": self.name, "feature_dim": self.dim, "state_dict": sd}, p)
         return p
+
+
+def _recorded_input_size(path: Path) -> tuple[int, int]:
+    """The input size a ``raysys pretrain-reid`` file records; torchreid's 256 x 128 else."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # _load_reid_weights says why
+        return (256, 128)
+    size = ckpt.get("input_size") if isinstance(ckpt, Mapping) else None
+    return (int(size[0]), int(size[1])) if size else (256, 128)
 
 
 def _load_reid_weights(model: Any, path: Path, name: str) -> dict[str, list[str]]:

@@ -166,3 +166,23 @@ def write_json(path: Path, obj: Any) -> None:
         atomic_write_text(Path(path), text)
     except OSError as e:
         raise UserError(f"cannot write --json {path}: {e.strerror or e}") from None
+
+
+def generated_data(out: Path, seeds, tag: str, scenes: int | None = None) -> list[Path]:
+    """``out/data_<seed>`` generated benchmarks of ``seeds`` for a ``pretrain-*`` command
+    (``raysys.synth`` defaults; ``scenes`` per domain and split if given). Generation
+    resumes: a folder an interrupted run left half-rendered is completed, never taken as
+    done."""
+    import dataclasses
+    import logging
+
+    from raysys.synth import SynthConfig, generate
+
+    out_dirs = []
+    for seed in seeds:
+        d = Path(out) / f"data_{seed}"
+        logging.getLogger(__name__).info("[%s] scenes of seed %d -> %s", tag, seed, d)
+        cfg = SynthConfig(seed=seed)
+        generate(cfg if scenes is None else dataclasses.replace(cfg, scenes=scenes), d)
+        out_dirs.append(d)
+    return out_dirs

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
 
-from raysys.commands.options import add_out
-
-log = logging.getLogger(__name__)
+from raysys.commands.options import add_out, generated_data
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,15 +39,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     data = args.data
     if not data:
-        from raysys.synth import SynthConfig, generate
-
-        data = []
-        for seed in PRETRAIN_SEEDS:
-            d = args.out / f"data_{seed}"
-            if not (d / "dataset.json").is_file():
-                log.info("[pretrain-detector] generating scenes of seed %d -> %s", seed, d)
-                generate(SynthConfig(seed=seed), d)
-            data.append(d)
+        data = generated_data(args.out, PRETRAIN_SEEDS, "pretrain-detector")
     meta = pretrain_person_detector(args.out, data, steps=args.steps, seed=args.seed)
     print(json.dumps(meta, indent=2))
     print(f"[pretrain-detector] weights: {args.out / 'person_net.pt'}")

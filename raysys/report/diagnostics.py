@@ -78,10 +78,12 @@ def _r(x: float | None, digits: int = 4) -> float | None:
 
 
 def diagnostic_clips(layout, image_size: int, cfg: DiagnosticsConfig, *,
-                     masks: bool = True, category: str | None = "person") -> list[dict]:
+                     masks: bool = True, category: str | None = "person",
+                     crop_size: tuple[int, int] | None = None) -> list[dict]:
     """``cfg.clips`` decoded GT clips of ``layout`` (every view, true ids, referred objects
-    first; :func:`raysys.training.data.load_clip` arrays at ``image_size``), with the GT
-    objects of ``category`` only (None: every object)."""
+    first; :func:`raysys.training.data.load_clip` arrays at ``image_size``, with object
+    crops of ``crop_size`` if given), with the GT objects of ``category`` only (None: every
+    object)."""
     from raysys.training.config import TrainConfig
     from raysys.training.data import ClipSpec, load_clip, plan_samples
     from raysys.training.sources import GroundTruthSource
@@ -95,7 +97,7 @@ def diagnostic_clips(layout, image_size: int, cfg: DiagnosticsConfig, *,
     spec = ClipSpec(size=image_size, frames=cfg.clip_frames, stride=cfg.clip_frames, step=1,
                     max_objects=cfg.max_objects, max_views=None,
                     min_box_side=d.min_box_side, use_masks=masks, variant="standard",
-                    max_dense=max(cfg.max_objects, d.max_dense_objects))
+                    max_dense=max(cfg.max_objects, d.max_dense_objects), crop_size=crop_size)
     src = _Source(layout)
     return [load_clip(src, s, spec) for s in plan_samples(src, spec, cfg.clips, seed=cfg.seed)]
 
@@ -179,7 +181,10 @@ def _embed_gt(model, ce, tg):
     vt = None
     if getattr(model.cgct, "film", None) is not None and ce.views is not None:
         vt = ce.views.reshape(b * v * t, -1)
-    return F.normalize(model.cgct(ce.enc["stages"], masks, vt).float(), dim=-1)
+    crop = () if model.cgct.backbone is None else (  # GT boxes: S px = mask px
+        tg.crops.reshape(b * v * t, m, *tg.crops.shape[-3:]).float() / 255.0,
+        tg.boxes.reshape(b * v * t, m, 4))
+    return F.normalize(model.cgct(ce.enc["stages"], masks, vt, *crop).float(), dim=-1)
 
 
 def cgct_margin(model, clips: list[dict]) -> dict:
@@ -252,6 +257,7 @@ def run_diagnostics(model, layout, cfg: DiagnosticsConfig | None = None) -> dict
     import torch
 
     from raysys.report.oracle import identity_oracle
+    from raysys.viewsam.osnet_backbone import CROP_SIZE
 
     cfg = cfg or DiagnosticsConfig()
     torch.set_num_threads(cfg.threads)
@@ -265,7 +271,9 @@ def run_diagnostics(model, layout, cfg: DiagnosticsConfig | None = None) -> dict
         out["seconds"][name] = round(time.perf_counter() - t0, 1)
 
     timed("base", base_scores, model, layout, cfg)
-    clips = diagnostic_clips(layout, int(model.image_size), cfg)
+    osnet = getattr(model.cgct, "backbone", None) is not None
+    clips = diagnostic_clips(layout, int(model.image_size), cfg,
+                             crop_size=CROP_SIZE if osnet else None)
     thr = (getattr(model, "calibration", None) or {}).get("objectness_threshold")
     timed("candidates", candidate_scores, model, clips, thr)
     timed("cgct", cgct_margin, model, clips)

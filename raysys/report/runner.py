@@ -147,7 +147,8 @@ class StepRunner:
         log_file = self.log(name)
         log_file.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
-        env.setdefault("RAY_AUTH_MODE", "disabled")
+        if not (self.address or env.get("RAY_ADDRESS")):  # a cluster's auth stands
+            env.setdefault("RAY_AUTH_MODE", "disabled")
         env["PYTHONUNBUFFERED"] = "1"
         with open(log_file, "ab") as f:
             f.write(f"$ {' '.join(map(str, cmd))}\n# {what}\n".encode())

@@ -222,8 +222,8 @@ class MultiExpressionTracker:
                 for k, ctx in enumerate(views[e]):
                     rows = present[e][k]
                     lows = [r[1] for r in rows]
-                    embs = cgct_embeddings(model.cgct, enc, ce.views, ctx.n, lows) \
-                        if rows else None
+                    embs = cgct_embeddings(model.cgct, enc, ce.views, ctx.n, lows, arr[k, i],
+                                           [r[3] for r in rows], s) if rows else None
                     for j, (tr, low, score, box) in enumerate(rows):
                         q.seen[tr.tid] = tr
                         if embs is not None:

@@ -206,14 +206,37 @@ def external_proposals(ctx: _ViewFrame, cand, ext: tuple, hw: tuple[int, int], s
 
 
 def cgct_embeddings(cgct, enc: dict, views: torch.Tensor | None, n: int,
-                    lows: list[torch.Tensor]) -> list[np.ndarray] | None:
+                    lows: list[torch.Tensor], image: np.ndarray | None = None,
+                    boxes: list | None = None, s: int = 0) -> list[np.ndarray] | None:
     """CGCT embeddings (Eq. 10-11) of the present tracks of row ``n`` of a clip's encoding
-    (their mask logits ``lows``, each ``(1, 1, h, w)``); None without CGCT."""
+    (their mask logits ``lows``, each ``(1, 1, h, w)``); None without CGCT. The OSNet
+    backbone also takes the frame ``image`` (H, W, 3) and the tracks' ``boxes`` (model
+    pixels of the side-``s`` input, or None: the mask's box) and crops the objects."""
     if cgct is None:
         return None
     masks = torch.cat(lows, 1).sigmoid()  # (1, O, h, w)
     vt = None
     if cgct.film is not None and views is not None:
         vt = views.reshape(-1, views.shape[-1])[n:n + 1]
-    e = cgct([st[n:n + 1] for st in enc["stages"]], masks, vt)[0]  # (O, D)
+    crop = () if cgct.backbone is None else _crops(masks, image, boxes, s)
+    e = cgct([st[n:n + 1] for st in enc["stages"]], masks, vt, *crop)[0]  # (O, D)
     return list(e.float().cpu().numpy())
+
+
+def _crops(masks: torch.Tensor, image: np.ndarray, boxes: list, s: int):
+    """(crops (1, O, 3, h, w) in [0, 1], boxes (1, O, 4) in mask pixels) of the tracks:
+    each at its box (the mask's own where it has none; the whole frame if that is empty)."""
+    from raysys.viewsam.osnet_backbone import CROP_SIZE, crop_objects
+    from raysys.viewsam.prompts import masks_to_boxes
+
+    side = masks.shape[-1]
+    mb = masks_to_boxes((masks[0] - 0.5)[:, None], side).float()  # (O, 4) mask pixels
+    mb[(mb[:, 2] <= mb[:, 0]) | (mb[:, 3] <= mb[:, 1])] = torch.tensor(
+        [0.0, 0.0, side, side], device=mb.device)
+    for o, b in enumerate(boxes):
+        if b is not None:
+            mb[o] = torch.as_tensor(np.asarray(b, np.float32), device=mb.device) * side / s
+    h, w = image.shape[:2]
+    img = torch.from_numpy(np.array(image)).to(masks.device).permute(2, 0, 1)[None]
+    px = mb * torch.tensor([w / side, h / side, w / side, h / side], device=mb.device)
+    return crop_objects(img, px[None], CROP_SIZE) / 255.0, mb[None]

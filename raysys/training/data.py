@@ -51,6 +51,8 @@ class ClipSpec:
     use_masks: bool  # decode masks (else the model fills boxes)
     variant: str  # standard | id_agnostic | refer_agnostic
     max_dense: int = 32  # A: every labelled object of a frame, for the CG's dense targets
+    crop_size: tuple[int, int] | None = None  # (h, w) crops of each object at its box from
+    #   the full-resolution frame, for CGCT's OSNet backbone (None: no crops)
 
     @staticmethod
     def from_config(cfg: TrainConfig, size: int) -> ClipSpec:
@@ -58,7 +60,25 @@ class ClipSpec:
                         step=cfg.frame_step, max_objects=cfg.max_objects,
                         max_views=cfg.max_views, min_box_side=cfg.min_box_side,
                         use_masks=cfg.use_masks, variant=cfg.variant,
-                        max_dense=cfg.max_dense_objects)
+                        max_dense=cfg.max_dense_objects, crop_size=_crop_size(cfg))
+
+
+def _crop_size(cfg: TrainConfig) -> tuple[int, int] | None:
+    from raysys.viewsam.osnet_backbone import CROP_SIZE
+
+    m = cfg.model
+    return CROP_SIZE if m.use_cgct and m.cgct.backbone == "osnet" else None
+
+
+def _crops(img: np.ndarray, boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(n, 3, h, w)`` uint8 crops of ``img`` (H, W, 3) at ``boxes`` (n, 4) xyxy pixels."""
+    import torch
+
+    from raysys.viewsam.osnet_backbone import crop_objects
+
+    x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None]
+    c = crop_objects(x, torch.from_numpy(boxes.astype(np.float32))[None], size)[0]
+    return c.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def _clip_frames(numbers: list[int], spec: ClipSpec) -> list[list[int]]:
@@ -125,8 +145,9 @@ def plan_samples(source: ClipSource, spec: ClipSpec, max_samples: int | None = N
 
 
 def _read_resized(path: Path, size: int, scene: str | None = None, view: str | None = None,
-                  frame: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
-    """A frame resized to ``size`` x ``size``: (3, S, S) uint8 and its (H, W).
+                  frame: int | None = None, full: bool = False):
+    """A frame resized to ``size`` x ``size``: (3, S, S) uint8 and its (H, W) (and with
+    ``full``, the frame itself, (H, W, 3)).
 
     Raises:
         FrameError: the frame cannot be decoded (names the file, scene, view and frame; a
@@ -136,6 +157,8 @@ def _read_resized(path: Path, size: int, scene: str | None = None, view: str | N
 
     img = read_frame(path, scene, view, frame)  # (H, W, 3)
     arr = np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
+    if full:
+        return arr.transpose(2, 0, 1), img.shape[:2], img
     return arr.transpose(2, 0, 1), img.shape[:2]  # (3, S, S), (H, W)
 
 
@@ -156,7 +179,9 @@ def load_clip(source: ClipSource, sample: dict, spec: ClipSpec) -> dict[str, np.
     ``view_ids`` (V,) int64 (the sample's, else :func:`raysys.io.views.view_ids`), ``text``;
     ``dense_boxes`` (V, T, A, 4) / ``dense_visible`` (V, T, A): every labelled object of each
     frame (not only the sample's M), the Candidate Generator's dense targets, so that an
-    object left out of the M is not taught as background."""
+    object left out of the M is not taught as background; with ``spec.crop_size``,
+    ``crops`` (V, T, M, 3, h, w) uint8: each object at its box in the full-resolution
+    frame (CGCT's OSNet backbone)."""
     s, m, a = spec.size, spec.max_objects, spec.max_dense
     views, frames, ids = sample["views"], sample["frames"], sample["object_ids"]
     v, t = len(views), len(frames)
@@ -166,6 +191,8 @@ def load_clip(source: ClipSource, sample: dict, spec: ClipSpec) -> dict[str, np.
            "masks": np.zeros((v, t, m, s, s) if spec.use_masks else (0,), bool),
            "dense_boxes": np.zeros((v, t, a, 4), np.float32),
            "dense_visible": np.zeros((v, t, a), bool)}
+    if spec.crop_size:
+        out["crops"] = np.zeros((v, t, m, 3, *spec.crop_size), np.uint8)
     slot = {g: k for k, g in enumerate(ids)}
     df = source.objects(sample["scene"])
     df = df[df["frame"].isin(frames)]
@@ -181,9 +208,10 @@ def load_clip(source: ClipSource, sample: dict, spec: ClipSpec) -> dict[str, np.
     for i, view in enumerate(views):
         paths = source.frame_paths(sample["scene"], view)
         for j, f in enumerate(frames):
-            out["frames"][i, j], (h, w) = _read_resized(paths[f], s, sample["scene"],
-                                                          view, f)
+            out["frames"][i, j], (h, w), img = _read_resized(paths[f], s, sample["scene"],
+                                                               view, f, full=True)
             scale = np.array([s / w, s / h, s / w, s / h], np.float32)
+            cut = {}  # slot -> full-resolution box, for the crops
             out["dense_boxes"][i, j] = np.clip(out["dense_boxes"][i, j], 0, [w, h, w, h]) * scale
             for g, k in slot.items():
                 r = rows.get((view, f, g))
@@ -193,11 +221,15 @@ def load_clip(source: ClipSource, sample: dict, spec: ClipSpec) -> dict[str, np.
                 box = np.clip(box, 0, [w, h, w, h])
                 out["boxes"][i, j, k] = box * scale
                 out["visible"][i, j, k] = True
+                cut[k] = box
                 if spec.use_masks and isinstance(r.mask, str) and r.mask:
                     out["masks"][i, j, k] = _mask_resized(r.mask, s)
                 elif spec.use_masks:  # no mask in the labels: the box, filled in
                     x0, y0, x1, y1 = np.round(box * scale).astype(int)
                     out["masks"][i, j, k, y0:y1, x0:x1] = True
+            if spec.crop_size and cut:
+                out["crops"][i, j, list(cut)] = _crops(img, np.stack(list(cut.values())),
+                                                        spec.crop_size)
     gid = np.full(m, -1, np.int64)
     ref = np.zeros(m, bool)
     n = len(ids)
@@ -241,7 +273,8 @@ def collate(batch: dict[str, np.ndarray], device=None):
                           dense_boxes=t(batch["dense_boxes"], torch.float32)
                           if "dense_boxes" in batch else None,
                           dense_visible=t(batch["dense_visible"], torch.bool)
-                          if "dense_visible" in batch else None)
+                          if "dense_visible" in batch else None,
+                          crops=t(batch["crops"]) if "crops" in batch else None)
     texts = [str(x) for x in np.asarray(batch["text"]).reshape(-1)]
     return frames, texts, targets, t(batch["view_ids"], torch.long)
 

@@ -32,8 +32,8 @@ from raysys.training.config import TrainConfig
 from raysys.tune.space import ACTS_IN, Param, apply_params, to_tune
 from raysys.tune.validation import METRIC
 
-__all__ = ["SweepConfig", "run_sweep", "split_prefix", "grace_epoch", "EXPERIMENT",
-           "INTERRUPT_ENV"]
+__all__ = ["SweepConfig", "run_sweep", "split_prefix", "grace_epoch", "fit_concurrency",
+           "EXPERIMENT", "INTERRUPT_ENV"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,36 @@ def grace_epoch(cfg: TrainConfig, names) -> int:
             grace = start + 1
         start += s.epochs
     return grace
+
+
+def fit_concurrency(sweep: SweepConfig, res: Resources, total_cpus: float) -> SweepConfig:
+    """``sweep`` with ``max_concurrent`` lowered to the trials that fit ``total_cpus``.
+
+    A trial holds its driver's CPUs, its Ray Train workers' and its clip decoders'. At a
+    stage boundary the next stage's decoders start before the last stage's have let go of
+    their CPUs, so each trial is counted with two sets of decoders: trials packed to the
+    last CPU wait for each other's decoders forever (seen on 2 CPUs with 2 trials of 1.0).
+
+    An autoscaling cluster that shows no CPU yet (``total_cpus`` 0) is left to Ray.
+
+    Raises:
+        UserError: not even one trial fits.
+    """
+    if total_cpus <= 0:
+        return sweep
+    need = (sweep.trial_cpus + res.workers * res.cpus_per_worker
+            + 2 * res.loaders * res.loader_cpus)
+    fit = int((total_cpus + 1e-9) // need)
+    if fit < 1:
+        raise UserError(f"one trial needs {need:g} CPUs (driver {sweep.trial_cpus:g}, "
+                        f"{res.workers} workers x {res.cpus_per_worker:g}, clip decoders "
+                        f"2 x {res.loaders} x {res.loader_cpus:g}); the cluster has "
+                        f"{total_cpus:g}: lower --cpus-per-worker or --workers")
+    if fit < sweep.max_concurrent:
+        log.warning("--max-concurrent %d lowered to %d: a trial needs %g CPUs of the "
+                    "cluster's %g", sweep.max_concurrent, fit, need, total_cpus)
+        return dataclasses.replace(sweep, max_concurrent=fit)
+    return sweep
 
 
 def _searcher(sweep: SweepConfig):
@@ -220,6 +250,8 @@ def run_sweep(labels: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfi
         val_gt: a dataset root: validate on its GT of the same held-out frames (oracle).
         track: the validation tracker's :class:`raysys.tracking.config.TrackConfig`.
     """
+    import ray
+
     from raysys.tracking.config import TrackConfig
     from raysys.training.data import ClipSpec
     from raysys.training.sources import open_source
@@ -228,6 +260,7 @@ def run_sweep(labels: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfi
     from raysys.viewsam.base import sam2_image_size, sam2_yaml_text
 
     sweep, res = sweep or SweepConfig(), resources or Resources()
+    sweep = fit_concurrency(sweep, res, float(ray.cluster_resources().get("CPU", 0.0)))
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     apply_params(cfg, {})  # the config itself is valid

@@ -16,6 +16,11 @@ so an untrained FiLM is the identity. Masks are detached before pooling: the ide
 should shape the embedding, not pull the masks towards whatever pixels are most
 discriminative.
 
+Backbones (``CGCTConfig.backbone``): ``"sam2"`` pools the frozen SAM2 trunk's Hiera stages
+over the whole frame; ``"osnet"`` is the paper's (App. C.4, "built upon an OSNet"): an OSNet
+over a crop of the object at its box, cut from the full-resolution frame
+(:mod:`raysys.viewsam.osnet_backbone`), pre-trained for ReID and trained with CGCT.
+
 The consistency loss (Eq. 12 = Eq. 23) is :func:`raysys.viewsam.losses.cgct_loss`.
 """
 
@@ -27,14 +32,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CGCTConfig", "CGCT", "masked_average_pool", "CGCT_OBJECTIVES"]
+__all__ = ["CGCTConfig", "CGCT", "masked_average_pool", "CGCT_OBJECTIVES", "CGCT_BACKBONES"]
 
 CGCT_OBJECTIVES = ("paper", "infonce")
+CGCT_BACKBONES = ("sam2", "osnet")
 
 
 @dataclass(frozen=True)
 class CGCTConfig:
-    stages: tuple[int, ...] = (0, 1, 2, 3)  # Hiera stages pooled under the mask (multi-scale)
+    stages: tuple[int, ...] = (0, 1, 2, 3)  # scales pooled under the mask: Hiera stages
+    #   (sam2), or OSNet's conv3, conv4, conv5 and fc(conv5) (osnet)
+    backbone: str = "sam2"  # "sam2": the frozen trunk's stages over the frame; "osnet": an
+    #   OSNet over the object's crop (App. C.4), trained with CGCT
+    backbone_weights: str | None = "embedded"  # osnet: "embedded" (raysys pretrain-reid), a
+    #   local torchreid file, or None (random init)
     dim: int | None = None  # embedding width; None: SAM2's d_model
     hidden: int | None = None  # fusion MLP hidden width; None: 4 * d_model
     objective: str = "paper"  # consistency loss: "paper" (Eq. 12/23, prototypes; it has no
@@ -45,6 +56,9 @@ class CGCTConfig:
     inter_weight: float = 1.0  # InfoNCE only: inter-view term relative to the intra-view one
 
     def __post_init__(self) -> None:
+        if self.backbone not in CGCT_BACKBONES:
+            raise ValueError(f"cgct.backbone must be one of {CGCT_BACKBONES}, "
+                             f"got {self.backbone!r}")
         if self.objective not in CGCT_OBJECTIVES:
             raise ValueError(f"cgct.objective must be one of {CGCT_OBJECTIVES}, "
                              f"got {self.objective!r}")
@@ -77,6 +91,12 @@ class CGCT(nn.Module):
     def __init__(self, stage_channels: tuple[int, ...], view_dim: int, cfg: CGCTConfig,
                  dim: int, hidden: int, film_strength: float) -> None:
         super().__init__()
+        self.backbone = None
+        if cfg.backbone == "osnet":
+            from raysys.viewsam.osnet_backbone import OSNetBackbone
+
+            self.backbone = OSNetBackbone(weights=cfg.backbone_weights)
+            stage_channels = self.backbone.channels
         if not cfg.stages or any(s < 0 or s >= len(stage_channels) for s in cfg.stages):
             raise ValueError(f"CGCT stages {cfg.stages} must be non-empty and in "
                              f"[0, {len(stage_channels)})")
@@ -94,16 +114,24 @@ class CGCT(nn.Module):
         self.dim = dim
 
     def forward(self, stages: list[torch.Tensor], masks: torch.Tensor,
-                view: torch.Tensor | None = None) -> torch.Tensor:
+                view: torch.Tensor | None = None, crops: torch.Tensor | None = None,
+                boxes: torch.Tensor | None = None) -> torch.Tensor:
         """Args:
             stages: Hiera stage features, each ``(N, C_s, h_s, w_s)`` (all stages).
             masks: ``(N, O, H, W)`` mask probabilities of ``O`` objects per frame.
             view: ``(N, d_v)`` view tokens (required iff built with view modulation).
+            crops: ``osnet`` backbone: ``(N, O, 3, h, w)`` object crops in [0, 1]
+                (:func:`raysys.viewsam.osnet_backbone.crop_objects`).
+            boxes: ``osnet`` backbone: ``(N, O, 4)`` the crops' boxes, xyxy in the mask
+                pixels (the masks are cut to them).
 
         Returns ``(N, O, dim)`` L2-normalised embeddings ``z``.
         """
         masks = masks.detach()
-        pooled = [masked_average_pool(stages[s], masks) for s in self.stages]
+        if self.backbone is None:
+            pooled = [masked_average_pool(stages[s], masks) for s in self.stages]
+        else:
+            pooled = self._crop_pools(masks, crops, boxes)
         f = F.normalize(self.fuse(torch.cat(pooled, dim=-1)), dim=-1)  # (N, O, dim), Eq. 10
         if self.film is None:
             return f
@@ -111,3 +139,16 @@ class CGCT(nn.Module):
         gamma, beta = self.film(view)[:, None].chunk(2, dim=-1)  # (N, 1, dim) each
         d = self.film_strength
         return F.normalize((1 + d * gamma.tanh()) * f + d * beta, dim=-1)  # Eq. 11
+
+    def _crop_pools(self, masks: torch.Tensor, crops, boxes) -> list[torch.Tensor]:
+        """The OSNet backbone's masked pools of each object's crop, ``(N, O, C_s)`` each."""
+        from raysys.viewsam.osnet_backbone import crop_maps
+
+        if crops is None or boxes is None:
+            raise ValueError("CGCT with the osnet backbone needs the objects' crops and boxes")
+        n, o = masks.shape[:2]
+        cm = crop_maps(masks, boxes, tuple(crops.shape[-2:]))  # (N, O, h, w)
+        if n * o == 0:
+            return [masks.new_zeros(n, o, self.backbone.channels[s]) for s in self.stages]
+        pools = self.backbone(crops.flatten(0, 1).float(), cm.flatten(0, 1))
+        return [pools[s].reshape(n, o, -1) for s in self.stages]

@@ -29,6 +29,8 @@ class ClipTargets:
     # None: the M objects' boxes serve (objects left out of the M then count as background)
     dense_boxes: torch.Tensor | None = None  # (B, V, T, A, 4) float xyxy, input pixels
     dense_visible: torch.Tensor | None = None  # (B, V, T, A) bool
+    # each object's crop at its box, cut from the full-resolution frame: CGCT's OSNet input
+    crops: torch.Tensor | None = None  # (B, V, T, M, 3, h, w) uint8
 
     def check(self, b: int, v: int, t: int, h: int, w: int) -> int:
         """Validate shapes against a ``(B, V, T, 3, H, W)`` clip; returns ``M``."""
@@ -60,7 +62,7 @@ class ClipTargets:
         return ClipTargets(self.boxes.to(device), self.visible.to(device).bool(),
                            self.ids.to(device).long(), self.referred.to(device).bool(),
                            opt(self.masks), opt(self.dense_boxes),
-                           opt(self.dense_visible, True))
+                           opt(self.dense_visible, True), opt(self.crops))
 
 
 @dataclass

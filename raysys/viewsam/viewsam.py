@@ -32,6 +32,7 @@ from raysys.viewsam.cgct import CGCT
 from raysys.viewsam.config import ViewSAMConfig
 from raysys.viewsam.data import ClipEncoding, ClipTargets, ViewSAMOutput
 from raysys.viewsam.objective import candidate_loss_terms, compute_losses
+from raysys.viewsam.osnet_backbone import slot_crops
 from raysys.viewsam.prompts import frame_prompts, plan_slots
 from raysys.viewsam.text_encoder import FrozenTextEncoder
 from raysys.viewsam.vc_cma import VCCMA
@@ -122,7 +123,8 @@ class ViewSAM(nn.Module):
                           prompt_source=self.cfg.prompt_source,
                           iou_floor=self.cfg.prompt_iou_floor)
         tr = self._track(ce.enc, plan, ce.text_token, (b, v, t), ce.text_ref)
-        return self._assemble(tr, ce.enc, ce.views, ce.cand, plan, ce.scale, (b, v, t, h, w))
+        return self._assemble(tr, ce.enc, ce.views, ce.cand, plan, ce.scale, (b, v, t, h, w),
+                              targets)
 
     def encode_clip(self, frames: torch.Tensor, text: dict[str, torch.Tensor],
                     view_ids: torch.Tensor | None = None,
@@ -325,15 +327,19 @@ class ViewSAM(nn.Module):
         return {"masks": masks, "scores": mem.object_score_logits[:, 0], "p_bias": p,
                 "bias_logit": logit, "bias_label": label}
 
-    def _assemble(self, tr, enc, views, cand, plan, scale, shape) -> ViewSAMOutput:
-        """Step 6 (CGCT) and reshaping into per (view, frame) outputs in input pixels."""
+    def _assemble(self, tr, enc, views, cand, plan, scale, shape, targets=None
+                  ) -> ViewSAMOutput:
+        """Step 6 (CGCT; its OSNet backbone sees the targets' crops) and reshaping into per
+        (view, frame) outputs in input pixels."""
         b, v, t, h, w = shape
         o = plan.num_slots
         low = tr["masks"][:, :, :, 0]  # (B*V, T, O, S/4, S/4)
         emb = None
         if self.cgct is not None:
             vt = None if self.cgct.film is None else views.reshape(b * v * t, -1)
-            emb = self.cgct(enc["stages"], low.sigmoid().flatten(0, 1), vt)  # (B*V*T, O, D)
+            crop = () if self.cgct.backbone is None else slot_crops(
+                targets, plan.index, scale, low.shape[-1], self.image_size)
+            emb = self.cgct(enc["stages"], low.sigmoid().flatten(0, 1), vt, *crop)  # (BVT,O,D)
             emb = emb.reshape(b, v, t, o, -1)
         masks = low.flatten(0, 1)  # (B*V*T, O, S/4, S/4)
         if masks.shape[-2:] != (h, w):

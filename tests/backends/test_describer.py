@@ -125,7 +125,7 @@ def test_attributes_to_text(attrs, text):
 
 
 def test_registry_and_protocol():
-    assert DESCRIBER_BACKENDS.names() == ["colours", "hf-vlm", "vllm"]
+    assert DESCRIBER_BACKENDS.names() == ["attributes", "colours", "hf-vlm", "vllm"]
     assert isinstance(ColourDescriber(), Describer)
     with pytest.raises(ValueError, match="at least one crop"):
         ColourDescriber().describe([], None)

@@ -32,7 +32,7 @@ CFG = quick_config(clip_frames=2, image_size=64, sam2_image_size=64, max_objects
                    max_samples=4, stages=STAGES)
 SPACE = parse_space({"alpha": {"low": 0.0, "high": 1.0}, "delta": {"low": 0.0, "high": 1.0}},
                     tuple(s.name for s in STAGES))
-RES = Resources(workers=1, cpus_per_worker=0.5, loader_cpus=0.25)
+RES = Resources(workers=1, cpus_per_worker=0.25, loader_cpus=0.25)  # 1.0 CPU a trial: 2 fit
 
 
 def _sweep(**kw) -> SweepConfig:
@@ -130,3 +130,19 @@ def test_a_killed_sweep_resumes_without_repeating_finished_trials(labeled, local
         assert f.read_text() == before[t]
         assert list(again.loc[t, "metric"]) == list(first.loc[t, "metric"])
     _no_reserved_cpus()
+
+
+def test_concurrency_counts_two_sets_of_decoders_per_trial():
+    """Trials packed to the last CPU hang at a stage boundary (the next stage's decoder
+    waits for the last one's CPU): each trial is counted with two sets of decoders."""
+    from raysys.errors import UserError
+    from raysys.tune.sweep import fit_concurrency
+
+    res = Resources(workers=1, cpus_per_worker=0.5, loader_cpus=0.25)  # 0.25+0.5+2*0.25
+    assert fit_concurrency(SweepConfig(max_concurrent=2), res, 2.0).max_concurrent == 1
+    assert fit_concurrency(SweepConfig(max_concurrent=2), res, 2.5).max_concurrent == 2
+    assert fit_concurrency(SweepConfig(max_concurrent=3), RES, 2.0).max_concurrent == 2
+    assert fit_concurrency(SweepConfig(max_concurrent=1), res, 8.0).max_concurrent == 1
+    assert fit_concurrency(SweepConfig(max_concurrent=4), res, 0.0).max_concurrent == 4
+    with pytest.raises(UserError, match="one trial needs 2.75 CPUs"):
+        fit_concurrency(SweepConfig(), Resources(workers=2, cpus_per_worker=1.0), 2.0)

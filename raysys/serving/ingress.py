@@ -1,0 +1,146 @@
+"""The HTTP ingress of the tracking service: auth, parsing, limits, routing, errors.
+
+Requests are checked here (token, content type, fields, sizes, images decoded in memory:
+:mod:`raysys.serving.protocol`) and the frame sets of a stream go to the tracker replica
+chosen by Ray Serve's consistent-hash router on the stream id (its session id), so a
+stream stays with the replica that holds its tracker. A replica that died or is gone is
+retried until the request timeout: the router then picks another, which restores the
+stream from the store. Every refusal is ``{"error": code, "detail": ...}`` with a 4xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+from raysys.serving.config import ServeConfig
+from raysys.serving.protocol import (
+    STREAM_ID,
+    ApiError,
+    check_token,
+    decode_image,
+    parse_create,
+    parse_frames,
+)
+from raysys.serving.store import get_store
+from raysys.serving.viewer import VIEWER_HTML, metrics_text
+
+__all__ = ["Ingress"]
+
+
+class Ingress:
+    """Serve deployment class (``__call__`` gets every HTTP request)."""
+
+    def __init__(self, tracker, cfg: ServeConfig) -> None:
+        self.tracker, self.cfg = tracker, cfg
+        self.store = get_store(cfg)
+        self.codes: Counter = Counter()
+        self.t0 = time.time()
+
+    async def __call__(self, request):
+        from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse
+
+        try:
+            status, body = await self._route(request)
+        except ApiError as e:
+            self.codes[e.status] += 1
+            return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+        self.codes[status] += 1
+        if isinstance(body, str):
+            cls = HTMLResponse if body.startswith("<!doctype html>") else PlainTextResponse
+            return cls(body, status_code=status)
+        return JSONResponse(body, status_code=status)
+
+    async def _route(self, request) -> tuple[int, dict | str]:
+        method, parts = request.method, [p for p in request.url.path.split("/") if p]
+        if parts == [] and method == "GET":
+            return 200, VIEWER_HTML
+        if parts == ["healthz"] and method == "GET":
+            return 200, {"status": "ok", "uptime_s": round(time.time() - self.t0, 1)}
+        check_token(request.headers.get("authorization"), self.cfg.token)
+        if parts == ["metrics"] and method == "GET":
+            stats = await self.store.stats.remote()
+            return 200, metrics_text(stats, self.codes)
+        if parts[:2] != ["v1", "streams"] or len(parts) > 4:
+            raise ApiError(404, "not_found", f"no route {request.url.path}; see GET / and "
+                           "/v1/streams")
+        if len(parts) == 2:
+            _method(method, "POST")
+            return await self._create(request)
+        sid = parts[2]
+        if not STREAM_ID.match(sid):
+            raise ApiError(404, "unknown_stream", f"no stream {sid[:64]!r}: stream ids are "
+                           "32 hex digits from POST /v1/streams")
+        if len(parts) == 4:
+            if parts[3] == "frames":
+                _method(method, "POST")
+                return 200, await self._frames(request, sid)
+            if parts[3] == "view":
+                _method(method, "GET")
+                return 200, await self._call(sid, "view")
+            raise ApiError(404, "not_found", f"no route {request.url.path}")
+        _method(method, "GET", "DELETE")
+        return 200, await self._call(sid, "info" if method == "GET" else "delete")
+
+    async def _body(self, request) -> bytes:
+        n = request.headers.get("content-length")
+        if n is not None and n.isdigit() and int(n) > self.cfg.max_request_bytes:
+            raise ApiError(413, "request_too_large", f"{n} bytes; at most "
+                           f"{self.cfg.max_request_bytes} per request")
+        return await request.body()
+
+    async def _create(self, request) -> tuple[int, dict]:
+        req = parse_create(await self._body(request), request.headers.get("content-type"),
+                           self.cfg)
+        r = await self.store.create.remote({"expression": req.expression, "views": req.views,
+                                            "category": req.category})
+        if r["status"] == "full":
+            raise ApiError(429, "too_many_streams", f"{r['live']} live streams, the most this "
+                           "service holds; delete one or retry later",
+                           headers={"Retry-After": "10"})
+        return 201, {"stream_id": r["stream_id"]}
+
+    async def _frames(self, request, sid: str) -> dict:
+        req = parse_frames(await self._body(request), request.headers.get("content-type"),
+                           self.cfg)
+        images = await asyncio.to_thread(
+            lambda: [decode_image(b, k, self.cfg) for k, b in enumerate(req.images)])
+        return await self._call(sid, "frames", req.seq, images)
+
+    async def _call(self, sid: str, method: str, *args) -> dict:
+        """``method`` on the replica holding ``sid``; retried while replicas come and go."""
+        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+        from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+        deadline = time.monotonic() + self.cfg.request_timeout_s
+        handle = getattr(self.tracker.options(session_id=sid), method)
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                r = await asyncio.wait_for(handle.remote(sid, *args), timeout=max(left, 0.01))
+                break
+            except BackPressureError:
+                raise ApiError(429, "busy", "the replica holding this stream is at its "
+                               "queue limit; retry after Retry-After seconds",
+                               headers={"Retry-After": "1"}) from None
+            except TimeoutError:
+                raise ApiError(408, "timeout", f"not answered within "
+                               f"{self.cfg.request_timeout_s:g} s; re-send the same request "
+                               "(seq makes it safe)") from None
+            except (ActorDiedError, ActorUnavailableError, RayActorError,
+                    DeploymentUnavailableError):
+                if time.monotonic() + 0.5 > deadline:
+                    raise ApiError(408, "timeout", "no replica could take the stream in "
+                                   "time; re-send the same request") from None
+                await asyncio.sleep(0.5)  # the router learns the replica is gone
+        if "error" in r:
+            e = r["error"]
+            raise ApiError(e["status"], e["code"], e["detail"], e["headers"], **e["extra"])
+        return r["ok"]
+
+
+def _method(method: str, *allowed: str) -> None:
+    if method not in allowed:
+        raise ApiError(405, "method_not_allowed", f"{method} is not allowed here; use "
+                       f"{' or '.join(allowed)}", headers={"Allow": ", ".join(allowed)})

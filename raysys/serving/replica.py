@@ -1,0 +1,220 @@
+"""A tracker replica: one ViewSAM, the online trackers of the streams routed to it.
+
+Each stream has a :class:`~raysys.tracking.tracker.MultiExpressionTracker` (paper §3.3:
+per clip of ``T`` frame sets the encoder with the view token and VC-CMA, Eq. 3-7, SAM2
+with BAR per track, Eq. 8-9, CGCT identities, Eq. 10-11). Before each request the replica
+leases the stream from the :class:`~raysys.serving.store.StreamStore` (restoring the
+store's checkpoint when another replica held it), and at each clip boundary it writes the
+tracker's state back (:mod:`raysys.tracking.state`) before answering. ``seq`` orders the
+frame sets: a re-sent seq gets its kept answer and is not applied twice; a gap is refused
+with the next seq expected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import time
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from raysys.serving.config import ServeConfig
+from raysys.serving.protocol import ApiError
+from raysys.serving.store import get_store
+
+__all__ = ["TrackerReplica", "track_rows"]
+
+
+def track_rows(results) -> list[dict]:
+    """The API's tracks of a tracker's :class:`FrameResult` list: frame, view, global id,
+    box ``[x1, y1, x2, y2]`` in input pixels, score."""
+    return [{"frame": r.index, "view": k, "id": o.global_id,
+             "box": [o.box[0], o.box[1], o.box[0] + o.box[2], o.box[1] + o.box[3]],
+             "score": o.score}
+            for r in results for k, objs in enumerate(r.views) for o in objs]
+
+
+@dataclass
+class _Stream:
+    tracker: object
+    epoch: int
+    spec: dict
+    answers: OrderedDict = field(default_factory=OrderedDict)  # seq -> answer
+    since_ckpt: int = 0  # frame sets since the last checkpoint
+    view: dict | None = None  # the last tracked frame set (viewer)
+    touched: float = field(default_factory=time.monotonic)
+
+    @property
+    def next_seq(self) -> int:
+        return self.tracker.next_frame + len(self.tracker.buffer)
+
+
+class TrackerReplica:
+    """Serve deployment class (wrapped by :func:`raysys.serving.app.build_app`)."""
+
+    def __init__(self, cfg: ServeConfig) -> None:
+        import ray
+        import torch
+
+        from raysys.tracking.config import TrackConfig
+        from raysys.viewsam.checkpoint import load_viewsam_checkpoint
+
+        torch.set_num_threads(cfg.torch_threads)
+        self.cfg = cfg
+        self.model = load_viewsam_checkpoint(cfg.model, device="cpu").model.eval()
+        self.track_cfg = replace(TrackConfig(**cfg.track), keep_masks=False)
+        self.store = get_store(cfg)
+        ctx = ray.get_runtime_context()
+        self.actor_name = ctx.get_actor_name() or ctx.get_actor_id()
+        self.rid = self.actor_name
+        self.streams: dict[str, _Stream] = {}
+        self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    # ------------------------------------------------------------------ leases
+    def _new_tracker(self, spec: dict, ckpt: dict | None):
+        from raysys.tracking.state import restore_state
+        from raysys.tracking.tracker import MultiExpressionTracker
+
+        if ckpt is None:
+            return MultiExpressionTracker(self.model, [spec["expression"]], spec["views"],
+                                          self.track_cfg), OrderedDict()
+        return (restore_state(self.model, ckpt["arrays"], ckpt["meta"]),
+                OrderedDict((int(k), v) for k, v in ckpt["answers"]))
+
+    async def _acquire(self, sid: str) -> _Stream:
+        self._sweep()
+        s = self.streams.get(sid)
+        r = await self.store.lease.remote(sid, self.rid, s.epoch if s else None)
+        if r["status"] != "ok":
+            self.streams.pop(sid, None)
+        if r["status"] in ("unknown", "deleted"):
+            raise ApiError(404, "unknown_stream", f"no stream {sid}: create one with POST "
+                           "/v1/streams")
+        if r["status"] == "expired":
+            raise ApiError(410, "stream_expired", f"stream {sid} was idle longer than "
+                           f"{self.cfg.ttl_s:g} s and expired; create a new one")
+        if r["status"] == "restore":
+            tracker, answers = await asyncio.to_thread(self._new_tracker, r["spec"], r["ckpt"])
+            s = _Stream(tracker, r["epoch"], r["spec"], answers)
+            self.streams[sid] = s
+        s.touched = time.monotonic()
+        return s
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for sid in [k for k, s in self.streams.items() if now - s.touched > self.cfg.ttl_s]:
+            del self.streams[sid]
+
+    # ------------------------------------------------------------------ requests
+    async def _frames(self, sid: str, seq: int, images: list[np.ndarray]) -> dict:
+        async with self.locks[sid]:
+            s = await self._acquire(sid)
+            nxt = s.next_seq
+            if seq < nxt:
+                if seq in s.answers:
+                    return s.answers[seq]
+                raise ApiError(409, "seq_too_old", f"seq {seq} was accepted long ago and its "
+                               f"answer is no longer kept; the next seq is {nxt}",
+                               expected_seq=nxt)
+            if seq > nxt:
+                raise ApiError(409, "seq_gap", f"seq {seq} skips frame sets: the next seq "
+                               f"expected is {nxt} (re-send from there)", expected_seq=nxt)
+            self._check_frames(s, images)
+            results = await asyncio.to_thread(s.tracker.step, images)
+            answer = {"accepted": seq, "tracks": track_rows(results[0])}
+            s.answers[seq] = answer
+            while len(s.answers) > self.cfg.answers_kept:
+                s.answers.popitem(last=False)
+            s.since_ckpt += 1
+            if results[0]:
+                s.view = {"frame": seq, "images": images,
+                          "tracks": [t for t in answer["tracks"] if t["frame"] == seq]}
+                await self._checkpoint(sid, s)
+            return answer
+
+    def _check_frames(self, s: _Stream, images: list[np.ndarray]) -> None:
+        v = s.spec["views"]
+        if len(images) != v:
+            raise ApiError(422, "wrong_views", f"this stream has {v} views: send {v} images "
+                           f"(view0 ... view{v - 1}), got {len(images)}")
+        size = s.tracker.frame_size or images[0].shape[:2]
+        for k, im in enumerate(images):
+            if im.shape[:2] != tuple(size):
+                raise ApiError(422, "frame_size", f"view {k}: {im.shape[1]}x{im.shape[0]} "
+                               f"differs from the stream's {size[1]}x{size[0]}; send every "
+                               "view at one size")
+
+    async def _checkpoint(self, sid: str, s: _Stream) -> None:
+        from raysys.tracking.state import export_state
+
+        arrays, meta = await asyncio.to_thread(export_state, s.tracker)
+        ckpt = {"arrays": arrays, "meta": meta, "answers": list(s.answers.items())}
+        ok = await self.store.checkpoint.remote(sid, self.rid, s.epoch, ckpt, s.since_ckpt,
+                                                s.tracker.state_bytes())
+        if not ok:  # another replica took the stream over meanwhile
+            self.streams.pop(sid, None)
+            raise ApiError(409, "stream_moved", "the stream moved to another replica while "
+                           "this frame set was tracked; re-send this seq")
+        s.since_ckpt = 0
+
+    async def _delete(self, sid: str) -> dict:
+        async with self.locks[sid]:
+            s = await self._acquire(sid)
+            results = await asyncio.to_thread(s.tracker.flush)
+            await self.store.delete.remote(sid)
+            self.streams.pop(sid, None)
+            self.locks.pop(sid, None)
+            return {"deleted": sid, "frames": s.next_seq, "tracks": track_rows(results[0])}
+
+    async def _info(self, sid: str) -> dict:
+        async with self.locks[sid]:
+            s = await self._acquire(sid)
+            q = s.tracker.queries[0]
+            return {"stream_id": sid, "expression": s.spec["expression"],
+                    "views": s.spec["views"], "frames_seen": s.next_seq,
+                    "next_seq": s.next_seq, "live_tracks": s.tracker.num_live_tracks,
+                    "identities": q.identities.next_id - 1,
+                    "state_bytes": s.tracker.state_bytes(), "replica": self.rid}
+
+    async def _view(self, sid: str) -> dict:
+        """The last tracked frame set, its images as JPEG (base64), and its tracks."""
+        from PIL import Image
+
+        async with self.locks[sid]:
+            s = await self._acquire(sid)
+            if s.view is None:
+                return {"frame": None, "images": [], "tracks": []}
+            imgs = []
+            for im in s.view["images"]:
+                buf = io.BytesIO()
+                Image.fromarray(im).save(buf, format="JPEG", quality=80)
+                imgs.append(base64.b64encode(buf.getvalue()).decode("ascii"))
+            return {"frame": s.view["frame"], "images": imgs, "tracks": s.view["tracks"]}
+
+    # each public method answers ``{"ok": body}`` or ``{"error": ApiError fields}``: an
+    # exception would reach the ingress wrapped by Ray, its fields lost
+    async def frames(self, sid: str, seq: int, images: list[np.ndarray]) -> dict:
+        return await _guard(self._frames(sid, seq, images))
+
+    async def delete(self, sid: str) -> dict:
+        return await _guard(self._delete(sid))
+
+    async def info(self, sid: str) -> dict:
+        return await _guard(self._info(sid))
+
+    async def view(self, sid: str) -> dict:
+        return await _guard(self._view(sid))
+
+    def ping(self) -> str:
+        return self.rid
+
+
+async def _guard(coro) -> dict:
+    try:
+        return {"ok": await coro}
+    except ApiError as e:
+        return {"error": {"status": e.status, "code": e.code, "detail": e.detail,
+                          "headers": e.headers, "extra": e.extra}}
