@@ -186,3 +186,19 @@ def generated_data(out: Path, seeds, tag: str, scenes: int | None = None) -> lis
         generate(cfg if scenes is None else dataclasses.replace(cfg, scenes=scenes), d)
         out_dirs.append(d)
     return out_dirs
+
+
+def add_pretrain_options(p: argparse.ArgumentParser, seeds: str, steps: int, *,
+                         device: bool = True) -> None:
+    """The options every ``pretrain-*`` command shares: ``--out``, ``--data`` (generated
+    benchmarks; default: made with the pre-training ``seeds``), ``--steps``, ``--seed``,
+    ``--threads`` and (with ``device``) ``--device``."""
+    add_out(p, "output folder")
+    p.add_argument("--data", type=Path, nargs="+", metavar="DATA",
+                   help="generated benchmarks to learn from (default: OUT/data_<seed>, made "
+                        f"with the pre-training seeds {seeds}, every domain and split)")
+    p.add_argument("--steps", type=int, default=steps, help=f"training steps (default {steps})")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    if device:
+        p.add_argument("--device", default="cpu", help="cpu (default) | cuda (bf16 autocast)")

@@ -16,22 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from raysys.commands.options import add_out, generated_data
+from raysys.commands.options import add_pretrain_options, generated_data
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_out(p, "output folder")
-    p.add_argument("--data", type=Path, nargs="+", metavar="DATA",
-                   help="generated benchmarks to learn from (default: OUT/data_<seed>, made "
-                        "with the pre-training seeds 4000-4003, every domain and split)")
-    p.add_argument("--steps", type=int, default=3000, help="training steps (default 3000)")
+    add_pretrain_options(p, "4000-4003", 3000)
     p.add_argument("--per-view", type=int, default=8,
                    help="crops per person and camera (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="training seed")
-    p.add_argument("--device", default="cpu", help="cpu | cuda (bf16 autocast)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
 
 
 def run(args: argparse.Namespace) -> int:

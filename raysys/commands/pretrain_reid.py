@@ -16,23 +16,16 @@ import argparse
 import json
 from pathlib import Path
 
-from raysys.commands.options import add_out, generated_data
+from raysys.commands.options import add_pretrain_options, generated_data
 
 HELDOUT_SEED = 5002  # scored only: never trained on
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_out(p, "output folder")
-    p.add_argument("--data", type=Path, nargs="+", metavar="DATA",
-                   help="generated benchmarks to learn from (default: OUT/data_<seed>, made "
-                        "with the pre-training seeds 5000 and 5001, every domain and split)")
+    add_pretrain_options(p, "5000 and 5001", 1000)
     p.add_argument("--heldout", type=Path, nargs="*", metavar="DATA",
                    help="generated benchmarks to score cross-view retrieval on (default: "
                         f"OUT/data_{HELDOUT_SEED}, made with seed {HELDOUT_SEED}; none: skip)")
-    p.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="training seed")
-    p.add_argument("--device", default="cpu", help="cpu (default) | cuda (bf16)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
 
 
 def run(args: argparse.Namespace) -> int:
