@@ -123,7 +123,7 @@ def phrase(attrs: Mapping[str, Any], keys: Sequence[str] = _FULL) -> str | None:
 
 
 class AttributeDescriber:
-    """The ``"attributes"`` backend (default): see the module docstring.
+    """The ``"attributes"`` backend: see the module docstring.
 
     Args:
         config: weights, confidence threshold, general levels; or pass its fields as

@@ -6,10 +6,10 @@ referring expressions.
 
 Backends (``DESCRIBER_BACKENDS``):
 
-* ``"attributes"`` (default): :class:`~raysys.backends.attribute_describer.AttributeDescriber`,
+* ``"colours"`` (default, no weights at all): :class:`~raysys.backends.colours.ColourDescriber`.
+* ``"attributes"``: :class:`~raysys.backends.attribute_describer.AttributeDescriber`,
   the embedded attribute net (shipped weights, pre-trained on generated scenes of its own
   seeds) averaged over the trajectory's crops, with a confidence per attribute.
-* ``"colours"`` (no weights at all): :class:`~raysys.backends.colours.ColourDescriber`.
 * ``"hf-vlm"``: any local transformers vision-language model directory (e.g. Qwen3-VL).
 * ``"vllm"``: Qwen3-VL (or another VLM) served by vLLM - an optional extra for GPU nodes.
 

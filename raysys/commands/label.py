@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reid", help="ReID backend (stripes | osnet)")
     p.add_argument("--reid-checkpoint",
                    help="local OSNet weights file, or embedded (the shipped osnet_x0_25)")
-    p.add_argument("--describer", help="describer backend (attributes | colours | hf-vlm | vllm)")
+    p.add_argument("--describer", help="describer backend (colours | attributes | hf-vlm | vllm)")
     p.add_argument("--text", help="text embedder (minilm | hf:DIR | random:ARCH)")
     p.add_argument("--device", help="device of the models in the actors (cpu | cuda; cuda "
                    "gives each actor a GPU)")

@@ -123,7 +123,7 @@ def test_phrasing_follows_the_expressions():
 
 
 def test_describer_end_to_end_on_a_tiny_scene(tmp_path):
-    """The default describer on GT crops of a generated scene (a seed it was not trained
+    """The attributes describer on GT crops of a generated scene (a seed it was not trained
     on): a sentence per person in the expressions' phrasing, general sentences, and the
     coat colour right for most people."""
     from raysys.backends import DESCRIBER_BACKENDS
@@ -131,7 +131,7 @@ def test_describer_end_to_end_on_a_tiny_scene(tmp_path):
     from raysys.labeling.config import LabelConfig
     from raysys.synth import SynthConfig, generate
 
-    assert LabelConfig().describer == "attributes"
+    assert LabelConfig().describer == "colours"  # attributes: an option (docs/stage1.md)
     generate(SynthConfig(seed=7, scenes=1, views=2, frames=8, people=5, splits=("test",),
                          domains=("In-domain",)), tmp_path)
     d = DESCRIBER_BACKENDS.build("attributes", min_confidence=0.5)
