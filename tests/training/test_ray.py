@@ -113,10 +113,12 @@ def test_each_worker_reads_its_own_samples_in_order(labeled, local_ray):
     spec = ClipSpec.from_config(cfg, 64)
     samples = plan_samples(src, spec, 5, cfg.seed)  # 5 clips over 2 workers: 2 each
     assert len(samples) == 5
-    ds = build_train_datasets(samples, src, spec, workers=2)
+    # as the trainer reads them (DataConfig preserve_order); set before the datasets are
+    # made, which bind the context they are made in
     ctx = ray.data.DataContext.get_current()
     old, ctx.execution_options.preserve_order = ctx.execution_options.preserve_order, True
     try:
+        ds = build_train_datasets(samples, src, spec, workers=2)
         seen = []
         for r in range(2):
             got = [(str(b["text"][0]), b["frames"][0], b["ids"][0]) for b in
