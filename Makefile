@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Each builds .venv from nothing when needed.
-.PHONY: demo test test-fast setup browser bench lint
+.PHONY: demo test test-fast setup browser s3-server bench lint
 
 setup:
 	bash scripts/setup.sh
@@ -11,7 +11,11 @@ demo: setup
 browser:
 	bash scripts/setup_browser.sh
 
-test: setup browser
+# moto's S3 server for the multi-node tests (its own .venv-s3; else those tests skip)
+s3-server:
+	bash scripts/setup_s3_server.sh
+
+test: setup browser s3-server
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 
 # the quick loop while developing: everything but the tests marked slow

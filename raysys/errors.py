@@ -14,6 +14,7 @@ valid values.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_USAGE", "USER_ERRORS", "Failure",
            "UserError", "require_out_folder"]
@@ -44,6 +45,7 @@ def require_out_folder(path: str | os.PathLike | None, flag: str = "--out") -> N
     Raises:
         UserError: naming the option and the path.
     """
-    if path is not None and os.path.exists(path) and not os.path.isdir(path):
+    p = path if hasattr(path, "is_dir") or path is None else Path(path)  # or a RemotePath
+    if p is not None and p.exists() and not p.is_dir():
         raise UserError(f"{flag} {path} is a file, not a folder; pass a folder (a new one, "
                         "or the one of an earlier run to resume it)")

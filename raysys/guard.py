@@ -24,18 +24,26 @@ class GroundTruthAccessError(PermissionError):
     """Weakly supervised code tried to read ground truth."""
 
 
+def _norm(p: str) -> str:
+    """A storage URI as it is (``s3://bucket/a``, no trailing ``/``), a local path made
+    absolute."""
+    return p.rstrip("/") if "://" in p else os.path.abspath(p)
+
+
 def _hook(event: str, args) -> None:
-    if event != "open" or not _installed or not args:
+    # "raysys.storage.open": a read of a storage URI (raysys.io.storage)
+    if event not in ("open", "raysys.storage.open") or not _installed or not args:
         return
     p = args[0]
     if not isinstance(p, (str, bytes, os.PathLike)) or isinstance(p, int):
         return
     try:
-        path = os.path.abspath(os.fsdecode(p))
+        path = _norm(os.fsdecode(p))
     except (TypeError, ValueError):
         return
     for root in _installed:
-        if path == root or path.startswith(root + os.sep):
+        sep = "/" if "://" in root else os.sep
+        if path == root or path.startswith(root + sep):
             raise GroundTruthAccessError(
                 f"weak supervision: {path} is ground truth (under {root}) and must not be "
                 "read by labeling or training")
@@ -43,7 +51,7 @@ def _hook(event: str, args) -> None:
 
 def install(forbidden: list[str | os.PathLike]) -> None:
     """Forbid opening any file under these folders in this process (idempotent)."""
-    new = [os.path.abspath(os.fspath(f)) for f in forbidden]
+    new = [_norm(str(f) if "://" in str(f) else os.fspath(f)) for f in forbidden]
     if not _installed:
         sys.addaudithook(_hook)
     for f in new:
@@ -54,11 +62,12 @@ def install(forbidden: list[str | os.PathLike]) -> None:
 def install_from_env() -> None:
     """Worker set-up hook: read the forbidden folders from ``RAYSYS_FORBID_READ``."""
     v = os.environ.get(ENV, "")
-    if v:
-        install([p for p in v.split(os.pathsep) if p])
+    if v:  # one folder a line (a storage URI has ':' in it, so no os.pathsep)
+        install([p for p in v.split("\n") if p])
 
 
 def runtime_env(forbidden: list[str | os.PathLike]) -> dict:
     """A Ray runtime_env that installs the guard in every worker of the job."""
     return {"worker_process_setup_hook": "raysys.guard.install_from_env",
-            "env_vars": {ENV: os.pathsep.join(str(Path(f).resolve()) for f in forbidden)}}
+            "env_vars": {ENV: "\n".join(
+                _norm(str(f)) if "://" in str(f) else str(Path(f).resolve()) for f in forbidden)}}

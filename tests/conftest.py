@@ -101,6 +101,22 @@ def always_present():
     return _always_present
 
 
+@pytest.fixture(scope="module")
+def tiny_viewsam(always_present):
+    """A random-init ViewSAM at 64 px (clips of 2), objectness always on: the model of the
+    tracker's and the service's unit tests (built once per module, seed 0)."""
+    import torch
+
+    from raysys.training.config import StageConfig, quick_config
+    from raysys.training.model import build_model
+    from raysys.viewsam.base import sam2_yaml_text
+
+    torch.manual_seed(0)
+    cfg = quick_config(clip_frames=2, image_size=64, sam2_image_size=64, max_objects=4,
+                       max_samples=4, stages=(StageConfig("all", ("cgct",), 1, 1e-3),))
+    return always_present(build_model(cfg, sam2_yaml_text(None, 64)).eval())
+
+
 def _blank_views(layout: DatasetLayout, scene: str, views, frames: int = 4,
                  size: tuple[int, int] = (24, 32)) -> DatasetLayout:
     import numpy as np
@@ -118,3 +134,73 @@ def _blank_views(layout: DatasetLayout, scene: str, views, frames: int = 4,
 def blank_views():
     """``blank_views(layout, scene, views)``: black 32 x 24 JPEG frames 1-4 per view."""
     return _blank_views
+
+
+class S3Server:
+    """A local S3-compatible server (moto's, ``.venv-s3`` from ``make s3-server``) started
+    as a real process on loopback; the ``AWS_*`` variables point this process (and the Ray
+    nodes it starts) at it."""
+
+    MOTO = Path(__file__).resolve().parents[1] / ".venv-s3" / "bin" / "moto_server"
+
+    def __init__(self, log: Path):
+        import socket
+        import time
+
+        import requests
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self._log = open(log, "w")  # noqa: SIM115
+        self.proc = subprocess.Popen([str(self.MOTO), "-H", "127.0.0.1", "-p", str(port)],
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        end = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(self.url, timeout=2).status_code < 500:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > end or self.proc.poll() is not None:
+                raise RuntimeError(f"the S3 server did not start: see {log}")
+            time.sleep(0.2)
+        self.env = {"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": "testing",
+                    "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+
+    def bucket(self, name: str, versioned: bool = False) -> str:
+        """Create a bucket (versioned: every PUT of a key kept); its ``s3://`` URI."""
+        import requests
+
+        requests.put(f"{self.url}/{name}", timeout=10).raise_for_status()
+        if versioned:
+            requests.put(f"{self.url}/{name}?versioning", timeout=10, data=(
+                '<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                "<Status>Enabled</Status></VersioningConfiguration>")).raise_for_status()
+        return f"s3://{name}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """The session's local S3 server (:class:`S3Server`). Skips without ``.venv-s3``, unless
+    ``RAYSYS_REQUIRE_S3`` is set (CI sets it: then a missing server is a failure)."""
+    if not S3Server.MOTO.exists():
+        if os.environ.get("RAYSYS_REQUIRE_S3"):
+            pytest.fail(f"{S3Server.MOTO} is missing: run `make s3-server`")
+        pytest.skip("no local S3 server: run `make s3-server` (scripts/setup_s3_server.sh)")
+    server = S3Server(tmp_path_factory.mktemp("s3") / "moto.log")
+    old = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)
+    yield server
+    server.stop()
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -14,18 +14,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-from raysys.commands.options import add_json, write_json
+from raysys.commands.options import add_json, location, write_json
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gt", required=True, type=Path, metavar="GT_DIR",
+    parser.add_argument("--gt", required=True, type=location, metavar="GT_DIR",
                         help="GT root holding <Scene>_<expression>/gt/View<k>.txt, e.g. "
                         "In-domain/gt/sorted_gt_test_In-domain")
-    parser.add_argument("--pred", required=True, type=Path, metavar="PRED_DIR",
+    parser.add_argument("--pred", required=True, type=location, metavar="PRED_DIR",
                         help="prediction root holding <Scene>_<expression>/View<k>.txt")
     add_json(parser, "also write all results (per expression, scene, All) as JSON to PATH")
     parser.add_argument("--missing-as-empty", action="store_true",

@@ -37,15 +37,26 @@ def positive_float(text: str) -> float:
     return x
 
 
+def location(text: str):
+    """A folder argument: a local path, or a storage URI (``s3://``, ``gs://``, ...:
+    :mod:`raysys.io.storage`)."""
+    from raysys.io import storage
+
+    try:
+        return storage.path(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def add_out(p: argparse.ArgumentParser, help: str, *, required: bool = True,
             default: Path | None = None, metavar: str = "DIR") -> None:
-    p.add_argument("--out", type=Path, required=required, default=default, metavar=metavar,
+    p.add_argument("--out", type=location, required=required, default=default, metavar=metavar,
                    help=help)
 
 
 def add_data(p: argparse.ArgumentParser, *, required: bool = True,
              help: str = "dataset root (a `raysys synth --out` folder, or CRTrack)") -> None:
-    p.add_argument("--data", type=Path, required=required, metavar="DATA", help=help)
+    p.add_argument("--data", type=location, required=required, metavar="DATA", help=help)
 
 
 def add_domain(p: argparse.ArgumentParser, default: str | None = "In-domain",
@@ -62,14 +73,14 @@ def add_split(p: argparse.ArgumentParser, default: str | None,
 
 def add_labels(p: argparse.ArgumentParser, *, required: bool = False,
                help: str = "Stage 1 output folder (a `raysys label --out` folder)") -> None:
-    p.add_argument("--labels", type=Path, required=required, metavar="LABELS", help=help)
+    p.add_argument("--labels", type=location, required=required, metavar="LABELS", help=help)
 
 
 def add_model(p: argparse.ArgumentParser, *, required: bool = False,
               help: str = "ViewSAM checkpoint folder (a `raysys train` run's final/)",
               flag: str = "--model", dest: str | None = None) -> None:
     kw = {"dest": dest} if dest else {}
-    p.add_argument(flag, type=Path, required=required, metavar="MODEL", help=help, **kw)
+    p.add_argument(flag, type=location, required=required, metavar="MODEL", help=help, **kw)
 
 
 def add_allow_missing_views(p: argparse.ArgumentParser) -> None:
@@ -134,8 +145,8 @@ def _drop_none(d: dict) -> dict:
 
 def require_dir(path: Path | None, flag: str, hint: str) -> None:
     """A clear error, before any work, when an option's folder does not exist."""
-    if path is not None and not Path(path).is_dir():
-        what = "a file, not a folder" if Path(path).exists() else "no such folder"
+    if path is not None and not location(str(path)).is_dir():
+        what = "a file, not a folder" if location(str(path)).exists() else "no such folder"
         raise UserError(f"{flag} {path}: {what}; {hint}")
 
 
@@ -147,7 +158,7 @@ def require_out_dir(path: Path | None, flag: str = "--out") -> None:
 def require_dataset(path: Path | None, flag: str = "--data") -> None:
     """``path`` must be a dataset root (``raysys synth`` output or a CRTrack copy)."""
     require_dir(path, flag, "pass a dataset root (make one with `raysys synth --out DIR`)")
-    if path is not None and not any((Path(path) / d).is_dir() for d in DOMAINS):
+    if path is not None and not any((location(str(path)) / d).is_dir() for d in DOMAINS):
         raise UserError(f"{flag} {path}: not a dataset root (no In-domain/ or Cross-domain/ "
                         "inside); pass the --out folder of `raysys synth`")
 
@@ -163,7 +174,7 @@ def write_json(path: Path, obj: Any) -> None:
         return
 
     try:
-        atomic_write_text(Path(path), text)
+        atomic_write_text(path, text)
     except OSError as e:
         raise UserError(f"cannot write --json {path}: {e.strerror or e}") from None
 

@@ -14,7 +14,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from raysys.commands.options import (
     add_data,
@@ -50,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                            args.split or made.get("split", "train"))
     rep = quality_report(args.labels, layout, args.category)
     print(format_quality(rep))
-    print(f"quality: {Path(args.labels) / 'quality.json'}")
+    print(f"quality: {args.labels / 'quality.json'}")
     if args.json is not None:
         write_json(args.json, rep)
     return 0

@@ -27,14 +27,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 
 import numpy as np
 
 from raysys.eval.clear_mot import ClearMOTCounts, clear_mot
 from raysys.eval.identity import IdentityCounts, identity
 from raysys.eval.pairs import check_rows
-from raysys.io import crtrack
+from raysys.io import crtrack, storage
 
 __all__ = [
     "ExpressionResult",
@@ -299,7 +298,7 @@ def evaluate(
     Raises:
         CRTrackFormatError: malformed or missing file (names the file and line).
     """
-    pred_root = Path(pred_root)
+    pred_root = storage.path(pred_root)  # a local folder or a storage URI
     if not pred_root.is_dir():
         raise crtrack.CRTrackFormatError(pred_root, "prediction folder not found")
     exprs = crtrack.list_expressions(gt_root)

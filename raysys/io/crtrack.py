@@ -69,6 +69,13 @@ class ExpressionDir:
     path: Path
 
 
+def _path(p):
+    """A local ``Path`` or a storage URI's :class:`raysys.io.storage.RemotePath`."""
+    from raysys.io.storage import path
+
+    return path(p)
+
+
 def split_expression_name(name: str) -> tuple[str, str]:
     """Split ``"<Scene>_<expression>"`` at the first ``_`` into (scene, expression)."""
     if "_" not in name:
@@ -186,25 +193,25 @@ def _fast_rows(text: str, ncols: int) -> tuple[np.ndarray, np.ndarray] | None:
 def read_gt_file(path: str | os.PathLike, *, with_ids: bool = False):
     """Read a GT ``View<k>.txt``: (n, 6) frame, id, left, top, width, height; with
     ``with_ids`` also the (n,) int64 ids, exact (the float64 rows are not past 2^53)."""
-    rows, ids = _read_rows(Path(path), GT_COLUMNS, "GT")
+    rows, ids = _read_rows(_path(path), GT_COLUMNS, "GT")
     if rows.size and np.any(rows[:, 4:6] < 0):
         bad = int(np.flatnonzero(np.any(rows[:, 4:6] < 0, axis=1))[0])
         raise CRTrackFormatError(path, "GT width and height must be >= 0 (xywh format)",
-                                 _row_line(Path(path), bad))
+                                 _row_line(_path(path), bad))
     return (rows, ids) if with_ids else rows
 
 
 def read_pred_file(path: str | os.PathLike, *, with_ids: bool = False):
     """Read a prediction ``View<k>.txt``: (n, 6) frame, id, x1, y1, x2, y2 (x2 >= x1,
     y2 >= y1); with ``with_ids`` also the (n,) int64 ids, exact."""
-    rows, ids = _read_rows(Path(path), PRED_COLUMNS, "prediction")
+    rows, ids = _read_rows(_path(path), PRED_COLUMNS, "prediction")
     inverted = (rows[:, 4] < rows[:, 2]) | (rows[:, 5] < rows[:, 3])
     if inverted.any():
         bad = int(np.flatnonzero(inverted)[0])
         x1, y1, x2, y2 = rows[bad, 2:6].tolist()
         raise CRTrackFormatError(path, f"inverted box: a prediction row is x1,y1,x2,y2 with "
                                  f"x2 >= x1 and y2 >= y1, got {x1:g},{y1:g},{x2:g},{y2:g}",
-                                 _row_line(Path(path), bad))
+                                 _row_line(_path(path), bad))
     return (rows, ids) if with_ids else rows
 
 
@@ -237,7 +244,13 @@ def new_file_mode() -> int:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename, so a crash never
-    leaves a half-written file (and an existing file stays intact until the rename)."""
+    leaves a half-written file (and an existing file stays intact until the rename). A
+    storage URI (:mod:`raysys.io.storage`) is written in one PUT."""
+    from raysys.io import storage
+
+    if storage.is_uri(path):
+        storage.path(path).write_text(text)
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -273,7 +286,7 @@ def _sorted_rows(rows: np.ndarray, path: Path) -> np.ndarray:
 
 def write_gt_file(path: str | os.PathLike, rows: np.ndarray) -> None:
     """Write GT rows (n, 6) frame, id, left, top, width, height as integers."""
-    path = Path(path)
+    path = _path(path)
     rows = _sorted_rows(rows, path)
     r = np.rint(rows).astype(np.int64)
     text = "".join(f"{a},{b},{c},{d},{e},{f},1,1,1\n" for a, b, c, d, e, f in r.tolist())
@@ -282,7 +295,7 @@ def write_gt_file(path: str | os.PathLike, rows: np.ndarray) -> None:
 
 def write_pred_file(path: str | os.PathLike, rows: np.ndarray) -> None:
     """Write prediction rows (n, 6) frame, id, x1, y1, x2, y2 (2 decimals)."""
-    path = Path(path)
+    path = _path(path)
     rows = _sorted_rows(rows, path)
     text = "".join(
         f"{int(a)},{int(b)},{c:.2f},{d:.2f},{e:.2f},{f:.2f},1,-1,-1,-1\n"
@@ -296,7 +309,7 @@ def write_pred_file(path: str | os.PathLike, rows: np.ndarray) -> None:
 
 def list_expressions(gt_root: str | os.PathLike) -> list[ExpressionDir]:
     """All ``<Scene>_<expression>`` folders under a GT root that hold ``gt/View*.txt``."""
-    root = Path(gt_root)
+    root = _path(gt_root)
     if not root.is_dir():
         raise CRTrackFormatError(root, "GT folder not found (expected <Scene>_<expression>/gt/)")
     out = []
@@ -317,7 +330,7 @@ def list_expressions(gt_root: str | os.PathLike) -> list[ExpressionDir]:
 
 def gt_views(expr: ExpressionDir | str | os.PathLike) -> list[str]:
     """View names (``View1``, ...) of an expression's GT, in evaluation order."""
-    path = expr.path if isinstance(expr, ExpressionDir) else Path(expr)
+    path = expr.path if isinstance(expr, ExpressionDir) else _path(expr)
     views = [m.group(0)[:-4] for f in (path / "gt").iterdir() if (m := _VIEW_RE.match(f.name))]
     if not views:
         raise CRTrackFormatError(path / "gt", "no View<k>.txt files")
@@ -328,7 +341,7 @@ def read_expression_gt(gt_root: str | os.PathLike, name: str, *, with_ids: bool 
                        ) -> dict[str, np.ndarray]:
     """GT rows per view for expression folder ``name`` (``with_ids``: (rows, ids) per view,
     see :func:`read_gt_file`)."""
-    path = Path(gt_root) / name
+    path = _path(gt_root) / name
     return {v: read_gt_file(path / "gt" / f"{v}.txt", with_ids=with_ids)
             for v in gt_views(path)}
 
@@ -344,7 +357,7 @@ def read_expression_pred(
     out: dict[str, np.ndarray] = {}
     missing: list[str] = []
     for v in views:
-        f = Path(pred_root) / name / f"{v}.txt"
+        f = _path(pred_root) / name / f"{v}.txt"
         if not f.exists():
             if not missing_as_empty:
                 raise CRTrackFormatError(
@@ -359,9 +372,9 @@ def read_expression_pred(
 
 def write_expression_gt(gt_root: str | os.PathLike, name: str, rows: dict[str, np.ndarray]):
     for v, r in rows.items():
-        write_gt_file(Path(gt_root) / name / "gt" / f"{v}.txt", r)
+        write_gt_file(_path(gt_root) / name / "gt" / f"{v}.txt", r)
 
 
 def write_expression_pred(pred_root: str | os.PathLike, name: str, rows: dict[str, np.ndarray]):
     for v, r in rows.items():
-        write_pred_file(Path(pred_root) / name / f"{v}.txt", r)
+        write_pred_file(_path(pred_root) / name / f"{v}.txt", r)

@@ -43,7 +43,9 @@ class DatasetLayout:
     split: str = "test"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root))
+        from raysys.io.storage import path
+
+        object.__setattr__(self, "root", path(self.root))  # a local Path or a storage URI
         if self.domain not in DOMAINS:
             raise ValueError(f"domain must be one of {DOMAINS}, got {self.domain!r}")
         if self.split not in SPLITS:
@@ -88,7 +90,7 @@ class DatasetLayout:
         out = []
         for d in DOMAINS:
             for s in SPLITS:
-                lay = DatasetLayout(Path(root), d, s)
+                lay = DatasetLayout(root, d, s)
                 if lay.image_root.is_dir() or lay.gt_root.is_dir():
                     out.append(lay)
         return out
@@ -103,13 +105,26 @@ def require_out_outside_ground_truth(out: str | os.PathLike, layout: DatasetLayo
     Raises:
         ValueError: naming the option and the GT folder.
     """
-    p = Path(out).resolve()
+    from raysys.io.storage import path
+
+    p = path(out).resolve()
     roots = {r.resolve() for r in layout.ground_truth_dirs()} if layout is not None else set()
-    for a in (p, *p.parents):
+    if isinstance(p, Path) is not isinstance(layout.root if layout else p, Path):
+        roots = set()  # a local out and a remote dataset (or the reverse) never overlap
+    for a in (p, *_parents(p)):
         if a in roots or (a.name in ("gt", "meta") and a.parent.name in DOMAINS):
             raise ValueError(f"{flag} {out} is inside the dataset's ground truth ({a}): "
                              "outputs never go under a dataset's gt/ or meta/ (the evaluator "
                              f"reads them as GT); pass a {flag} folder outside the dataset")
+
+
+def _parents(p) -> list:
+    """``p.parents`` of a local path or of a storage URI."""
+    out = []
+    while p.parent != p and p.name:
+        p = p.parent
+        out.append(p)
+    return out
 
 
 def _dataset_json_views(layout: DatasetLayout) -> dict[str, list[str]]:
@@ -137,10 +152,10 @@ def _gt_views(layout: DatasetLayout) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     if not layout.gt_root.is_dir():
         return out
-    for e in os.scandir(layout.gt_root):
-        gt = Path(e.path) / "gt"
+    for e in layout.gt_root.iterdir():
+        gt = e / "gt"
         if "_" in e.name and gt.is_dir():
-            views = {n[:-4] for n in os.listdir(gt) if re.fullmatch(r"View\d+\.txt", n)}
+            views = {f.name[:-4] for f in gt.iterdir() if re.fullmatch(r"View\d+\.txt", f.name)}
             out.setdefault(e.name.split("_", 1)[0], set()).update(views)
     return out
 

@@ -42,6 +42,10 @@ def jsonable(obj: Any) -> Any:
 
 def file_digest(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes (hex)."""
+    from raysys.io import storage
+
+    if storage.is_uri(path):
+        return hashlib.sha256(storage.path(path).read_bytes()).hexdigest()
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
@@ -61,6 +65,11 @@ def files_digest(files: Iterable[str | os.PathLike], root: str | os.PathLike) ->
 
 def _frame_index(view_dir: Path) -> list[tuple[str, int, int]]:
     """(name, size, mtime in ns) of a view folder's images, sorted by name."""
+    from raysys.io.storage import RemotePath
+
+    if isinstance(view_dir, RemotePath):
+        return sorted((i.base_name, i.size, i.mtime_ns) for i in view_dir.listing()
+                      if os.path.splitext(i.base_name)[1].lower() in _IMG_EXT and i.is_file)
     out = []
     with os.scandir(view_dir) as entries:
         for e in entries:
@@ -72,8 +81,14 @@ def _frame_index(view_dir: Path) -> list[tuple[str, int, int]]:
 
 def _tree_index(root: Path) -> list[tuple[str, int, int]]:
     """(relative path, size, mtime in ns) of every file under ``root``."""
+    from raysys.io.storage import RemotePath
+
     if not root.is_dir():
         return []
+    if isinstance(root, RemotePath):
+        n = len(root.key.split("/"))
+        return sorted(("/".join(i.path.split("/")[n:]), i.size, i.mtime_ns)
+                      for i in root.listing(recursive=True) if i.is_file)
     out = []
     for dirpath, _, names in os.walk(root):
         for n in names:

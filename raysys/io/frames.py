@@ -196,8 +196,13 @@ def list_frames(view_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     :class:`FrameError` (a corrupt frame is never skipped). Also
     ``raysys.io.crtrack.list_frames``.
     """
+    from raysys.io import storage
     from raysys.io.crtrack import CRTrackFormatError
 
+    if storage.is_uri(view_dir):  # a folder in remote storage: read from this node's copy
+        if not storage.path(view_dir).is_dir():
+            raise CRTrackFormatError(view_dir, "image folder not found")
+        view_dir = storage.local_copy(view_dir)
     d = Path(view_dir)
     if not d.is_dir():
         raise CRTrackFormatError(d, "image folder not found")
@@ -226,8 +231,9 @@ def list_image_views(image_root: str | os.PathLike) -> dict[str, list[str]]:
     """Scenes and their views from ``<Scene>_View<k>`` folders: ``{scene: [View1, ...]}``.
     Also ``raysys.io.crtrack.list_image_views``."""
     from raysys.io.crtrack import CRTrackFormatError, view_sort_key
+    from raysys.io.storage import path
 
-    root = Path(image_root)
+    root = path(image_root)
     if not root.is_dir():
         raise CRTrackFormatError(root, "image folder not found (expected <Scene>_View<k>/)")
     scenes: dict[str, list[str]] = {}
@@ -249,7 +255,9 @@ def check_frames(image_root: str | os.PathLike, scenes: list[str] | None = None)
     Raises:
         FrameError: the first bad frame; CRTrackFormatError: a missing image folder.
     """
-    root = Path(image_root)
+    from raysys.io.storage import path
+
+    root = path(image_root)
     n_views = n_frames = 0
     for scene, views in list_image_views(root).items():
         if scenes is not None and scene not in scenes:

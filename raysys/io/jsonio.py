@@ -40,4 +40,6 @@ def write_json_file(path: str | os.PathLike, obj: Any, indent: int | None = 1,
     from raysys.io.crtrack import atomic_write_text
 
     atomic_write_text(path, json_text(obj, indent=indent, **kw))
-    return Path(path)
+    from raysys.io.storage import path as location
+
+    return location(path)

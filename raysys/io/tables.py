@@ -125,8 +125,16 @@ def write_table(table, path: str | os.PathLike) -> None:
     (0666 & ~umask, :func:`raysys.io.crtrack.new_file_mode`; mkstemp alone gives 0600)."""
     import pyarrow.parquet as pq
 
+    from raysys.io import storage
     from raysys.io.crtrack import new_file_mode
 
+    if storage.is_uri(path):
+        import pyarrow as pa
+
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        storage.path(path).write_bytes(sink.getvalue().to_pybytes())
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -143,9 +151,14 @@ def write_table(table, path: str | os.PathLike) -> None:
 
 
 def read_table(path: str | os.PathLike):
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = Path(path)
+    from raysys.io import storage
+
+    path = storage.path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Parquet table not found: {path}")
+    if isinstance(path, storage.RemotePath):
+        return pq.read_table(pa.BufferReader(path.read_bytes()))
     return pq.read_table(path)

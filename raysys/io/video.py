@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -29,7 +28,7 @@ class VideoFrames(Sequence):
                  frame_numbers: Sequence[int] | None = None):
         self.scene, self.view = scene, view
         if isinstance(source, (str, os.PathLike)):
-            listed = list_frames(Path(source))
+            listed = list_frames(source)  # a folder, local or in storage (a local copy)
             self._paths = [p for _, p in listed]
             self._arrays = None
             self._hw: tuple[int, int] | None = None  # the first decoded frame's (H, W)

@@ -16,6 +16,7 @@ import numpy as np
 
 from raysys.backends.describer import describe_levels
 from raysys.config import from_dict
+from raysys.io import storage
 from raysys.io.video import VideoFrames
 from raysys.labeling.config import LabelConfig
 from raysys.labeling.scene_stage import read_stage
@@ -25,7 +26,7 @@ __all__ = ["DescribeUDF", "descriptions_path", "describe_stage_file", "sample_cr
 
 
 def descriptions_path(out: Path, scene: str, stage: str) -> Path:
-    return Path(out) / "scenes" / scene / f"descriptions-{stage}.parquet"
+    return storage.path(out) / "scenes" / scene / f"descriptions-{stage}.parquet"
 
 
 def sample_crops(tracklets, max_crops: int) -> list[tuple[str, int, int]]:
@@ -86,7 +87,7 @@ class DescribeUDF:
     def __init__(self, cfg_dict: dict, out: str,
                  loader: Callable[[LabelConfig], tuple] | None = None):
         self.cfg = from_dict(LabelConfig, cfg_dict)
-        self.out = Path(out)
+        self.out = storage.path(out)
         self.describer, self.embedder = (loader or _build)(self.cfg)
 
     def __call__(self, batch: dict) -> dict:
@@ -99,8 +100,10 @@ class DescribeUDF:
         done = {"scene": [], "stage": [], "trajectories": []}
         for i in range(len(batch["scene"])):
             scene, stage = str(batch["scene"][i]), str(batch["stage"][i])
+            if descriptions_path(self.out, scene, stage).exists():  # a task re-run
+                continue
             gids, texts, emb, cats, general = describe_stage_file(
-                Path(str(batch["stage_file"][i])), json.loads(str(batch["view_dirs"][i])),
+                storage.path(str(batch["stage_file"][i])), json.loads(str(batch["view_dirs"][i])),
                 self.describer, self.embedder, self.cfg.grouping.max_crops)
             table = pa.table({
                 "global_id": pa.array(gids, pa.int64()), "category": cats, "text": texts,

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from raysys.config import to_dict
-from raysys.io import crtrack
+from raysys.io import crtrack, storage
 from raysys.io.dataset import (
     DatasetLayout,
     require_out_outside_ground_truth,
@@ -68,7 +68,7 @@ def check_labeling_inputs(layout: DatasetLayout, out: str | Path, cfg: LabelConf
     Raises:
         ValueError, FileNotFoundError: one line naming what is wrong and the fix.
     """
-    out = Path(out)
+    out = storage.path(out)
     _, units = _plan(layout, out, allow_missing_views)
     plan_resume(out, label_record(cfg, layout))
     return units
@@ -220,7 +220,7 @@ def run_labeling(layout: DatasetLayout, out: str | Path, cfg: LabelConfig | None
     cfg = cfg or LabelConfig()
     res = resources or Resources()
     loaders = loaders or Loaders()
-    out = Path(out)
+    out = storage.path(out)
     missing, units = _plan(layout, out, allow_missing_views)  # checks; nothing written yet
     redone = prepare_out(out, label_record(cfg, layout))
     views: dict[str, list[str]] = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from raysys.eval import evaluate_expression
-from raysys.io import crtrack
+from raysys.io import crtrack, storage
 from raysys.io.dataset import DatasetLayout
 from raysys.io.gt import load_scene_tracks
 from raysys.labeling.scene_stage import STAGES, read_stage, stage_path
@@ -57,7 +57,7 @@ def quality_report(label_out: str | Path, layout: DatasetLayout, category: str =
     from raysys.io.tables import read_table, table_to_expressions
     from raysys.labeling.record import check_labels_match
 
-    label_out = Path(label_out)
+    label_out = storage.path(label_out)
     check_labels_match(label_out, layout)
     scenes = sorted(p.name for p in (label_out / "scenes").iterdir() if p.is_dir())
     gt_tracks = {s: load_scene_tracks(layout, s, category) for s in scenes}

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 
 from raysys.config import to_dict
+from raysys.io import storage
 from raysys.io.dataset import DatasetLayout
 from raysys.io.fingerprint import (
     check_record,
@@ -109,17 +109,17 @@ def prepare_out(out: Path, record: dict) -> list[str]:
                     "made again", out, ", ".join(stale))
         for scene in stale:
             for p in _scene_files(out, scene):
-                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+                storage.rmtree(p)
         for name in _MERGED:
             p = out / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+            storage.rmtree(p)
     write_record(out / RECORD, record)
     return stale
 
 
 def labels_digest(labels: str | Path) -> dict[str, str]:
     """SHA-256 of each file a consumer reads of a Stage 1 output (:data:`LABEL_FILES`)."""
-    labels = Path(labels)
+    labels = storage.path(labels)
     return {n: file_digest(labels / n) if (labels / n).is_file() else None
             for n in LABEL_FILES}
 
@@ -131,7 +131,7 @@ def read_label_record(labels: str | Path) -> dict:
         FileNotFoundError: ``labels`` is not a ``raysys label`` output.
         ValueError: the file is not a JSON object.
     """
-    f = Path(labels) / RECORD
+    f = storage.path(labels) / RECORD
     try:
         meta = json.loads(f.read_text())
     except FileNotFoundError:
@@ -157,7 +157,7 @@ def check_labels_match(labels: str | Path, layout: DatasetLayout, flag: str = "-
     Raises:
         ValueError: one line naming both sides and the fix.
     """
-    labels = Path(labels)
+    labels = storage.path(labels)
     meta = read_label_record(labels)
     made = f"{meta.get('data')} ({meta.get('domain')}/{meta.get('split')})"
     if (meta.get("domain"), meta.get("split")) != (layout.domain, layout.split):

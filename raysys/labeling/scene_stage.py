@@ -22,6 +22,7 @@ import numpy as np
 
 from raysys.backends.reid import tracklet_embedding
 from raysys.config import from_dict
+from raysys.io import storage
 from raysys.io.video import VideoFrames
 from raysys.labeling.association import associate, resolve_identities
 from raysys.labeling.config import LabelConfig
@@ -36,7 +37,7 @@ STAGES = ("tracklets", "association", "reprompt")
 
 
 def stage_path(out: Path, scene: str, stage: str) -> Path:
-    return Path(out) / "scenes" / scene / f"stage-{stage}.parquet"
+    return storage.path(out) / "scenes" / scene / f"stage-{stage}.parquet"
 
 
 def write_stage(path: Path, tracklets: list[Tracklet], gids: list[int]) -> None:
@@ -73,7 +74,7 @@ class SceneLabeler:
 
     def __init__(self, scene: str, view_dirs: dict[str, str], cfg_dict: dict, out: str,
                  tracker_loader: Callable[[LabelConfig], object] | None = None):
-        self.scene, self.view_dirs, self.out = scene, view_dirs, Path(out)
+        self.scene, self.view_dirs, self.out = scene, view_dirs, storage.path(out)
         self.cfg = from_dict(LabelConfig, cfg_dict)
         self._loader = tracker_loader
         self._tracker = None
@@ -94,7 +95,7 @@ class SceneLabeler:
         t0 = time.perf_counter()
         tracklets, embs = [], []
         for f in sorted(unit_files):
-            t, e = read_unit(Path(f))
+            t, e = read_unit(storage.path(f))
             tracklets += t
             embs += e
         # unit files number tracklets per (view, category): make ids unique per scene

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from raysys.config import from_dict
+from raysys.io import storage
 from raysys.io.crtrack import list_image_views
 from raysys.io.dataset import DatasetLayout
 from raysys.io.video import VideoFrames
@@ -45,7 +46,8 @@ def plan_units(layout: DatasetLayout) -> list[dict]:
 
 
 def unit_path(out: Path, unit: dict) -> Path:
-    return Path(out) / "units" / f"{unit['scene']}__{unit['view']}__{unit['category']}.parquet"
+    name = f"{unit['scene']}__{unit['view']}__{unit['category']}.parquet"
+    return storage.path(out) / "units" / name
 
 
 def build_models(cfg: LabelConfig):
@@ -151,7 +153,7 @@ class TrackEmbedUDF:
     def __init__(self, cfg_dict: dict, out: str,
                  loader: Callable[[LabelConfig], tuple] | None = None):
         self.cfg = from_dict(LabelConfig, cfg_dict)
-        self.out = Path(out)
+        self.out = storage.path(out)
         self.tracker, self.reid = (loader or build_models)(self.cfg)
 
     def __call__(self, batch: dict) -> dict:
@@ -159,7 +161,11 @@ class TrackEmbedUDF:
                                   "embed_s": []}
         for i in range(len(batch["scene"])):
             unit = {k: str(batch[k][i]) for k in ("scene", "view", "category", "view_dir")}
-            s = process_unit(unit, self.tracker, self.reid, self.cfg, self.out)
+            if unit_path(self.out, unit).exists():  # a task re-run (its node was lost)
+                s = {"unit": f"{unit['scene']}/{unit['view']}/{unit['category']}",
+                     "frames": 0, "tracklets": 0, "track_s": 0.0, "embed_s": 0.0}
+            else:
+                s = process_unit(unit, self.tracker, self.reid, self.cfg, self.out)
             for k in stats:
                 stats[k].append(s[k])
         return {k: np.array(v) for k, v in stats.items()}

@@ -40,6 +40,10 @@ class ServeConfig:
     request_timeout_s: float = 60.0  # a frame set taking longer: 408 (re-send the seq)
     upscale_delay_s: float = 2.0
     downscale_delay_s: float = 10.0
+    # the per-clip encoder, batched across a replica's streams (@serve.batch)
+    encode_batch_size: int = 4  # clips per encoder pass at most (1: no batching;
+    #   bounded by max_ongoing_requests, the requests a replica takes at once)
+    encode_batch_wait_s: float = 0.005  # how long a clip waits for others to join
     # streams
     ttl_s: float = 600.0  # idle streams expire (their id then answers 410)
     max_streams: int = 64  # live streams at once (beyond: 429)
@@ -61,6 +65,9 @@ class ServeConfig:
             raise ValueError(f"host {self.host!r} is not loopback: pass a token "
                              "(--token-file F); without it anyone reaching the port could "
                              "use the service")
+        if self.encode_batch_size < 1 or self.encode_batch_wait_s < 0:
+            raise ValueError(f"encode_batch_size must be >= 1 and encode_batch_wait_s >= 0, "
+                             f"got {self.encode_batch_size}, {self.encode_batch_wait_s}")
         for name in ("ttl_s", "request_timeout_s", "replica_cpus", "ingress_cpus"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

@@ -8,6 +8,12 @@ store's checkpoint when another replica held it), and at each clip boundary it w
 tracker's state back (:mod:`raysys.tracking.state`) before answering. ``seq`` orders the
 frame sets: a re-sent seq gets its kept answer and is not applied twice; a gap is refused
 with the next seq expected.
+
+The per-clip encoder (Eq. 3-7 and 14-18, :mod:`raysys.tracking.encode`) runs batched
+across the replica's streams: a frame set that completes its stream's clip hands the clip
+to :meth:`TrackerReplica._encode`, a ``@serve.batch`` method that encodes the clips arriving
+within ``encode_batch_wait_s`` (at most ``encode_batch_size``) in one pass; each stream then
+tracks its clip on its own.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from ray import serve
 
 from raysys.serving.config import ServeConfig
 from raysys.serving.protocol import ApiError
@@ -72,6 +79,10 @@ class TrackerReplica:
         self.rid = self.actor_name
         self.streams: dict[str, _Stream] = {}
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.encode_stats = {"batches": 0, "clips": 0, "max_batch": 0}
+        self._encode.set_max_batch_size(min(cfg.encode_batch_size,
+                                            cfg.max_ongoing_requests))
+        self._encode.set_batch_wait_timeout_s(cfg.encode_batch_wait_s)
 
     # ------------------------------------------------------------------ leases
     def _new_tracker(self, spec: dict, ckpt: dict | None):
@@ -110,6 +121,8 @@ class TrackerReplica:
 
     # ------------------------------------------------------------------ requests
     async def _frames(self, sid: str, seq: int, images: list[np.ndarray]) -> dict:
+        from raysys.tracking.encode import clip_input
+
         async with self.locks[sid]:
             s = await self._acquire(sid)
             nxt = s.next_seq
@@ -123,7 +136,9 @@ class TrackerReplica:
                 raise ApiError(409, "seq_gap", f"seq {seq} skips frame sets: the next seq "
                                f"expected is {nxt} (re-send from there)", expected_seq=nxt)
             self._check_frames(s, images)
-            results = await asyncio.to_thread(s.tracker.step, images)
+            ci = await asyncio.to_thread(clip_input, s.tracker, images)
+            enc = None if ci is None else await self._encode(ci)
+            results = await asyncio.to_thread(s.tracker.step, images, enc)
             answer = {"accepted": seq, "tracks": track_rows(results[0])}
             s.answers[seq] = answer
             while len(s.answers) > self.cfg.answers_kept:
@@ -134,6 +149,18 @@ class TrackerReplica:
                           "tracks": [t for t in answer["tracks"] if t["frame"] == seq]}
                 await self._checkpoint(sid, s)
             return answer
+
+    @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.005)  # __init__ sets ServeConfig's
+    async def _encode(self, inputs: list) -> list:
+        """The clips (:class:`~raysys.tracking.encode.ClipInput`) that streams completed
+        within the batch window, encoded in one pass: one ``ClipEncoding`` each."""
+        from raysys.tracking.encode import encode_clips
+
+        st = self.encode_stats
+        st["batches"] += 1
+        st["clips"] += len(inputs)
+        st["max_batch"] = max(st["max_batch"], len(inputs))
+        return await asyncio.to_thread(encode_clips, self.model, inputs)
 
     def _check_frames(self, s: _Stream, images: list[np.ndarray]) -> None:
         v = s.spec["views"]
@@ -153,7 +180,7 @@ class TrackerReplica:
         arrays, meta = await asyncio.to_thread(export_state, s.tracker)
         ckpt = {"arrays": arrays, "meta": meta, "answers": list(s.answers.items())}
         ok = await self.store.checkpoint.remote(sid, self.rid, s.epoch, ckpt, s.since_ckpt,
-                                                s.tracker.state_bytes())
+                                                s.tracker.state_bytes(), self.encode_stats)
         if not ok:  # another replica took the stream over meanwhile
             self.streams.pop(sid, None)
             raise ApiError(409, "stream_moved", "the stream moved to another replica while "
@@ -177,7 +204,8 @@ class TrackerReplica:
                     "views": s.spec["views"], "frames_seen": s.next_seq,
                     "next_seq": s.next_seq, "live_tracks": s.tracker.num_live_tracks,
                     "identities": q.identities.next_id - 1,
-                    "state_bytes": s.tracker.state_bytes(), "replica": self.rid}
+                    "state_bytes": s.tracker.state_bytes(), "replica": self.rid,
+                    "replica_encoder": dict(self.encode_stats)}
 
     async def _view(self, sid: str) -> dict:
         """The last tracked frame set, its images as JPEG (base64), and its tracks."""

@@ -41,6 +41,7 @@ class StreamStore:
         self.gone: dict[str, str] = {}  # stream id -> "deleted" | "expired"
         self.frames_total = 0
         self.rate: deque = deque(maxlen=4096)  # (time, frame sets) of checkpoints
+        self.encoders: dict[str, dict] = {}  # replica -> its batched encoder's counters
         self._swept = 0.0
 
     def configure(self, ttl_s: float, max_streams: int) -> None:
@@ -69,9 +70,12 @@ class StreamStore:
                 "ckpt": s["ckpt"]}
 
     def checkpoint(self, sid: str, replica: str, epoch: int, ckpt: dict, frames: int,
-                   state_bytes: int) -> bool:
+                   state_bytes: int, encoder: dict | None = None) -> bool:
         """Keep ``ckpt`` (the tracker at a clip boundary) if ``replica`` holds the lease;
-        ``frames``: frame sets tracked since the last checkpoint."""
+        ``frames``: frame sets tracked since the last checkpoint; ``encoder``: the
+        replica's counters of batched encoder passes (for ``/metrics``)."""
+        if encoder is not None:
+            self.encoders[replica] = dict(encoder)
         s = self.streams.get(sid)
         if s is None or s["owner"] != replica or s["epoch"] != epoch:
             return False
@@ -102,7 +106,11 @@ class StreamStore:
                 "frame_sets_per_second": recent / window_s,
                 "state_bytes": sum(s["state_bytes"] for s in self.streams.values()),
                 "expired": sum(1 for v in self.gone.values() if v == "expired"),
-                "owners": sorted({s["owner"] for s in self.streams.values() if s["owner"]})}
+                "owners": sorted({s["owner"] for s in self.streams.values() if s["owner"]}),
+                "encode_batches": sum(e["batches"] for e in self.encoders.values()),
+                "encoded_clips": sum(e["clips"] for e in self.encoders.values()),
+                "encode_batch_max": max((e["max_batch"] for e in self.encoders.values()),
+                                        default=0)}
 
     def _sweep(self) -> None:
         now = time.monotonic()

@@ -86,6 +86,12 @@ def metrics_text(stats: dict, codes: dict) -> str:
            [("", stats["expired"])])
     metric("raysys_serve_replicas_holding_streams", "gauge", "Tracker replicas holding at "
            "least one stream.", [("", len(stats["owners"]))])
+    metric("raysys_serve_encode_batches_total", "counter", "Batched passes of the per-clip "
+           "encoder (@serve.batch), all replicas.", [("", stats.get("encode_batches", 0))])
+    metric("raysys_serve_encoded_clips_total", "counter", "Clips through those passes.",
+           [("", stats.get("encoded_clips", 0))])
+    metric("raysys_serve_encode_batch_max", "gauge", "Most clips in one encoder pass.",
+           [("", stats.get("encode_batch_max", 0))])
     metric("raysys_serve_responses_total", "counter", "HTTP answers of the ingress by "
            "status.", [(f'{{code="{c}"}}', n) for c, n in sorted(codes.items())])
     return "\n".join(lines) + "\n"

@@ -7,9 +7,9 @@ its own (:func:`raysys.runtime.isolated_argv`).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from raysys.errors import require_out_folder
+from raysys.io import storage
 from raysys.io.dataset import DatasetLayout
 from raysys.io.frames import check_frames, worker_frame_errors
 from raysys.runtime import Resources, connect
@@ -37,7 +37,7 @@ def track_job(checkpoint: str | os.PathLike, layout: DatasetLayout,
     """
     from raysys.viewsam.checkpoint import META_FILE, check_viewsam_checkpoint, is_checkpoint
 
-    ck = Path(checkpoint)
+    ck = storage.path(checkpoint)
     if not is_checkpoint(ck):
         raise FileNotFoundError(f"--model {ck}: not a ViewSAM checkpoint (no {META_FILE} "
                                 "in it); pass a `raysys train` run's final/ folder")

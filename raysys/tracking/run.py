@@ -24,14 +24,13 @@ import json
 import logging
 import os
 import re
-import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from raysys.io import crtrack
+from raysys.io import crtrack, storage
 from raysys.io.dataset import (
     DatasetLayout,
     require_out_outside_ground_truth,
@@ -197,7 +196,7 @@ def model_digest(checkpoint: str | os.PathLike) -> str:
 
 
 def _record(checkpoint, layout: DatasetLayout, cfg: TrackConfig) -> dict:
-    return jsonable({"checkpoint": str(Path(checkpoint).resolve()),
+    return jsonable({"checkpoint": str(storage.path(checkpoint).resolve()),
                      "model": model_digest(checkpoint),
                      "track": {k: v for k, v in asdict(cfg).items() if k != "batch_objects"},
                      "data": str(layout.root.resolve()), "domain": layout.domain,
@@ -250,7 +249,7 @@ def check_track_inputs(checkpoint: str | os.PathLike, layout: DatasetLayout,
     Raises:
         ValueError, FileNotFoundError: one line naming what is wrong and the fix.
     """
-    _plan(checkpoint, layout, Path(pred_root), cfg or TrackConfig(), allow_missing_views)
+    _plan(checkpoint, layout, storage.path(pred_root), cfg or TrackConfig(), allow_missing_views)
 
 
 def _remove_scenes(pred_root: Path, scenes: list[str]) -> None:
@@ -259,7 +258,7 @@ def _remove_scenes(pred_root: Path, scenes: list[str]) -> None:
     for d in pred_root.iterdir():
         if d.is_dir() and d.name.split("_", 1)[0] in scenes and all(
                 re.fullmatch(r"View\d+\.txt", f.name) for f in d.iterdir()):
-            shutil.rmtree(d)
+            storage.rmtree(d)
 
 
 def track_split(checkpoint: str | os.PathLike, layout: DatasetLayout,
@@ -290,7 +289,7 @@ def track_split(checkpoint: str | os.PathLike, layout: DatasetLayout,
     from tqdm.auto import tqdm
 
     cfg = cfg or TrackConfig()
-    pred_root = Path(pred_root)
+    pred_root = storage.path(pred_root)  # a local folder or a storage URI
     units, record, stale = _plan(checkpoint, layout, pred_root, cfg, allow_missing_views)
     if stale:
         log.warning("the frames of scenes %s changed since %s was made: their predictions "
@@ -303,7 +302,10 @@ def track_split(checkpoint: str | os.PathLike, layout: DatasetLayout,
     n = 0
     if passes:
         k = max(1, min(actors, len(passes)))
-        remote = ray.remote(num_cpus=actor_cpus, num_gpus=1 if use_gpu else 0)(_TrackWorker)
+        # an actor that dies (its node gone, a crash) is restarted and its pass run again:
+        # a pass writes each expression's files atomically, so a re-run is harmless
+        remote = ray.remote(num_cpus=actor_cpus, num_gpus=1 if use_gpu else 0,
+                            max_restarts=2, max_task_retries=2)(_TrackWorker)
         threads = max(1, int(round(actor_cpus)))
         pool = ActorPool([remote.remote(str(checkpoint), "cuda" if use_gpu else "cpu", threads,
                                         allow_partial) for _ in range(k)])

@@ -11,7 +11,8 @@ server. Per clip of ``T`` frame sets (no look-ahead beyond the clip):
    clip as the EMA's ``e_{t-1}``) and VC-CMA adapters (Eq. 5-7), then the Candidate
    Generator's proposals and referring logits against each view's updated text ``T_ca``.
    The frames are decoded and encoded once up to the first text-conditioned stage; only
-   the rest runs per expression (one batch).
+   the rest runs per expression (one batch). ``step(frames, encoding)`` takes it computed
+   outside instead, batched with other streams' clips (:mod:`raysys.tracking.encode`).
 2. Frame by frame, every live single-view track of every expression runs SAM2 on its own
    memory bank
    (:meth:`ViewSAM.track_frame`: memory attention, mask decoder prompted by the proposal
@@ -72,7 +73,6 @@ ProposalFn = Callable[[int, int], "tuple[np.ndarray, np.ndarray | None, np.ndarr
 referring probabilities (K,) or None, objectness (K,) or None)``."""
 
 _NUM_FRAMES = 1 << 30  # open-ended stream for SAM2's object-pointer window
-
 
 
 @dataclass
@@ -154,8 +154,9 @@ class MultiExpressionTracker:
         self.proposals = proposals
 
     # ------------------------------------------------------------------ public API
-    def step(self, frames: Sequence[np.ndarray]) -> list[list[FrameResult]]:
-        """Add one synchronised frame set (one ``(H, W, 3)`` uint8 RGB image per view)."""
+    def step(self, frames: Sequence[np.ndarray], encoding=None) -> list[list[FrameResult]]:
+        """Add one synchronised frame set (one ``(H, W, 3)`` uint8 RGB image per view);
+        ``encoding``: the clip's :func:`raysys.tracking.encode.encode_clips` output."""
         if len(frames) != self.num_views:
             raise ValueError(f"expected {self.num_views} frames (one per view), got "
                              f"{len(frames)}")
@@ -172,7 +173,7 @@ class MultiExpressionTracker:
         self.buffer.append([np.asarray(f) for f in frames])
         if len(self.buffer) < self.cfg.clip_frames:
             return [[] for _ in self.queries]
-        return self._run_clip()
+        return self._run_clip(encoding)
 
     def flush(self) -> list[list[FrameResult]]:
         """Process the buffered frame sets of an incomplete clip (end of a stream)."""
@@ -199,13 +200,13 @@ class MultiExpressionTracker:
 
     # ------------------------------------------------------------------ one clip
     @torch.no_grad()
-    def _run_clip(self) -> list[list[FrameResult]]:
+    def _run_clip(self, ce=None) -> list[list[FrameResult]]:
         model = self.model
         t, v, ne = len(self.buffer), self.num_views, len(self.queries)
         h, w = self.frame_size
         arr = np.stack([np.stack(fs) for fs in self.buffer], 1)  # (V, T, H, W, 3)
         x = torch.from_numpy(arr).to(self.device).permute(0, 1, 4, 2, 3).float().div_(255)
-        ce = model.encode_clip(x[None], self.text, self.view_ids, self.view_state)
+        ce = ce or model.encode_clip(x[None], self.text, self.view_ids, self.view_state)
         self.view_state, self.text_ref = ce.view_state, ce.text_ref
         enc, s, cand = ce.enc, model.image_size, ce.cand
         extra = None if ce.text_token is None else ce.text_token[:, None]  # (E, 1, d)
@@ -384,8 +385,8 @@ class ViewSAMTracker(MultiExpressionTracker):
         super().__init__(model, [expression], num_views, cfg, view_ids, proposals)
         self.expression = expression
 
-    def step(self, frames: Sequence[np.ndarray]) -> list[FrameResult]:
-        return super().step(frames)[0]
+    def step(self, frames: Sequence[np.ndarray], encoding=None) -> list[FrameResult]:
+        return super().step(frames, encoding)[0]
 
     def flush(self) -> list[FrameResult]:
         return super().flush()[0]

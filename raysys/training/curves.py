@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
+
+from raysys.io import storage
 
 __all__ = ["plot_loss_curves"]
 
@@ -19,7 +22,7 @@ def plot_loss_curves(history: list[dict], path: str | os.PathLike) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
+    path = storage.path(path)
     epochs = [r["epoch"] for r in history]
     terms = sorted({k for r in history for k in r if k.startswith("loss_")})
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -45,7 +48,8 @@ def plot_loss_curves(history: list[dict], path: str | os.PathLike) -> Path:
                             va="top", fontsize=7, transform=ax.get_xaxis_transform())
                 start = i + 1
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=100, format="png")
     plt.close(fig)
+    storage.write_bytes(path, buf.getvalue())  # a local folder or a storage URI
     return path

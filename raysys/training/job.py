@@ -9,10 +9,10 @@ so it must never be installed in a driver that reads GT to score.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from raysys import guard
 from raysys.errors import UserError, require_out_folder
+from raysys.io import storage
 from raysys.io.frames import check_frames, worker_frame_errors
 from raysys.runtime import Resources, connect
 from raysys.training.config import TrainConfig
@@ -45,7 +45,7 @@ def train_job(out: str | os.PathLike, cfg: TrainConfig, resources: Resources, *,
         raise UserError("--labels DIR is required (a `raysys label` output); "
                         "or --supervision full --data DIR")
     require_out_folder(out)
-    if labels is not None and not Path(labels).is_dir():
+    if labels is not None and not storage.path(labels).is_dir():
         raise FileNotFoundError(f"--labels {labels} is not a folder: pass the --out "
                                 "folder of `raysys label`")
     source = open_source(cfg.supervision, labels, data, domain, split)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from raysys.config import to_dict
+from raysys.io import storage
 from raysys.io.fingerprint import (
     check_record,
     dataset_fingerprint,
@@ -45,7 +46,7 @@ def train_record(cfg: TrainConfig, source) -> dict:
         "config": to_dict(cfg), "supervision": source.supervision,
         "inputs": {"labels": labels_digest(labels) if labels is not None else None,
                    "dataset": dataset_fingerprint(lay, ground_truth=full)},
-        "sources": {"labels": str(Path(labels).resolve()) if labels is not None else None,
+        "sources": {"labels": str(storage.path(labels).resolve()) if labels is not None else None,
                     "data": str(lay.root.resolve()), "domain": lay.domain,
                     "split": lay.split}})
 
@@ -63,7 +64,7 @@ def check_run_folder(out: str | Path, want: dict, *, write: bool) -> None:
         ValueError: names what changed (settings; which label files; the dataset's scenes)
             and how to start fresh.
     """
-    out = Path(out)
+    out = storage.path(out)
     work = _has_work(out)
     have = check_record(out / RECORD, want, SETTINGS, has_work=work, what="a training run",
                         upgrade=_upgrade)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from raysys.io import storage
 from raysys.io.crtrack import list_frames, list_image_views
 from raysys.io.dataset import DatasetLayout
 
@@ -99,7 +100,7 @@ class PseudoLabelSource(ClipSource):
 
     def __init__(self, labels: str | os.PathLike, layout: DatasetLayout) -> None:
         super().__init__(layout)
-        self.labels = Path(labels)
+        self.labels = storage.path(labels)
 
     def _extra_state(self) -> dict:
         return {"labels": self.labels}
@@ -190,7 +191,7 @@ def open_source(supervision: str, labels: str | os.PathLike | None = None,
     """
     meta: dict = {}
     if labels is not None:
-        labels = Path(labels)
+        labels = storage.path(labels)
         f = labels / "config.json"
         if not f.is_file():
             raise FileNotFoundError(f"{labels} is not a `raysys label` output: {f} not found "
@@ -204,7 +205,7 @@ def open_source(supervision: str, labels: str | os.PathLike | None = None,
     if root is None:
         raise ValueError("no dataset: pass --data DIR (required for --supervision full "
                          "without --labels)")
-    layout = DatasetLayout(Path(root), domain or meta.get("domain", "In-domain"),
+    layout = DatasetLayout(root, domain or meta.get("domain", "In-domain"),
                            split or meta.get("split", "train"))
     if supervision == "weak":
         if labels is None:

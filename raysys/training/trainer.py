@@ -31,7 +31,7 @@ from pathlib import Path
 from torch import nn
 
 from raysys.config import from_dict, to_dict
-from raysys.io.jsonio import write_json_file
+from raysys.io import storage
 from raysys.runtime import Resources
 from raysys.training.config import TrainConfig
 
@@ -81,6 +81,9 @@ def _restore(model, cfg: TrainConfig) -> dict:
             payload = read_checkpoint(d)
         load_weights(model, payload["model"], f"the run's last checkpoint {ckpt.path}")
         state.update({k: payload[k] for k in state if k in payload})
+        if ray.train.get_context().get_world_rank() == 0:
+            _worker_log().info("resumed from the checkpoint of epoch %d (%s)", state["epoch"],
+                               ckpt.path)
     elif cfg.init_checkpoint:  # e.g. weights pre-trained on referring VOS
         load_weights(model, read_checkpoint(cfg.init_checkpoint)["model"],
                      f"init_checkpoint {cfg.init_checkpoint}")
@@ -324,7 +327,7 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
     if cfg.supervision != source.supervision:
         raise ValueError(f"config says supervision={cfg.supervision!r} but the source is "
                          f"{source.supervision!r}")
-    out = Path(out).resolve()
+    out = storage.path(out).resolve()  # a local folder or a storage URI
     yaml_text = sam2_yaml_text(cfg.sam2_config, cfg.sam2_image_size)
     spec = ClipSpec.from_config(cfg, cfg.image_size or sam2_image_size(yaml_text))
     # the clips beyond max_samples calibrate the tracker's thresholds after training: on its
@@ -349,7 +352,7 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
         scaling_config=ScalingConfig(num_workers=res.workers, use_gpu=res.use_gpu,
                                      resources_per_worker={"CPU": res.cpus_per_worker}),
         run_config=RunConfig(
-            name=RUN_NAME, storage_path=str(out),
+            name=RUN_NAME, **storage.ray_storage(out),
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=max(1, cfg.keep_checkpoints)),
             callbacks=([_progress_callback()] if progress else []) + list(callbacks or [])),
@@ -362,39 +365,7 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
     seconds = time.perf_counter() - t0
     if result.checkpoint is None:
         raise RuntimeError(f"training finished without a checkpoint ({result.error})")
-    return _write_outputs(out, result.checkpoint, samples, spec, res, seconds, source,
-                          calibration_samples=held, per_labels=per_labels)
+    from raysys.training.finish import finish_run
 
-
-def _write_outputs(out: Path, checkpoint, samples, spec, res, seconds, source=None,
-                   calibration_samples: list | None = None,
-                   per_labels: dict | None = None) -> TrainingResult:
-    """``final/``, ``metrics.json`` and ``loss_curves.png`` from the last checkpoint;
-    thresholds calibrated on ``calibration_samples`` (clips left out of training), else on
-    the training ``samples``."""
-    from dataclasses import asdict
-
-    from raysys.training.curves import plot_loss_curves
-    from raysys.viewsam.checkpoint import read_checkpoint, write_checkpoint
-
-    with checkpoint.as_directory() as d:
-        payload = read_checkpoint(d)
-    payload.pop("optimizer", None)
-    if source is not None and "calibration" not in payload:
-        from raysys.training.calibrate import calibrate_payload
-
-        payload["calibration"] = calibrate_payload(
-            payload, source, spec, calibration_samples or samples,
-            held_out=bool(calibration_samples))
-    final = write_checkpoint(out / "final", payload)
-    history = payload["history"]
-    metrics = {"history": history, "samples": len(samples),
-               "samples_per_labels": per_labels, "clip": asdict(spec),
-               "calibration": payload.get("calibration"),
-               "resources": {k: getattr(res, k) for k in TRAIN_RESOURCES},
-               "fit_seconds": round(seconds, 2),
-               "config": payload["config"]}
-    write_json_file(out / "metrics.json", metrics, indent=2)
-    plot_loss_curves(history, out / "loss_curves.png")
-    return TrainingResult(out=out, final=final, history=history, samples=len(samples),
-                          seconds=seconds)
+    return finish_run(out, result.checkpoint, samples, spec, res, seconds, source,
+                      calibration_samples=held, per_labels=per_labels)

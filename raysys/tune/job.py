@@ -50,6 +50,12 @@ def tune_job(labels: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig
     if cfg.supervision != "weak":
         raise UserError("raysys tune trains on pseudo labels (supervision weak); "
                         "--val-gt DATA validates on GT (oracle)")
+    from raysys.io import storage
+
+    if storage.is_uri(out) or storage.is_uri(labels):
+        raise UserError("raysys tune takes local folders only (its validation split is built "
+                        "in the driver's folder): pass a local --labels and --out, on one "
+                        "machine or on a disk that every node mounts at the same path")
     require_out_folder(out)
     if not Path(labels).is_dir():
         raise FileNotFoundError(f"--labels {labels} is not a folder: pass the --out folder "

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from raysys.errors import UserError
+from raysys.io import storage
 from raysys.runtime import Resources
 from raysys.training.config import TrainConfig
 from raysys.tune.space import ACTS_IN, Param, apply_params, to_tune
@@ -214,7 +215,7 @@ def _tuner(trainable, space: dict[str, Param], sweep: SweepConfig, cfg: TrainCon
             search_alg=_searcher(sweep),
             max_concurrent_trials=sweep.max_concurrent if sweep.search != "random" else None),
         run_config=ray.tune.RunConfig(
-            name=EXPERIMENT, storage_path=str(out),
+            name=EXPERIMENT, **storage.ray_storage(out),
             callbacks=[_interrupt_callback(after)] if after else None,
             failure_config=ray.tune.FailureConfig(max_failures=0), verbose=0))
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from raysys.errors import UserError
+from raysys.io import storage
 from raysys.io.fingerprint import file_digest
 from raysys.viewsam.safe_load import UnsafeFileError, safe_torch_load
 
@@ -67,6 +68,13 @@ def checkpoint_dir(path: str | os.PathLike) -> Path:
         UserError: an old-format checkpoint (the message names the converter), a SAM2
             ``.pt`` or another file where a ViewSAM checkpoint belongs.
     """
+    if storage.is_uri(path):  # a checkpoint in storage: read from this node's copy
+        r = storage.path(path)
+        r = r.parent if r.name in (META_FILE, WEIGHTS_FILE, OPTIMIZER_FILE) else r
+        if not (r / META_FILE).is_file():
+            raise FileNotFoundError(f"no ViewSAM checkpoint at {r} (no {META_FILE} in it): "
+                                    "pass a `raysys train` run's final/ folder")
+        path = storage.local_copy(r)
     p = Path(path)
     if p.is_file() and p.name in (META_FILE, WEIGHTS_FILE, OPTIMIZER_FILE):
         p = p.parent
@@ -94,7 +102,7 @@ def checkpoint_dir(path: str | os.PathLike) -> Path:
 def is_checkpoint(path: str | os.PathLike) -> bool:
     """A folder (or file) that looks like a ViewSAM checkpoint of either format, without
     reading it: for cheap checks before the real read."""
-    p = Path(path)
+    p = storage.path(path)
     return p.is_file() or any((p / f).is_file() for f in (META_FILE, LEGACY_FILE))
 
 

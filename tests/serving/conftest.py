@@ -72,7 +72,8 @@ def service(tmp_path_factory, always_present):
     port = free_port()
     cfg = ServeConfig(model=str(ck), port=port, token=TOKEN, track=dict(clip_frames=4, **OPEN),
                       min_replicas=1, max_replicas=1, replica_cpus=0.5, ingress_cpus=0.25,
-                      request_timeout_s=90.0, max_streams=8)
+                      request_timeout_s=90.0, max_streams=8,
+                      encode_batch_wait_s=0.25)  # streams sent in lockstep share a batch
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # as init_ray and .ci/run
     for attempt in (1, 2, 3, 4):  # the raylet's 30 s start window can pass on a loaded machine
         try:

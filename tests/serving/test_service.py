@@ -74,6 +74,40 @@ def test_served_tracks_equal_raysys_track(service, reference):
     assert r.status_code == 404 and r.json()["error"] == "unknown_stream"
 
 
+def test_concurrent_streams_share_encoder_batches_and_equal_raysys_track(service, reference):
+    """Two streams in lockstep on the one replica: their clip-completing frame sets reach
+    it together, so the per-clip encoder runs their clips as one batch (``@serve.batch``),
+    and each stream's tracks still equal ``raysys track``'s."""
+    unit, fnos, frames, want = reference
+    clients = [StreamClient(service.url, service.token) for _ in range(2)]
+    sids = [c.create(unit.text, len(unit.views)) for c in clients]
+    barrier = threading.Barrier(2, timeout=300)
+    got: dict = {}
+
+    def go(j):
+        got[j] = clients[j].run(sids[j], frames, before=lambda seq: barrier.wait(),
+                                delete=False)
+
+    threads = [threading.Thread(target=go, args=(j,)) for j in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    info = [c.session.get(f"{service.url}/v1/streams/{sid}").json()
+            for c, sid in zip(clients, sids, strict=True)]
+    assert info[0]["replica"] == info[1]["replica"]
+    assert info[0]["replica_encoder"]["max_batch"] >= 2, info[0]
+    text = clients[0].session.get(service.url + "/metrics").text
+    vals = {ln.split()[0]: float(ln.split()[1]) for ln in text.splitlines()
+            if ln and not ln.startswith("#")}
+    assert vals["raysys_serve_encode_batch_max"] >= 2
+    assert vals["raysys_serve_encoded_clips_total"] > vals["raysys_serve_encode_batches_total"]
+    for j, (c, sid) in enumerate(zip(clients, sids, strict=True)):
+        r = c.session.delete(f"{service.url}/v1/streams/{sid}", timeout=c.timeout)
+        assert r.status_code == 200 and c.rewinds == 0
+        _same(_rows(got[j] + r.json()["tracks"], fnos, unit.views), want)
+
+
 def _post(service, path, token=True, **kw):
     h = kw.pop("headers", {})
     if token:

@@ -9,12 +9,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
 from raysys.tracking import MultiExpressionTracker, TrackConfig, ViewSAMTracker
-from raysys.training.config import StageConfig, quick_config
-from raysys.training.model import build_model
-from raysys.viewsam.base import sam2_yaml_text
 
 OPEN = dict(refer_threshold=0.0, objectness_threshold=0.0, min_refer=0.0)
 EXPRESSIONS = ["a person in a red coat", "a man wearing black trousers and a gray cap",
@@ -22,11 +18,8 @@ EXPRESSIONS = ["a person in a red coat", "a man wearing black trousers and a gra
 
 
 @pytest.fixture(scope="module")
-def model(always_present):
-    torch.manual_seed(0)
-    cfg = quick_config(clip_frames=2, image_size=64, sam2_image_size=64, max_objects=4,
-                       max_samples=4, stages=(StageConfig("all", ("cgct",), 1, 1e-3),))
-    return always_present(build_model(cfg, sam2_yaml_text(None, 64)).eval())
+def model(tiny_viewsam):
+    return tiny_viewsam
 
 
 def _stream(n, v=2, h=48, w=80, seed=0):

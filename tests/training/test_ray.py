@@ -192,7 +192,7 @@ def _kill_once(marker: str, log: str):
             f.write(f"{row['epoch']} {rank}\n")
         if rank == 1 and row["epoch"] == 1 and not os.path.exists(marker):
             Path(marker).write_text("killed once")
-            time.sleep(2.0)  # let the controller register epoch 1's checkpoint
+            time.sleep(5.0)  # let the controller register epoch 1's checkpoint (slow when loaded)
             os._exit(1)
 
     return hook
