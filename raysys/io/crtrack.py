@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,29 +242,13 @@ def new_file_mode() -> int:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename, so a crash never
-    leaves a half-written file (and an existing file stays intact until the rename). A
-    storage URI (:mod:`raysys.io.storage`) is written in one PUT."""
+    """Write ``text`` (UTF-8, ``\n`` line ends) to ``path`` atomically: a crash never leaves
+    a half-written file, and an existing file stays intact until the new one replaces it (a
+    temporary file and a rename locally, one PUT to a storage URI:
+    :func:`raysys.io.storage.write_bytes`)."""
     from raysys.io import storage
 
-    if storage.is_uri(path):
-        storage.path(path).write_text(text)
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp creates 0600 files; give the result the usual 0666 & ~umask mode
-        os.fchmod(fd, new_file_mode())
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    storage.write_bytes(path, text.encode("utf-8"))
 
 
 def _sorted_rows(rows: np.ndarray, path: Path) -> np.ndarray:

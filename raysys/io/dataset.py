@@ -109,8 +109,6 @@ def require_out_outside_ground_truth(out: str | os.PathLike, layout: DatasetLayo
 
     p = path(out).resolve()
     roots = {r.resolve() for r in layout.ground_truth_dirs()} if layout is not None else set()
-    if isinstance(p, Path) is not isinstance(layout.root if layout else p, Path):
-        roots = set()  # a local out and a remote dataset (or the reverse) never overlap
     for a in (p, *_parents(p)):
         if a in roots or (a.name in ("gt", "meta") and a.parent.name in DOMAINS):
             raise ValueError(f"{flag} {out} is inside the dataset's ground truth ({a}): "

@@ -12,9 +12,7 @@ Files are written atomically (temporary file + rename).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 
@@ -121,33 +119,17 @@ def table_to_expressions(table) -> list[Expression]:
 
 
 def write_table(table, path: str | os.PathLike) -> None:
-    """Write a pyarrow Table to Parquet atomically, with the mode of the text outputs
-    (0666 & ~umask, :func:`raysys.io.crtrack.new_file_mode`; mkstemp alone gives 0600)."""
+    """Write a pyarrow Table to Parquet atomically (:func:`raysys.io.storage.write_bytes`:
+    a temporary file and a rename with the mode of the text outputs locally, one PUT to a
+    storage URI)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from raysys.io import storage
-    from raysys.io.crtrack import new_file_mode
 
-    if storage.is_uri(path):
-        import pyarrow as pa
-
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        storage.path(path).write_bytes(sink.getvalue().to_pybytes())
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        try:
-            os.fchmod(fd, new_file_mode())
-        finally:
-            os.close(fd)
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    storage.write_bytes(path, sink.getvalue().to_pybytes())
 
 
 def read_table(path: str | os.PathLike):
