@@ -8,10 +8,13 @@ second (distinct frame sets; those re-sent after a stream moved are counted apar
 tracker state per stream (``GET /v1/streams/{id}``), and every half second
 the number of running tracker replicas (up under load, back down after, when the last
 phase has ended and the autoscaler's downscale delay has passed). The in-process tracker
-(JPEG decoding + ``MultiExpressionTracker.step``, one thread) on the same scene is the
-reference of the "served >= 85% at 1 stream" target. Writes JSON and a PNG plot.
+(JPEG decoding + ``MultiExpressionTracker.step``, one torch thread, as a replica's) on
+the same scene is the reference of the "served >= 85% at 1 stream" target; it is also
+measured with torch's default threads, for the record. Each stream's client keeps
+``--depth`` frame sets in flight (1: one at a time). Writes JSON and a PNG plot.
 
     python benchmarks/speed/serve.py                   # random-init 64 px model
+    python benchmarks/speed/serve.py --depth 1         # clients that wait for each answer
     python benchmarks/speed/serve.py --model RUN/final --frames 32
 """
 
@@ -70,7 +73,7 @@ def _scene(root: Path, frames: int) -> tuple[str, list[list[bytes]]]:
     return unit.text, [[paths[v][f].read_bytes() for v in unit.views] for f in fnos]
 
 
-def in_process(ck: Path, text: str, frames, track: dict) -> float:
+def in_process(ck: Path, text: str, frames, track: dict, threads: int) -> float:
     """Frame sets per second of the tracker in this process (decode + step)."""
     import io
 
@@ -80,7 +83,7 @@ def in_process(ck: Path, text: str, frames, track: dict) -> float:
     from raysys.tracking import MultiExpressionTracker, TrackConfig
     from raysys.viewsam.checkpoint import load_viewsam_checkpoint
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     model = load_viewsam_checkpoint(ck, device="cpu").model
     fps = 0.0
     for _ in range(2):  # the first pass warms up; the second is measured
@@ -117,7 +120,7 @@ class _Replicas(threading.Thread):
 
 
 def phase(url: str, token: str | None, text: str, frames, streams: int,
-          deadline: float) -> dict:
+          deadline: float, depth: int) -> dict:
     from raysys.serving.client import StreamClient
 
     lat: list[float] = []
@@ -135,7 +138,7 @@ def phase(url: str, token: str | None, text: str, frames, streams: int,
         try:
             sid = c.create(text, len(frames[0]))
             c.run(sid, frames, on_answer=answered,
-                  before=lambda s: _stop_at(deadline), delete=False)
+                  before=lambda s: _stop_at(deadline), delete=False, depth=depth)
             state.append(c.session.get(f"{url}/v1/streams/{sid}").json()["state_bytes"])
             c.session.delete(f"{url}/v1/streams/{sid}")
         except Exception as e:  # noqa: BLE001
@@ -150,7 +153,8 @@ def phase(url: str, token: str | None, text: str, frames, streams: int,
     dt = time.perf_counter() - t0
     ms = np.asarray(lat) * 1e3
     pct = (lambda q: round(float(np.percentile(ms, q)), 1) if ms.size else None)  # noqa: E731
-    return {"streams": streams, "frame_sets": len(seqs), "resent": len(lat) - len(seqs),
+    return {"streams": streams, "depth": depth, "frame_sets": len(seqs),
+            "resent": len(lat) - len(seqs),
             "seconds": round(dt, 2), "frame_sets_per_s": round(len(seqs) / dt, 3),
             "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99),
             "state_bytes_per_stream": int(np.mean(state)) if state else None, "errors": errors}
@@ -194,6 +198,7 @@ def main() -> None:
     p.add_argument("--model", type=Path, help="ViewSAM checkpoint (default: random tiny)")
     p.add_argument("--frames", type=int, default=16, help="frame sets per stream")
     p.add_argument("--streams", default="1,4,16")
+    p.add_argument("--depth", type=int, default=4, help="frame sets in flight per stream")
     p.add_argument("--max-replicas", type=int, default=3)
     p.add_argument("--max-seconds", type=float, default=900)
     p.add_argument("--work", type=Path, default=Path("/tmp/raysys_bench_serve"))
@@ -209,7 +214,11 @@ def main() -> None:
     ck = a.model or (a.work / "ck" if (a.work / "ck").is_dir() else _checkpoint(a.work / "ck"))
     text, frames = _scene(a.work / "data", a.frames)
     track = dict(clip_frames=4, **OPEN)
-    fps0 = in_process(ck, text, frames, track)
+    import torch
+
+    all_threads = torch.get_num_threads()
+    fps_all = in_process(ck, text, frames, track, all_threads)
+    fps0 = in_process(ck, text, frames, track, 1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     cfg = ServeConfig(model=str(ck), port=8765, track=track, min_replicas=1,
                       max_replicas=a.max_replicas, replica_cpus=0.5, ingress_cpus=0.25,
@@ -218,12 +227,15 @@ def main() -> None:
     mon = _Replicas()
     mon.start()
     res = {"machine": f"{platform.machine()} {platform.node()[:12]}", "in_process_fps":
-           round(fps0, 3), "frames_per_stream": len(frames), "views": len(frames[0]),
+           round(fps0, 3), "in_process_fps_default_threads": round(fps_all, 3),
+           "default_threads": all_threads, "depth": a.depth, "frames_per_stream": len(frames),
+           "views": len(frames[0]),
            "clip_frames": 4, "phases": []}
     try:
         for n in [int(x) for x in a.streams.split(",")]:
             start = round(time.time() - mon.t0, 2)
-            r = phase(f"http://127.0.0.1:{cfg.port}", None, text, frames, n, deadline)
+            r = phase(f"http://127.0.0.1:{cfg.port}", None, text, frames, n, deadline,
+                      a.depth)
             res["phases"].append({**r, "start_s": start})
             print(json.dumps(res["phases"][-1]), flush=True)
         t_end = time.time() + cfg.downscale_delay_s + 25

@@ -48,6 +48,8 @@ class ServeConfig:
     ttl_s: float = 600.0  # idle streams expire (their id then answers 410)
     max_streams: int = 64  # live streams at once (beyond: 429)
     answers_kept: int = 32  # per stream, answers kept for idempotent re-sends
+    pipeline_depth: int = 4  # a seq up to this many ahead of the next waits its turn
+    pipeline_wait_s: float = 5.0  # how long it waits for its predecessors (then 409)
     # request limits
     max_views: int = 8
     max_expression_chars: int = 256
@@ -68,6 +70,9 @@ class ServeConfig:
         if self.encode_batch_size < 1 or self.encode_batch_wait_s < 0:
             raise ValueError(f"encode_batch_size must be >= 1 and encode_batch_wait_s >= 0, "
                              f"got {self.encode_batch_size}, {self.encode_batch_wait_s}")
+        if self.pipeline_depth < 1 or self.pipeline_wait_s < 0:
+            raise ValueError(f"pipeline_depth must be >= 1 and pipeline_wait_s >= 0, got "
+                             f"{self.pipeline_depth}, {self.pipeline_wait_s}")
         for name in ("ttl_s", "request_timeout_s", "replica_cpus", "ingress_cpus"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

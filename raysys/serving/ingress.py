@@ -5,14 +5,17 @@ Requests are checked here (token, content type, fields, sizes, images decoded in
 chosen by Ray Serve's consistent-hash router on the stream id (its session id), so a
 stream stays with the replica that holds its tracker. A replica that died or is gone is
 retried until the request timeout: the router then picks another, which restores the
-stream from the store. Every refusal is ``{"error": code, "detail": ...}`` with a 4xx.
+stream from the store. A pipelining client's frame sets are handed to the router in seq
+order (a frame set whose predecessor is still being parsed waits for it, briefly), so they
+take the replica's request slots in that order too. Every refusal is ``{"error": code,
+"detail": ...}`` with a 4xx.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 
 from raysys.serving.config import ServeConfig
 from raysys.serving.protocol import (
@@ -28,6 +31,8 @@ from raysys.serving.viewer import VIEWER_HTML, metrics_text
 
 __all__ = ["Ingress"]
 
+_ORDER_WAIT_S = 0.5  # how long a frame set waits for its predecessor to be handed on
+
 
 class Ingress:
     """Serve deployment class (``__call__`` gets every HTTP request)."""
@@ -37,6 +42,8 @@ class Ingress:
         self.store = get_store(cfg)
         self.codes: Counter = Counter()
         self.t0 = time.time()
+        self.sent: OrderedDict[str, int] = OrderedDict()  # stream -> last seq handed on
+        self.order = asyncio.Condition()
 
     async def __call__(self, request):
         from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse
@@ -106,10 +113,31 @@ class Ingress:
                            self.cfg)
         images = await asyncio.to_thread(
             lambda: [decode_image(b, k, self.cfg) for k, b in enumerate(req.images)])
-        return await self._call(sid, "frames", req.seq, images)
+        await self._wait_turn(sid, req.seq)
+        return await self._call(sid, "frames", req.seq, images,
+                                on_sent=lambda: self._handed_on(sid, req.seq))
 
-    async def _call(self, sid: str, method: str, *args) -> dict:
-        """``method`` on the replica holding ``sid``; retried while replicas come and go."""
+    async def _wait_turn(self, sid: str, seq: int) -> None:
+        """Wait until ``seq - 1`` of stream ``sid`` was handed on (streams start at 0), at
+        most ``_ORDER_WAIT_S``: a predecessor lost or never sent is the replica's to judge
+        (it answers with the seq it expects)."""
+        async with self.order:
+            try:
+                await asyncio.wait_for(self.order.wait_for(
+                    lambda: self.sent.get(sid, -1) >= seq - 1), _ORDER_WAIT_S)
+            except TimeoutError:
+                pass
+
+    async def _handed_on(self, sid: str, seq: int) -> None:
+        async with self.order:
+            self.sent[sid] = max(self.sent.pop(sid, seq), seq)
+            while len(self.sent) > 10_000:  # bounded: the longest idle streams go first
+                self.sent.popitem(last=False)
+            self.order.notify_all()
+
+    async def _call(self, sid: str, method: str, *args, on_sent=None) -> dict:
+        """``method`` on the replica holding ``sid``; retried while replicas come and go.
+        ``on_sent()`` is awaited once the first call is handed to the router."""
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
         from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
@@ -118,7 +146,11 @@ class Ingress:
         while True:
             left = deadline - time.monotonic()
             try:
-                r = await asyncio.wait_for(handle.remote(sid, *args), timeout=max(left, 0.01))
+                call = handle.remote(sid, *args)
+                if on_sent is not None:
+                    await on_sent()
+                    on_sent = None
+                r = await asyncio.wait_for(call, timeout=max(left, 0.01))
                 break
             except BackPressureError:
                 raise ApiError(429, "busy", "the replica holding this stream is at its "

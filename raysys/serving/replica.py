@@ -7,7 +7,9 @@ leases the stream from the :class:`~raysys.serving.store.StreamStore` (restoring
 store's checkpoint when another replica held it), and at each clip boundary it writes the
 tracker's state back (:mod:`raysys.tracking.state`) before answering. ``seq`` orders the
 frame sets: a re-sent seq gets its kept answer and is not applied twice; a gap is refused
-with the next seq expected.
+with the next seq expected. Clients may pipeline: a frame set that arrives before its
+predecessors (fewer than ``pipeline_depth`` ahead) waits for them, up to
+``pipeline_wait_s``, instead of being refused.
 
 The per-clip encoder (Eq. 3-7 and 14-18, :mod:`raysys.tracking.encode`) runs batched
 across the replica's streams: a frame set that completes its stream's clip hands the clip
@@ -33,6 +35,8 @@ from raysys.serving.protocol import ApiError
 from raysys.serving.store import get_store
 
 __all__ = ["TrackerReplica", "track_rows"]
+
+_ACTIVE_S = 10.0  # a stream that sent a frame set this recently may join an encoder batch
 
 
 def track_rows(results) -> list[dict]:
@@ -66,19 +70,24 @@ class TrackerReplica:
         import ray
         import torch
 
-        from raysys.tracking.config import TrackConfig
         from raysys.viewsam.checkpoint import load_viewsam_checkpoint
 
         torch.set_num_threads(cfg.torch_threads)
-        self.cfg = cfg
-        self.model = load_viewsam_checkpoint(cfg.model, device="cpu").model.eval()
-        self.track_cfg = replace(TrackConfig(**cfg.track), keep_masks=False)
-        self.store = get_store(cfg)
         ctx = ray.get_runtime_context()
-        self.actor_name = ctx.get_actor_name() or ctx.get_actor_id()
-        self.rid = self.actor_name
+        self._setup(cfg, load_viewsam_checkpoint(cfg.model, device="cpu").model.eval(),
+                    get_store(cfg), ctx.get_actor_name() or ctx.get_actor_id())
+
+    def _setup(self, cfg: ServeConfig, model, store, rid: str) -> None:
+        """The replica's state: ``model`` (a ViewSAM), ``store`` (the
+        :class:`~raysys.serving.store.StreamStore` actor's handle) and its name ``rid``."""
+        from raysys.tracking.config import TrackConfig
+
+        self.cfg, self.model, self.store, self.rid = cfg, model, store, rid
+        self.track_cfg = replace(TrackConfig(**cfg.track), keep_masks=False)
         self.streams: dict[str, _Stream] = {}
-        self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # per stream: its lock, and the condition that a frame set waiting for its
+        # predecessors (a pipelining client) waits on
+        self.locks: defaultdict[str, asyncio.Condition] = defaultdict(asyncio.Condition)
         self.encode_stats = {"batches": 0, "clips": 0, "max_batch": 0}
         self._encode.set_max_batch_size(min(cfg.encode_batch_size,
                                             cfg.max_ongoing_requests))
@@ -121,9 +130,22 @@ class TrackerReplica:
 
     # ------------------------------------------------------------------ requests
     async def _frames(self, sid: str, seq: int, images: list[np.ndarray]) -> dict:
-        from raysys.tracking.encode import clip_input
+        cond = self.locks[sid]
+        async with cond:
+            try:
+                s = await self._turn(sid, seq, cond)
+                if isinstance(s, dict):  # a re-sent seq: its kept answer
+                    return s
+                return await self._track(sid, s, seq, images)
+            finally:  # a successor waiting for this seq checks again
+                cond.notify_all()
 
-        async with self.locks[sid]:
+    async def _turn(self, sid: str, seq: int, cond: asyncio.Condition) -> _Stream | dict:
+        """The stream once ``seq`` is the next frame set, or the answer kept for a re-sent
+        seq. A seq ahead by less than ``pipeline_depth`` waits (the lock released) for its
+        predecessors, at most ``pipeline_wait_s``; a seq further ahead is a 409 at once."""
+        deadline = time.monotonic() + self.cfg.pipeline_wait_s
+        while True:
             s = await self._acquire(sid)
             nxt = s.next_seq
             if seq < nxt:
@@ -132,23 +154,45 @@ class TrackerReplica:
                 raise ApiError(409, "seq_too_old", f"seq {seq} was accepted long ago and its "
                                f"answer is no longer kept; the next seq is {nxt}",
                                expected_seq=nxt)
-            if seq > nxt:
+            if seq == nxt:
+                return s
+            left = deadline - time.monotonic()
+            if seq - nxt >= self.cfg.pipeline_depth or left <= 0:
                 raise ApiError(409, "seq_gap", f"seq {seq} skips frame sets: the next seq "
                                f"expected is {nxt} (re-send from there)", expected_seq=nxt)
-            self._check_frames(s, images)
-            ci = await asyncio.to_thread(clip_input, s.tracker, images)
-            enc = None if ci is None else await self._encode(ci)
-            results = await asyncio.to_thread(s.tracker.step, images, enc)
-            answer = {"accepted": seq, "tracks": track_rows(results[0])}
-            s.answers[seq] = answer
-            while len(s.answers) > self.cfg.answers_kept:
-                s.answers.popitem(last=False)
-            s.since_ckpt += 1
-            if results[0]:
-                s.view = {"frame": seq, "images": images,
-                          "tracks": [t for t in answer["tracks"] if t["frame"] == seq]}
-                await self._checkpoint(sid, s)
-            return answer
+            try:
+                await asyncio.wait_for(cond.wait(), timeout=left)
+            except TimeoutError:
+                pass  # checked once more above, then refused
+
+    async def _track(self, sid: str, s: _Stream, seq: int, images: list[np.ndarray]) -> dict:
+        from raysys.tracking.encode import clip_input
+
+        self._check_frames(s, images)
+        ci = await asyncio.to_thread(clip_input, s.tracker, images)
+        enc = None if ci is None else await self._encode_now(ci)
+        results = await asyncio.to_thread(s.tracker.step, images, enc)
+        answer = {"accepted": seq, "tracks": track_rows(results[0])}
+        s.answers[seq] = answer
+        while len(s.answers) > self.cfg.answers_kept:
+            s.answers.popitem(last=False)
+        s.since_ckpt += 1
+        if results[0]:
+            s.view = {"frame": seq, "images": images,
+                      "tracks": [t for t in answer["tracks"] if t["frame"] == seq]}
+            await self._checkpoint(sid, s)
+        return answer
+
+    async def _encode_now(self, ci):
+        """Encode a clip through the batched encoder. A batch holds at most as many clips
+        as this replica has streams sending (a frame set within the last ``_ACTIVE_S``
+        seconds), so a lone stream's clip does not wait ``encode_batch_wait_s`` for clips
+        that cannot come."""
+        now = time.monotonic()
+        sending = sum(1 for s in self.streams.values() if now - s.touched < _ACTIVE_S)
+        self._encode.set_max_batch_size(max(1, min(self.cfg.encode_batch_size, sending,
+                                                   self.cfg.max_ongoing_requests)))
+        return await self._encode(ci)
 
     @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.005)  # __init__ sets ServeConfig's
     async def _encode(self, inputs: list) -> list:

@@ -40,6 +40,9 @@ def _inputs(model, expressions):
 def _replica(model):
     from raysys.serving.replica import TrackerReplica
 
+    # @serve.batch keeps one queue per method (a replica process has one instance and one
+    # loop); a queue made in another test's loop would never run in this one
+    TrackerReplica._encode.set_max_batch_size.__self__._queue = None
     rep = TrackerReplica.__new__(TrackerReplica)  # the model and counters only: no cluster
     rep.model = model
     rep.encode_stats = {"batches": 0, "clips": 0, "max_batch": 0}

@@ -74,6 +74,18 @@ def test_served_tracks_equal_raysys_track(service, reference):
     assert r.status_code == 404 and r.json()["error"] == "unknown_stream"
 
 
+def test_pipelined_stream_equals_raysys_track(service, reference):
+    """A client with 4 frame sets in flight: they may reach the replica in any order (two
+    hops), the replica applies them in seq order, and the tracks equal ``raysys track``'s
+    with nothing refused."""
+    unit, fnos, frames, want = reference
+    c = StreamClient(service.url, service.token)
+    sid = c.create(unit.text, len(unit.views))
+    tracks = c.run(sid, frames, depth=4)
+    assert c.rewinds == 0 and c.retries == 0
+    _same(_rows(tracks, fnos, unit.views), want)
+
+
 def test_concurrent_streams_share_encoder_batches_and_equal_raysys_track(service, reference):
     """Two streams in lockstep on the one replica: their clip-completing frame sets reach
     it together, so the per-clip encoder runs their clips as one batch (``@serve.batch``),
@@ -301,7 +313,8 @@ def test_killed_replica_mid_stream_loses_nothing(service, reference):
     """The replica holding a stream dies mid-clip (``ray.kill`` on its actor); the stream
     is restored from its last clip-boundary checkpoint on the replica Serve starts in its
     place, the client re-sends the unfinished clip's frame sets (409 with expected_seq),
-    and tracks and ids equal an uninterrupted run's."""
+    and tracks and ids equal an uninterrupted run's. The client pipelines (2 in flight),
+    so the frame set in flight when the replica dies is drained and re-sent too."""
     import ray
 
     unit, fnos, frames, want = reference
@@ -315,7 +328,7 @@ def test_killed_replica_mid_stream_loses_nothing(service, reference):
             ray.kill(ray.get_actor(name, namespace="serve"), no_restart=True)
             killed.append(name)
 
-    tracks = c.run(sid, frames, before=kill)
+    tracks = c.run(sid, frames, before=kill, depth=2)
     assert killed and c.rewinds >= 1
     after = c.session.get(f"{service.url}/v1/streams/{sid}")
     assert after.status_code == 404  # deleted at the end of run
