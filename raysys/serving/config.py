@@ -48,8 +48,8 @@ class ServeConfig:
     ttl_s: float = 600.0  # idle streams expire (their id then answers 410)
     max_streams: int = 64  # live streams at once (beyond: 429)
     answers_kept: int = 32  # per stream, answers kept for idempotent re-sends
-    pipeline_depth: int = 4  # a seq up to this many ahead of the next waits its turn
-    pipeline_wait_s: float = 5.0  # how long it waits for its predecessors (then 409)
+    pipeline_depth: int = 4  # a pipelined seq up to this many ahead waits its turn at the
+    pipeline_wait_s: float = 5.0  # ingress, at most this long (then the replica judges)
     # request limits
     max_views: int = 8
     max_expression_chars: int = 256

@@ -5,10 +5,11 @@ Requests are checked here (token, content type, fields, sizes, images decoded in
 chosen by Ray Serve's consistent-hash router on the stream id (its session id), so a
 stream stays with the replica that holds its tracker. A replica that died or is gone is
 retried until the request timeout: the router then picks another, which restores the
-stream from the store. A pipelining client's frame sets are handed to the router in seq
-order (a frame set whose predecessor is still being parsed waits for it, briefly), so they
-take the replica's request slots in that order too. Every refusal is ``{"error": code,
-"detail": ...}`` with a 4xx.
+stream from the store. A client may pipeline a stream (several frame sets in flight): the
+ingress parses and decodes them as they come, and hands them to the replica one at a
+time, in seq order. So the network, parsing and decoding of the next frame sets overlap
+the tracking of this one, and a replica's request slots never hold a frame set that waits
+for another. Every refusal is ``{"error": code, "detail": ...}`` with a 4xx.
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ from raysys.serving.viewer import VIEWER_HTML, metrics_text
 
 __all__ = ["Ingress"]
 
-_ORDER_WAIT_S = 0.5  # how long a frame set waits for its predecessor to be handed on
-
 
 class Ingress:
     """Serve deployment class (``__call__`` gets every HTTP request)."""
@@ -42,7 +41,7 @@ class Ingress:
         self.store = get_store(cfg)
         self.codes: Counter = Counter()
         self.t0 = time.time()
-        self.sent: OrderedDict[str, int] = OrderedDict()  # stream -> last seq handed on
+        self.done: OrderedDict[str, int] = OrderedDict()  # stream -> last seq answered
         self.order = asyncio.Condition()
 
     async def __call__(self, request):
@@ -114,30 +113,42 @@ class Ingress:
         images = await asyncio.to_thread(
             lambda: [decode_image(b, k, self.cfg) for k, b in enumerate(req.images)])
         await self._wait_turn(sid, req.seq)
-        return await self._call(sid, "frames", req.seq, images,
-                                on_sent=lambda: self._handed_on(sid, req.seq))
+        ok = False
+        try:
+            answer = await self._call(sid, "frames", req.seq, images)
+            ok = True
+            return answer
+        finally:
+            await self._answered(sid, req.seq, ok)
 
     async def _wait_turn(self, sid: str, seq: int) -> None:
-        """Wait until ``seq - 1`` of stream ``sid`` was handed on (streams start at 0), at
-        most ``_ORDER_WAIT_S``: a predecessor lost or never sent is the replica's to judge
-        (it answers with the seq it expects)."""
+        """Wait until the replica answered ``seq - 1`` of stream ``sid`` (streams start at
+        0), at most ``pipeline_wait_s``. A seq ``pipeline_depth`` or more ahead, a re-sent
+        one, or one whose predecessor never comes goes on: the replica answers it (409
+        with the seq it expects, for a gap)."""
+        depth, wait = self.cfg.pipeline_depth, self.cfg.pipeline_wait_s
         async with self.order:
+            if seq - self.done.get(sid, -1) > depth:
+                return
             try:
                 await asyncio.wait_for(self.order.wait_for(
-                    lambda: self.sent.get(sid, -1) >= seq - 1), _ORDER_WAIT_S)
+                    lambda: self.done.get(sid, -1) >= seq - 1), wait)
             except TimeoutError:
                 pass
 
-    async def _handed_on(self, sid: str, seq: int) -> None:
+    async def _answered(self, sid: str, seq: int, ok: bool) -> None:
+        """``seq`` of ``sid`` came back from the replica, accepted (``ok``) or not. Its
+        successor may go on, unless it was refused out of order (then the successor still
+        waits for the seq before it)."""
         async with self.order:
-            self.sent[sid] = max(self.sent.pop(sid, seq), seq)
-            while len(self.sent) > 10_000:  # bounded: the longest idle streams go first
-                self.sent.popitem(last=False)
+            last = self.done.pop(sid, -1)
+            self.done[sid] = max(last, seq) if ok or seq == last + 1 else last
+            while len(self.done) > 10_000:  # bounded: the longest idle streams go first
+                self.done.popitem(last=False)
             self.order.notify_all()
 
-    async def _call(self, sid: str, method: str, *args, on_sent=None) -> dict:
-        """``method`` on the replica holding ``sid``; retried while replicas come and go.
-        ``on_sent()`` is awaited once the first call is handed to the router."""
+    async def _call(self, sid: str, method: str, *args) -> dict:
+        """``method`` on the replica holding ``sid``; retried while replicas come and go."""
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
         from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
@@ -146,11 +157,7 @@ class Ingress:
         while True:
             left = deadline - time.monotonic()
             try:
-                call = handle.remote(sid, *args)
-                if on_sent is not None:
-                    await on_sent()
-                    on_sent = None
-                r = await asyncio.wait_for(call, timeout=max(left, 0.01))
+                r = await asyncio.wait_for(handle.remote(sid, *args), timeout=max(left, 0.01))
                 break
             except BackPressureError:
                 raise ApiError(429, "busy", "the replica holding this stream is at its "

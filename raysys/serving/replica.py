@@ -7,9 +7,8 @@ leases the stream from the :class:`~raysys.serving.store.StreamStore` (restoring
 store's checkpoint when another replica held it), and at each clip boundary it writes the
 tracker's state back (:mod:`raysys.tracking.state`) before answering. ``seq`` orders the
 frame sets: a re-sent seq gets its kept answer and is not applied twice; a gap is refused
-with the next seq expected. Clients may pipeline: a frame set that arrives before its
-predecessors (fewer than ``pipeline_depth`` ahead) waits for them, up to
-``pipeline_wait_s``, instead of being refused.
+with the next seq expected. (A pipelining client's frame sets reach a replica one at a
+time and in seq order: the ingress sees to it.)
 
 The per-clip encoder (Eq. 3-7 and 14-18, :mod:`raysys.tracking.encode`) runs batched
 across the replica's streams: a frame set that completes its stream's clip hands the clip
@@ -85,9 +84,7 @@ class TrackerReplica:
         self.cfg, self.model, self.store, self.rid = cfg, model, store, rid
         self.track_cfg = replace(TrackConfig(**cfg.track), keep_masks=False)
         self.streams: dict[str, _Stream] = {}
-        # per stream: its lock, and the condition that a frame set waiting for its
-        # predecessors (a pipelining client) waits on
-        self.locks: defaultdict[str, asyncio.Condition] = defaultdict(asyncio.Condition)
+        self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.encode_stats = {"batches": 0, "clips": 0, "max_batch": 0}
         self._encode.set_max_batch_size(min(cfg.encode_batch_size,
                                             cfg.max_ongoing_requests))
@@ -130,22 +127,7 @@ class TrackerReplica:
 
     # ------------------------------------------------------------------ requests
     async def _frames(self, sid: str, seq: int, images: list[np.ndarray]) -> dict:
-        cond = self.locks[sid]
-        async with cond:
-            try:
-                s = await self._turn(sid, seq, cond)
-                if isinstance(s, dict):  # a re-sent seq: its kept answer
-                    return s
-                return await self._track(sid, s, seq, images)
-            finally:  # a successor waiting for this seq checks again
-                cond.notify_all()
-
-    async def _turn(self, sid: str, seq: int, cond: asyncio.Condition) -> _Stream | dict:
-        """The stream once ``seq`` is the next frame set, or the answer kept for a re-sent
-        seq. A seq ahead by less than ``pipeline_depth`` waits (the lock released) for its
-        predecessors, at most ``pipeline_wait_s``; a seq further ahead is a 409 at once."""
-        deadline = time.monotonic() + self.cfg.pipeline_wait_s
-        while True:
+        async with self.locks[sid]:
             s = await self._acquire(sid)
             nxt = s.next_seq
             if seq < nxt:
@@ -154,16 +136,10 @@ class TrackerReplica:
                 raise ApiError(409, "seq_too_old", f"seq {seq} was accepted long ago and its "
                                f"answer is no longer kept; the next seq is {nxt}",
                                expected_seq=nxt)
-            if seq == nxt:
-                return s
-            left = deadline - time.monotonic()
-            if seq - nxt >= self.cfg.pipeline_depth or left <= 0:
+            if seq > nxt:
                 raise ApiError(409, "seq_gap", f"seq {seq} skips frame sets: the next seq "
                                f"expected is {nxt} (re-send from there)", expected_seq=nxt)
-            try:
-                await asyncio.wait_for(cond.wait(), timeout=left)
-            except TimeoutError:
-                pass  # checked once more above, then refused
+            return await self._track(sid, s, seq, images)
 
     async def _track(self, sid: str, s: _Stream, seq: int, images: list[np.ndarray]) -> dict:
         from raysys.tracking.encode import clip_input

@@ -1,10 +1,10 @@
-"""A pipelining client's frame sets at one replica, without a cluster (issue #23): the
-replica applies a stream's frame sets in seq order whatever order they arrive in, and its
-answers equal those of one-at-a-time sending; a seq that skips frame sets waits for them
-at most ``pipeline_wait_s`` (then 409 with the seq expected) and one beyond
-``pipeline_depth`` is refused at once; a lone stream's clip does not wait for an encoder
-batch. The replica runs with the real :class:`StreamStore` called in process and the real
-tiny ViewSAM (64 px, MiniLM, random weights, objectness forced on).
+"""A pipelining client's frame sets, without a cluster (issue #23). The ingress hands a
+stream's frame sets to the replica one at a time and in seq order whatever order they come
+in, and the replica's answers equal those of one-at-a-time sending; a seq whose
+predecessor never comes goes on after ``pipeline_wait_s``, one ``pipeline_depth`` ahead at
+once, and the replica refuses both with the seq it expects. A lone stream's clip does not
+wait for an encoder batch. The replica runs with the real :class:`StreamStore` called in
+process and the real tiny ViewSAM (64 px, MiniLM, random weights, objectness forced on).
 """
 
 import asyncio
@@ -70,7 +70,38 @@ def _stream(rep) -> str:
                                    "category": "person"})["stream_id"]
 
 
-def test_frame_sets_arriving_out_of_order_are_applied_in_seq_order(replica):
+def _ingress(rep, **kw):
+    """An ingress whose tracker calls go to ``rep`` in process; ``calls``: (seq, start,
+    end) of each call."""
+    from collections import OrderedDict
+
+    from raysys.serving import ingress
+
+    ing = ingress.Ingress.__new__(ingress.Ingress)  # the ordering only: no HTTP, no cluster
+    ing.cfg = ServeConfig(model="unused", **kw)
+    ing.done, ing.order, ing.calls = OrderedDict(), asyncio.Condition(), []
+
+    async def call(sid, method, seq, images):
+        t0 = time.monotonic()
+        await asyncio.sleep(0.01)  # the hop: a successor would overtake here
+        r = await rep.frames(sid, seq, images)
+        ing.calls.append((seq, t0, time.monotonic()))
+        return r
+
+    ing._call = call
+    return ing
+
+
+async def _through(ing, sid, seq, images, delay=0.0):
+    """The frames request's path in the ingress after decoding (``Ingress._frames``)."""
+    await asyncio.sleep(delay)
+    await ing._wait_turn(sid, seq)
+    r = await ing._call(sid, "frames", seq, images)
+    await ing._answered(sid, seq, "ok" in r)
+    return r
+
+
+def test_a_pipelined_stream_reaches_the_replica_in_order_one_at_a_time(replica):
     frames = _frames()
 
     async def serial():
@@ -79,43 +110,46 @@ def test_frame_sets_arriving_out_of_order_are_applied_in_seq_order(replica):
         return [await rep.frames(sid, k, f) for k, f in enumerate(frames)]
 
     async def piped():
-        piped_rep = replica()
-        sid = _stream(piped_rep)
+        rep = replica()
+        ing = _ingress(rep, pipeline_depth=8)
+        sid = _stream(rep)
+        # every pair comes successor first: 1 before 0, 3 before 2, 5 before 4
+        delays = [0.03 * (k + (1 if k % 2 == 0 else -1)) for k in range(len(frames))]
+        got = await asyncio.gather(*(_through(ing, sid, k, f, d) for k, (f, d)
+                                     in enumerate(zip(frames, delays, strict=True))))
+        return got, ing.calls
 
-        async def late(k, f, delay):
-            await asyncio.sleep(delay)
-            return await piped_rep.frames(sid, k, f)
-
-        # every pair arrives successor first: 1 before 0, 3 before 2, 5 before 4
-        delays = [0.05 * (k + (1 if k % 2 == 0 else -1)) for k in range(len(frames))]
-        return await asyncio.gather(*(late(k, f, d)
-                                      for k, (f, d) in enumerate(zip(frames, delays, strict=True))))
-
-    want, got = asyncio.run(serial()), asyncio.run(piped())
+    want = asyncio.run(serial())
+    got, calls = asyncio.run(piped())
     assert all("ok" in a for a in want), want
     assert sum(len(a["ok"]["tracks"]) for a in want) > 0  # objectness on: tracks to compare
     assert got == want
+    assert [c[0] for c in calls] == list(range(len(frames)))
+    assert all(b[1] >= a[2] for a, b in zip(calls, calls[1:], strict=False))  # no overlap
 
 
-def test_a_gap_waits_for_its_predecessors_then_is_refused(replica):
+def test_a_gap_goes_on_after_the_wait_and_the_replica_refuses_it(replica):
     f = _frames(1)[0]
 
     async def go():
-        rep = replica(pipeline_depth=4, pipeline_wait_s=0.3)
+        rep = replica()
+        ing = _ingress(rep, pipeline_depth=4, pipeline_wait_s=0.3)
         sid = _stream(rep)
         t0 = time.monotonic()
-        within = await rep.frames(sid, 2, f)  # 2 ahead of 0: waits, nobody sends 0 and 1
-        waited = time.monotonic() - t0
+        beyond = await _through(ing, sid, 4, f)  # 4 ahead of the start: goes at once
+        at_once = time.monotonic() - t0
         t0 = time.monotonic()
-        beyond = await rep.frames(sid, 4, f)  # 4 ahead: refused at once
-        return within, waited, beyond, time.monotonic() - t0
+        within = await _through(ing, sid, 2, f)  # 2 ahead: waits, nobody sends 0 and 1
+        waited = time.monotonic() - t0
+        first = await _through(ing, sid, 0, f)  # the refusals let nothing jump the queue
+        return beyond, at_once, within, waited, first, dict(ing.done)
 
-    within, waited, beyond, at_once = asyncio.run(go())
-    for r in (within, beyond):
+    beyond, at_once, within, waited, first, done = asyncio.run(go())
+    for r in (beyond, within):
         assert r["error"]["status"] == 409 and r["error"]["code"] == "seq_gap"
         assert r["error"]["extra"] == {"expected_seq": 0}
-    assert waited >= 0.3
-    assert at_once < 0.3
+    assert at_once < 0.3 <= waited
+    assert "ok" in first and list(done.values()) == [0]
 
 
 def test_a_lone_stream_does_not_wait_for_an_encoder_batch(replica):
@@ -135,34 +169,3 @@ def test_a_lone_stream_does_not_wait_for_an_encoder_batch(replica):
     assert "ok" in r and r["ok"]["tracks"]
     assert dt < 30.0
     assert rep.encode_stats == {"batches": 1, "clips": 1, "max_batch": 1}
-
-
-def test_ingress_hands_a_streams_frame_sets_on_in_seq_order():
-    """Frame sets parsed out of order (2, then 1, then 0) go to the router as 0, 1, 2; a
-    frame set whose predecessor never comes goes on after the ingress's bounded wait."""
-    from collections import OrderedDict
-
-    from raysys.serving import ingress
-
-    ing = ingress.Ingress.__new__(ingress.Ingress)  # the ordering only: no cluster
-    ing.sent, handed = OrderedDict(), []
-
-    async def request(sid, seq, delay):
-        await asyncio.sleep(delay)
-        await ing._wait_turn(sid, seq)
-        handed.append((sid, seq))
-        await ing._handed_on(sid, seq)
-
-    async def go():
-        ing.order = asyncio.Condition()
-        await asyncio.gather(request("a", 2, 0.0), request("a", 1, 0.05),
-                             request("a", 0, 0.1), request("b", 0, 0.02))
-        t0 = time.monotonic()
-        await request("a", 5, 0.0)  # 3 and 4 never come
-        return time.monotonic() - t0
-
-    waited = asyncio.run(go())
-    assert [s for sid, s in handed if sid == "a"] == [0, 1, 2, 5]
-    assert handed.index(("b", 0)) < handed.index(("a", 0))  # other streams do not wait
-    assert waited >= ingress._ORDER_WAIT_S
-    assert dict(ing.sent) == {"a": 5, "b": 0}
