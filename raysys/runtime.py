@@ -85,10 +85,11 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
         address = address or os.environ.get("RAY_ADDRESS")
         if address:  # an existing cluster: its own auth settings stand, never disabled here
             ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
-        else:  # a private local Ray on loopback: no token to set up
+        else:  # a private local Ray on loopback: no token to set up. "local": a new one,
+            # even where `ray start` left a cluster that ray.init() would otherwise join
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True,
-                     runtime_env=runtime_env)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                     log_to_driver=True, runtime_env=runtime_env)
     return ray.cluster_resources()
 
 

@@ -29,7 +29,7 @@ from raysys.io.dataset import DatasetLayout
 from raysys.labeling.pipeline import run_labeling
 root, out = Path(sys.argv[1]), Path(sys.argv[2])
 generate(SynthConfig(**{tiny}, splits=("train",)), root)
-ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
 run_labeling(DatasetLayout(root, "In-domain", "train"), out, progress=False)
 """.replace("{tiny}", repr(TINY))
 

@@ -35,5 +35,7 @@ def test_a_private_local_ray_runs_without_a_token(monkeypatch):
     calls = _fake_ray(monkeypatch)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     init_ray(num_cpus=2)
-    assert "address" not in calls[0] and calls[0]["num_cpus"] == 2
+    # "local": a new Ray, not a cluster that `ray start` left running on the machine
+    # (ray.init() without an address would join it: seen while a test cluster ran)
+    assert calls[0]["address"] == "local" and calls[0]["num_cpus"] == 2
     assert os.environ["RAY_AUTH_MODE"] == "disabled"

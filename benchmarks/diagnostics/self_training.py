@@ -177,7 +177,8 @@ def main() -> None:
             data, labels = Path(tmp) / "data", Path(tmp) / "labels"
             generate(SynthConfig(seed=args.seed, splits=("test",), domains=("In-domain",)),
                      data)
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                     log_to_driver=False)
             try:
                 run_labeling(DatasetLayout(data, "In-domain", "test"), labels, LabelConfig(),
                              progress=False)

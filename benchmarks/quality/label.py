@@ -51,7 +51,7 @@ def main() -> None:
 
     label_cfg = load_config(LabelConfig, args.config) if args.config else LabelConfig()
     runs = []
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for seed in args.seeds:

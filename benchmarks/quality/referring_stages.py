@@ -13,8 +13,13 @@ For every stage it prints, besides the referring CVR-IDF1 of ``raysys quality``:
 * ``chosen_prec`` / ``chosen_rec``: over GT expressions, the share of the chosen pseudo
   expression's trajectories that are the expression's people, and of its people covered.
 
+``--merges`` adds ``reprompt_gone``: every association identity that re-prompting ended
+(``raysys/labeling/reprompt.py``), with its GT person and where it went: merged into
+another identity (whose boxes then hold most of its boxes; right when both are mostly the
+same GT person) or dropped (``min_views``).
+
     .venv/bin/python benchmarks/quality/referring_stages.py --data D --labels L \
-        [--split train] [--domain In-domain] [--per-expression]
+        [--split train] [--domain In-domain] [--per-expression] [--merges]
 """
 
 from __future__ import annotations
@@ -140,6 +145,51 @@ def analyse(data: Path, labels: Path, domain: str, split: str, per_expression: b
     return report
 
 
+def reprompt_gone(data: Path, labels: Path, domain: str, split: str) -> dict:
+    """The association identities that re-prompting merged away or dropped, judged by GT."""
+    from raysys.eval.pairs import iou_xywh
+    from raysys.io.dataset import DatasetLayout
+    from raysys.io.gt import load_scene_tracks
+    from raysys.labeling.scene_stage import read_stage, stage_path
+
+    layout = DatasetLayout(data, domain, split)
+    rows, counts = [], Counter()
+    for s in sorted(p.name for p in (labels / "scenes").iterdir() if p.is_dir()):
+        gt = load_scene_tracks(layout, s, "person")
+        before, after = {}, {}
+        for st, by in (("association", before), ("reprompt", after)):
+            for g, t in read_stage(stage_path(labels, s, st)):
+                by.setdefault(g, []).append(t)
+        for g in sorted(set(before) - set(after)):
+            if before[g][0].category != "person":
+                continue
+            boxes = {(t.view, f): b for t in before[g]
+                     for f, b in zip(t.frames.tolist(), t.boxes, strict=True)}
+            into = Counter()
+            for h, ts in after.items():
+                for t in ts:
+                    for f, b in zip(t.frames.tolist(), t.boxes, strict=True):
+                        k = (t.view, f)
+                        if k in boxes and iou_xywh(np.asarray(b, float)[None],
+                                                   np.asarray(boxes[k], float)[None])[0] >= 0.5:
+                            into[h] += 1
+            who, purity = _gt_owner([(t.view, t) for t in before[g]], gt)
+            row = {"scene": s, "identity": g, "gt": who, "purity": round(purity, 2),
+                   "views": sorted({t.view for t in before[g]}), "boxes": len(boxes)}
+            if into and into.most_common(1)[0][1] >= 0.5 * len(boxes):
+                h = into.most_common(1)[0][0]
+                h_who = _gt_owner([(t.view, t) for t in before[h]], gt)[0] if h in before \
+                    else None
+                fate = "merged, right" if who is not None and h_who == who else "merged, wrong"
+                row.update(fate=fate, into=h, into_gt=h_who)
+            else:
+                fate = "dropped, a person" if who is not None and purity >= 0.5 else "dropped"
+                row["fate"] = fate
+            counts[fate] += 1
+            rows.append(row)
+    return {"counts": dict(counts), "identities": rows}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
@@ -147,9 +197,13 @@ def main() -> None:
     ap.add_argument("--domain", default="In-domain")
     ap.add_argument("--split", default="train")
     ap.add_argument("--per-expression", action="store_true")
+    ap.add_argument("--merges", action="store_true",
+                    help="also judge the identities that re-prompting merged or dropped")
     a = ap.parse_args()
-    print(json.dumps(analyse(a.data, a.labels, a.domain, a.split, a.per_expression),
-                     indent=1))
+    report = analyse(a.data, a.labels, a.domain, a.split, a.per_expression)
+    if a.merges:
+        report["reprompt_gone"] = reprompt_gone(a.data, a.labels, a.domain, a.split)
+    print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def main() -> None:
         generate(SynthConfig(seed=11, scenes=args.scenes, frames=args.frames,
                              splits=("test",), domains=("In-domain",)), root)
         layout = DatasetLayout(root, "In-domain", "test")
-        ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
         runs = []
         for n in args.actors:
             t0 = time.perf_counter()

@@ -219,7 +219,7 @@ def main() -> None:
     all_threads = torch.get_num_threads()
     fps_all = in_process(ck, text, frames, track, all_threads)
     fps0 = in_process(ck, text, frames, track, 1)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     cfg = ServeConfig(model=str(ck), port=8765, track=track, min_replicas=1,
                       max_replicas=a.max_replicas, replica_cpus=0.5, ingress_cpus=0.25,
                       downscale_delay_s=10.0, max_queued_requests=64)

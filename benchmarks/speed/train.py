@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(TrainConfig, args.config, cfg)
     shutil.rmtree(args.out, ignore_errors=True)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     res = run_training(open_source("weak", args.labels), args.out, cfg,
                        Resources(workers=args.workers, cpus_per_worker=args.cpus_per_worker),

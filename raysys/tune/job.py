@@ -35,8 +35,8 @@ def _connect(resources: Resources, env: dict | None) -> None:
         connect(resources, runtime_env=env)
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=resources.num_cpus, include_dashboard=True, log_to_driver=True,
-             runtime_env=env)
+    ray.init(address="local", num_cpus=resources.num_cpus, include_dashboard=True,
+             log_to_driver=True, runtime_env=env)  # a new Ray, never a `ray start` one
 
 
 def tune_job(labels: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig,

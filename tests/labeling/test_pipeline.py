@@ -27,7 +27,7 @@ def data(tiny_test_split):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -132,7 +132,8 @@ try:
 except guard.GroundTruthAccessError:
     print("driver blocked")
 open({str(next(data.image_root.rglob('*.jpg')))!r}, "rb").read()  # frames stay readable
-ray.init(num_cpus=1, include_dashboard=False, runtime_env=guard.runtime_env(forbidden))
+ray.init(address="local", num_cpus=1, include_dashboard=False,
+         runtime_env=guard.runtime_env(forbidden))
 @ray.remote(num_cpus=0.5)
 def read(p):
     try:

@@ -130,7 +130,7 @@ def test_quality_command_takes_the_labels_split(data, tmp_path, capsys):
 @pytest.fixture
 def local_ray():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 

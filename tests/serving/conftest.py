@@ -77,7 +77,7 @@ def service(tmp_path_factory, always_present):
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # as init_ray and .ci/run
     for attempt in (1, 2, 3, 4):  # the raylet's 30 s start window can pass on a loaded machine
         try:
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
             break
         except Exception:
             ray.shutdown()

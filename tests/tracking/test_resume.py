@@ -89,7 +89,7 @@ def test_another_model_is_refused_and_changed_frames_are_tracked_again(models, d
 
     pred = tmp_path / "pred"
     cfg = TrackConfig(clip_frames=4, **OPEN)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         first = track_split(models["A"], data, pred, cfg, actors=1, actor_cpus=0.5,
                             progress=False)

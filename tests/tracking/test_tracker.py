@@ -207,7 +207,7 @@ def test_track_split_writes_predictions_that_evaluate_and_resumes(model, tiny_da
                           "build_spec": model.build_spec, "epoch": 1})
     layout = DatasetLayout(tiny_data, "In-domain", "test")
     pred = tmp_path / "pred"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         res = track_split(ck, layout, pred, TrackConfig(clip_frames=4, **OPEN), actors=1,
                           actor_cpus=0.5, progress=False)

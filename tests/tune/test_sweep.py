@@ -45,7 +45,7 @@ def local_ray(labeled):
     forbidden = DatasetLayout(data, "In-domain", "train").ground_truth_dirs()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     # the dashboard serves the State API that frees the placement group of a killed trial
-    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=True, log_to_driver=False,
              runtime_env=guard.runtime_env(forbidden))
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield
