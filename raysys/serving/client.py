@@ -45,9 +45,11 @@ class StreamClient:
         r.raise_for_status()
         return r.json()["stream_id"]
 
-    def send(self, sid: str, seq: int, images: Sequence[bytes]):
-        return self.session.post(f"{self.base}/v1/streams/{sid}/frames",
-                                 files=multipart_frames(seq, images), timeout=self.timeout)
+    def send(self, sid: str, seq: int, images: Sequence[bytes], session=None):
+        """POST one frame set (``session``: another ``requests.Session`` than this one's)."""
+        return (session or self.session).post(f"{self.base}/v1/streams/{sid}/frames",
+                                              files=multipart_frames(seq, images),
+                                              timeout=self.timeout)
 
     def _send_here(self, sid: str, seq: int, images: Sequence[bytes]):
         """:meth:`send` on this thread's own session (a pipelining client's threads)."""
@@ -57,8 +59,7 @@ class StreamClient:
         if sess is None:
             sess = self._local.session = requests.Session()
             sess.headers.update(self.session.headers)
-        return sess.post(f"{self.base}/v1/streams/{sid}/frames",
-                         files=multipart_frames(seq, images), timeout=self.timeout)
+        return self.send(sid, seq, images, sess)
 
     def run(self, sid: str, frames: Sequence[Sequence[bytes]],
             on_answer: Callable[[int, float], None] | None = None,

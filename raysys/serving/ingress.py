@@ -123,7 +123,8 @@ class Ingress:
 
     async def _wait_turn(self, sid: str, seq: int) -> None:
         """Wait until the replica answered ``seq - 1`` of stream ``sid`` (streams start at
-        0), at most ``pipeline_wait_s``. A seq ``pipeline_depth`` or more ahead, a re-sent
+        0), at most ``pipeline_wait_s``. A seq ``pipeline_depth`` or more ahead of the next one
+        due (the last answered + 1), a re-sent
         one, or one whose predecessor never comes goes on: the replica answers it (409
         with the seq it expects, for a gap)."""
         depth, wait = self.cfg.pipeline_depth, self.cfg.pipeline_wait_s

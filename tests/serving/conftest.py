@@ -51,6 +51,21 @@ def write_tiny_checkpoint(path: Path, always_present) -> Path:
     return path
 
 
+def _drop_encode_queue() -> None:
+    from raysys.serving.replica import TrackerReplica
+
+    TrackerReplica._encode.set_max_batch_size.__self__._queue = None
+
+
+@pytest.fixture
+def fresh_encode_queue():
+    """``fresh_encode_queue()`` drops ``TrackerReplica._encode``'s batch queue:
+    ``@serve.batch`` keeps one per method (a replica process has one instance and one loop),
+    bound to the event loop it was first used in; a test driving a replica outside Serve in
+    a new loop needs a new one."""
+    return _drop_encode_queue
+
+
 def generate_scene(root: Path, frames: int = 10) -> Path:
     from raysys.synth import SynthConfig, generate
 

@@ -37,19 +37,17 @@ def _inputs(model, expressions):
     return out
 
 
-def _replica(model):
+def _replica(model, fresh_encode_queue):
     from raysys.serving.replica import TrackerReplica
 
-    # @serve.batch keeps one queue per method (a replica process has one instance and one
-    # loop); a queue made in another test's loop would never run in this one
-    TrackerReplica._encode.set_max_batch_size.__self__._queue = None
+    fresh_encode_queue()
     rep = TrackerReplica.__new__(TrackerReplica)  # the model and counters only: no cluster
     rep.model = model
     rep.encode_stats = {"batches": 0, "clips": 0, "max_batch": 0}
     return rep
 
 
-def test_concurrent_clips_share_one_encoder_pass(model, monkeypatch):
+def test_concurrent_clips_share_one_encoder_pass(model, monkeypatch, fresh_encode_queue):
     from ray import serve
 
     # outside a replica, @serve.batch's queue reads the deployment's max_ongoing_requests
@@ -57,7 +55,7 @@ def test_concurrent_clips_share_one_encoder_pass(model, monkeypatch):
     monkeypatch.setattr(serve, "get_replica_context", lambda: ctx)
     inputs = _inputs(model, ["a person in a red coat", "a man", "a woman with a bag"])
     direct = encode_clips(model, inputs)
-    rep = _replica(model)
+    rep = _replica(model, fresh_encode_queue)
 
     async def both():
         rep._encode.set_max_batch_size(8)

@@ -36,7 +36,7 @@ class _Local:
 
 
 @pytest.fixture
-def replica(tiny_viewsam, monkeypatch):
+def replica(tiny_viewsam, monkeypatch, fresh_encode_queue):
     """``make(**ServeConfig fields)``: a replica (and its store) outside a cluster; call it
     in the event loop that uses it (``@serve.batch``'s queue binds to that loop)."""
     from ray import serve
@@ -48,9 +48,7 @@ def replica(tiny_viewsam, monkeypatch):
     monkeypatch.setattr(serve, "get_replica_context", lambda: ctx)
 
     def make(**kw):
-        # @serve.batch keeps one queue per method (a replica process has one instance and
-        # one loop); its queue, made in another test's loop, would never run here
-        TrackerReplica._encode.set_max_batch_size.__self__._queue = None
+        fresh_encode_queue()
         cfg = ServeConfig(model="unused", track=dict(clip_frames=2, **OPEN), **kw)
         rep = TrackerReplica.__new__(TrackerReplica)
         rep._setup(cfg, tiny_viewsam, _Local(StreamStore(cfg.ttl_s, cfg.max_streams)), "r0")
