@@ -4,7 +4,8 @@ Stage 1's pseudo labels, apart from the boxes).
 For every person of the In-domain test split of each benchmark (default: seeds 0-4 of the
 `raysys synth` defaults, generated here), up to 7 frames per camera where the person is at
 least half visible are cropped with their GT box and GT mask; the describer reads all of a
-person's crops (every camera) and one camera's crops alone, and every attribute that
+person's crops (every camera; with each crop's frame context where the describer reads
+the frame) and one camera's crops alone, and every attribute that
 expressions name (coat, trousers and shoes colour, headwear with its colour, bag, bag
 colour, bicycle) is compared with the generator's attributes. ``headwear`` is right when
 both are absent or both the kind and the colour match (the colours describer says "helmet"
@@ -28,10 +29,12 @@ from raysys.commands.options import write_json
 
 
 def _persons(data: Path):
-    """(attributes, crops, masks, views) per GT person of the In-domain test split."""
+    """(attributes, crops, masks, views, frame contexts) per GT person of the In-domain test
+    split."""
     import numpy as np
     import pyarrow.parquet as pq
 
+    from raysys.backends.attribute_net import frame_context
     from raysys.io.video import VideoFrames
     from raysys.labeling.tracking_stage import crop
     from raysys.types import MaskRLE
@@ -40,7 +43,7 @@ def _persons(data: Path):
     for scene_dir in sorted((base / "meta" / "test").iterdir()):
         objects = json.loads((scene_dir / "objects.json").read_text())["objects"]
         attrs = {o["id"]: o["attributes"] for o in objects if o["category"] == "person"}
-        per: dict[int, tuple[list, list, list]] = {}
+        per: dict[int, tuple[list, list, list, list]] = {}
         for mask_file in sorted((scene_dir / "masks").glob("View*.parquet")):
             view = mask_file.stem
             df = pq.read_table(mask_file).to_pandas()
@@ -54,12 +57,13 @@ def _persons(data: Path):
                     mask = MaskRLE(h, w, tuple(int(x) for x in counts.split())).decode()
                     img = video[video.index_of(int(r.frame))]
                     c, m = crop(img, np.array([r.left, r.top, r.width, r.height], float), mask)
-                    entry = per.setdefault(int(gid), ([], [], []))
+                    entry = per.setdefault(int(gid), ([], [], [], []))
                     entry[0].append(c)
                     entry[1].append(m)
                     entry[2].append(view)
-        for gid, (crops, masks, views) in sorted(per.items()):
-            yield attrs[gid], crops, masks, views
+                    entry[3].append(frame_context(img))
+        for gid, (crops, masks, views, ctx) in sorted(per.items()):
+            yield attrs[gid], crops, masks, views, ctx
 
 
 def _truth(gt: dict) -> dict:
@@ -92,10 +96,14 @@ def _build(name: str):
     return DESCRIBER_BACKENDS.build(name)
 
 
-def _score(describers: dict, gt: dict, crops, masks, views, hits, confusions) -> None:
+def _score(describers: dict, gt: dict, crops, masks, views, contexts, hits,
+           confusions) -> None:
     truth = _truth(gt)
     for name, d in describers.items():
-        said = _said(name, d.describe_attributes(crops, masks, "person"))
+        ctx = (lambda sel: {"contexts": [contexts[i] for i in sel]}) \
+            if callable(getattr(d, "frame_context", None)) else (lambda sel: {})
+        said = _said(name, d.describe_attributes(crops, masks, "person",
+                                                 **ctx(range(len(crops)))))
         for k, want in truth.items():
             if k == "bag colour" and want is None:
                 continue
@@ -105,7 +113,8 @@ def _score(describers: dict, gt: dict, crops, masks, views, hits, confusions) ->
         for view in sorted(set(views)):  # one camera alone
             sel = [i for i, v in enumerate(views) if v == view]
             one = _said(name, d.describe_attributes([crops[i] for i in sel],
-                                                    [masks[i] for i in sel], "person"))
+                                                    [masks[i] for i in sel], "person",
+                                                    **ctx(sel)))
             for k in ("top", "bottom", "bag"):
                 hits[name].setdefault(f"{k} (one camera)", []).append(int(one[k] == truth[k]))
 
@@ -136,9 +145,9 @@ def main() -> None:
                 datas.append(root)
         n = 0
         for data in datas:
-            for gt, crops, masks, views in _persons(Path(data)):
+            for gt, crops, masks, views, ctx in _persons(Path(data)):
                 n += 1
-                _score(describers, gt, crops, masks, views, hits, confusions)
+                _score(describers, gt, crops, masks, views, ctx, hits, confusions)
     result = {
         "benchmarks": [str(d) for d in args.data] if args.data else
         [f"synth seed {s} (defaults), In-domain test" for s in args.seeds],

@@ -3,8 +3,10 @@
 Paper §3.2.2 has an MLLM describe each cross-view trajectory ("attribute-centric
 descriptions ... color, clothing, and accessories"). Here the attribute net
 (:mod:`raysys.backends.attribute_net`) reads every sampled crop of the trajectory (all its
-views and frames), the per-crop probabilities are averaged per attribute (so a backpack
-seen only from behind still counts, weighed by the crops that show it), and each attribute
+views and frames) with the colour statistics of the frame it was cut from
+(:meth:`AttributeDescriber.frame_context`; Stage 1 passes them as ``contexts``), the
+per-crop probabilities are averaged per attribute (so a backpack seen only from behind
+still counts, weighed by the crops that show it), and each attribute
 gets its confidence: the averaged probability of its most likely class. An attribute whose
 confidence is under ``min_confidence`` is left out of every sentence (grouping never hears
 of what the describer cannot see).
@@ -141,34 +143,50 @@ class AttributeDescriber:
             raise ValueError(f"levels must be 'all' or 'none', got {self.config.levels!r}")
         self.net, self.meta = load_attribute_net(self.config.weights)
 
+    @staticmethod
+    def frame_context(frame: np.ndarray) -> np.ndarray:
+        """What the net needs of the whole frame a crop was cut from (its colour
+        statistics, :func:`~raysys.backends.attribute_net.frame_context`): pass one per crop
+        as ``contexts``."""
+        from raysys.backends.attribute_net import frame_context
+
+        return frame_context(frame)
+
     def crop_probabilities(self, crops: Sequence[np.ndarray],
-                           masks: Sequence[np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        """``{head: (n, K)}`` softmax probabilities of each crop."""
+                           masks: Sequence[np.ndarray] | None = None,
+                           contexts: Sequence[np.ndarray] | None = None
+                           ) -> dict[str, np.ndarray]:
+        """``{head: (n, K)}`` softmax probabilities of each crop (``contexts``: one
+        :meth:`frame_context` per crop, or None when the frames are not at hand)."""
         from raysys.backends.attribute_net import net_input, predict
 
         crops_, masks_ = check_crops(crops, masks)
         if not crops_:
             raise ValueError("describe needs at least one crop")
         x = np.stack([net_input(c, m) for c, m in zip(crops_, masks_, strict=True)])
-        return predict(self.net, x, self.config.batch)
+        ctx = None if contexts is None else np.stack([np.asarray(c, np.float32)
+                                                      for c in contexts])
+        return predict(self.net, x, ctx, self.config.batch)
 
     def describe_attributes(self, crops: Sequence[np.ndarray],
                             masks: Sequence[np.ndarray] | None = None,
-                            category: str = "person") -> dict[str, Any]:
+                            category: str = "person",
+                            contexts: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
         """The trajectory's attributes: ``{head: value or None, "confidence": {head: p},
         "is_person", "category", "n_crops"}`` (other categories: no attributes)."""
         is_person = category.strip().lower() in PERSON_CATEGORIES
         base = {"category": category, "is_person": is_person, "n_crops": len(crops)}
         if not is_person:
             return {**base, "confidence": {}}
-        mean = aggregate(self.crop_probabilities(crops, masks))
+        mean = aggregate(self.crop_probabilities(crops, masks, contexts))
         return {**base, **_read(mean, self.config.min_confidence)}
 
     def describe_levels(self, crops: Sequence[np.ndarray],
                         masks: Sequence[np.ndarray] | None = None,
-                        category: str = "person") -> list[str]:
+                        category: str = "person",
+                        contexts: Sequence[np.ndarray] | None = None) -> list[str]:
         """The full sentence, then the general ones (:data:`LEVELS`) it implies."""
-        attrs = self.describe_attributes(crops, masks, category)
+        attrs = self.describe_attributes(crops, masks, category, contexts)
         if not attrs["is_person"]:
             noun = category.strip().lower() or "object"
             return [f"{_article(noun).capitalize()} {noun}"]
@@ -181,9 +199,10 @@ class AttributeDescriber:
         return out
 
     def describe(self, crops: Sequence[np.ndarray], masks: Sequence[np.ndarray] | None = None,
-                 category: str = "person") -> str:
+                 category: str = "person", contexts: Sequence[np.ndarray] | None = None
+                 ) -> str:
         """One trajectory's crops (any views and frames) -> its full sentence."""
-        return self.describe_levels(crops, masks, category)[0]
+        return self.describe_levels(crops, masks, category, contexts)[0]
 
     def describe_batch(
         self, items: Sequence[tuple[Sequence[np.ndarray], Sequence[np.ndarray] | None, str]]

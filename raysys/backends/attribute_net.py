@@ -13,10 +13,15 @@ pre-training of a foundation part on *other* data, GT person crops of generated 
 their own seeds (:data:`PRETRAIN_SEEDS`, disjoint from every benchmark a report scores),
 ``raysys pretrain-describer``. The CRMOT data being labelled is never seen.
 
-Input: the crop resized to ``INPUT_H x INPUT_W`` (RGB in [0, 1]) and its mask as a 4th
-channel (all ones when there is none). Network: four 3x3 conv blocks (three stride 2),
-a ``4 x 2`` adaptive average pool that keeps where things are (head, coat, trousers), one
-hidden layer, one linear head per attribute.
+Input: the crop resized to ``INPUT_H x INPUT_W`` (RGB in [0, 1]), its mask as a 4th
+channel (all ones when there is none), and the colour statistics of the whole frame the
+crop was cut from (:func:`frame_context`, :data:`CONTEXT_DIM` numbers, each a constant
+plane). The frame is what tells a white coat under a dim, warm camera from a light gray
+one under a bright, cool camera: an MLLM sees the whole image, a crop alone does not.
+Without a frame (``None``) the context is zeros, which training also shows the net.
+Network: four 3x3 conv blocks (three stride 2), a ``4 x 2`` adaptive average pool that
+keeps where things are (head, coat, trousers), one hidden layer, one linear head per
+attribute.
 """
 
 from __future__ import annotations
@@ -33,10 +38,13 @@ __all__ = [
     "CONDITIONAL",
     "INPUT_H",
     "INPUT_W",
+    "CONTEXT_DIM",
     "PRETRAIN_SEEDS",
+    "PRETRAIN_FRAMES",
     "EMBEDDED_PATH",
     "build_net",
     "net_input",
+    "frame_context",
     "labels_of",
     "predict",
     "train_attribute_net",
@@ -45,7 +53,10 @@ __all__ = [
 ]
 
 INPUT_H, INPUT_W = 64, 32
-PRETRAIN_SEEDS = (4000, 4001, 4002, 4003)  # generated scenes of the shipped weights
+CONTEXT_DIM = 18  # frame colour statistics: 5 percentiles and the mean of R, G, B
+# generated scenes of the shipped weights: many people matter more than many frames
+PRETRAIN_SEEDS = tuple(range(4010, 4081))
+PRETRAIN_FRAMES = 16
 EMBEDDED_PATH = Path(__file__).resolve().parent / "weights" / "attribute_net_synth.pt"
 
 # attribute -> classes; "none" is a class where the attribute can be absent
@@ -64,7 +75,8 @@ CONDITIONAL = {"headwear_colour": "headwear", "bag_colour": "bag"}
 
 
 def build_net(n_hidden: int = 192):
-    """The network (random init): ``x (N, 4, INPUT_H, INPUT_W) -> {head: logits (N, K)}``."""
+    """The network (random init): ``x (N, 4, INPUT_H, INPUT_W)`` and the frame context
+    ``ctx (N, CONTEXT_DIM)`` in [0, 1] (None: zeros) ``-> {head: logits (N, K)}``."""
     import torch
     from torch import nn
 
@@ -75,16 +87,20 @@ def build_net(n_hidden: int = 192):
     class AttributeNet(nn.Module):
         def __init__(self):
             super().__init__()
-            self.body = nn.Sequential(block(4, 24, 2), block(24, 48), block(48, 64, 2),
-                                      block(64, 96, 2), nn.AdaptiveAvgPool2d((4, 2)),
-                                      nn.Flatten(), nn.Dropout(0.2),
+            self.body = nn.Sequential(block(4 + CONTEXT_DIM, 24, 2), block(24, 48),
+                                      block(48, 64, 2), block(64, 96, 2),
+                                      nn.AdaptiveAvgPool2d((4, 2)), nn.Flatten(), nn.Dropout(0.2),
                                       nn.Linear(96 * 8, n_hidden),
                                       nn.ReLU(inplace=True))
             self.heads = nn.ModuleDict({k: nn.Linear(n_hidden, len(v))
                                         for k, v in HEADS.items()})
 
-        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            f = self.body(x)
+        def forward(self, x: torch.Tensor, ctx: torch.Tensor | None = None
+                    ) -> dict[str, torch.Tensor]:
+            if ctx is None:
+                ctx = x.new_zeros(x.shape[0], CONTEXT_DIM)
+            planes = ctx.to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
+            f = self.body(torch.cat([x, planes], 1))
             return {k: h(f) for k, h in self.heads.items()}
 
     return AttributeNet()
@@ -103,6 +119,19 @@ def net_input(crop: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         m = cv2.resize(np.asarray(mask, np.uint8) * 255, (INPUT_W, INPUT_H),
                        interpolation=cv2.INTER_AREA)
     return np.concatenate([rgb, m[..., None]], axis=2)
+
+
+def frame_context(frame: np.ndarray) -> np.ndarray:
+    """``(CONTEXT_DIM,)`` float32 in [0, 1]: the 5th, 25th, 50th, 75th and 95th percentile
+    and the mean of each RGB channel of the whole frame (at 80 x 45), the camera's exposure
+    and white balance as far as the scene shows them."""
+    import cv2
+
+    small = cv2.resize(np.ascontiguousarray(frame), (80, 45), interpolation=cv2.INTER_AREA)
+    px = small.reshape(-1, 3).astype(np.float32)
+    stats = np.concatenate([np.percentile(px, [5, 25, 50, 75, 95], axis=0).ravel(),
+                            px.mean(0)])
+    return (stats / 255.0).astype(np.float32)
 
 
 def labels_of(attrs: dict) -> np.ndarray:
@@ -127,24 +156,32 @@ def _to_tensor(x: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float() / 255.0
 
 
-def predict(net, inputs: np.ndarray, batch: int = 256) -> dict[str, np.ndarray]:
+def predict(net, inputs: np.ndarray, contexts: np.ndarray | None = None, batch: int = 256
+            ) -> dict[str, np.ndarray]:
     """Per-crop softmax probabilities: ``inputs (N, H, W, 4)`` uint8 from :func:`net_input`
+    and ``contexts (N, CONTEXT_DIM)`` from :func:`frame_context` (None: no frames)
     -> ``{head: (N, K)}``."""
     import torch
 
+    if contexts is not None and np.shape(contexts) != (len(inputs), CONTEXT_DIM):
+        raise ValueError(f"need one ({CONTEXT_DIM},) frame context per crop, got shape "
+                         f"{np.shape(contexts)} for {len(inputs)} crops")
     out: dict[str, list[np.ndarray]] = {k: [] for k in HEADS}
     with torch.no_grad():
         for i in range(0, len(inputs), batch):
-            logits = net(_to_tensor(inputs[i:i + batch]))
+            ctx = None if contexts is None else \
+                torch.as_tensor(np.asarray(contexts[i:i + batch], np.float32))
+            logits = net(_to_tensor(inputs[i:i + batch]), ctx)
             for k, v in logits.items():
                 out[k].append(torch.softmax(v.float(), 1).numpy())
     return {k: (np.concatenate(v) if v else np.zeros((0, len(HEADS[k])), np.float32))
             for k, v in out.items()}
 
 
-def _augment(x, rng: np.random.Generator):
-    """Flip, per-crop colour gain and brightness, mask dropout (tracker masks are rough or
-    missing): ``x (B, 4, H, W)`` float in [0, 1]."""
+def _augment(x, ctx, rng: np.random.Generator):
+    """Flip, per-crop colour gain and brightness (the frame context gets the same: it is
+    the same camera), mask dropout (tracker masks are rough or missing), context dropout
+    (a caller without frames): ``x (B, 4, H, W)``, ``ctx (B, CONTEXT_DIM)`` in [0, 1]."""
     import torch
 
     b = x.shape[0]
@@ -155,26 +192,32 @@ def _augment(x, rng: np.random.Generator):
     rgb = (x[:, :3] * gain * bright).clamp(0, 1)
     drop = torch.as_tensor(rng.random(b) < 0.3)[:, None, None, None]
     m = torch.where(drop, torch.ones_like(x[:, 3:]), x[:, 3:])
-    return torch.cat([rgb, m], 1)
+    g = (gain * bright)[:, None, :, 0, 0]  # (B, 1, 3)
+    ctx = (ctx.view(b, -1, 3) * g).clamp(0, 1).view(b, -1)
+    ctx = torch.where(torch.as_tensor(rng.random(b) < 0.15)[:, None], 0.0, ctx)
+    return torch.cat([rgb, m], 1), ctx
 
 
-def train_attribute_net(inputs: np.ndarray, labels: np.ndarray, steps: int, seed: int = 0,
-                        batch: int = 48, device: str = "cpu", progress: bool = True):
-    """Train a fresh network on ``inputs (N, H, W, 4)`` uint8 and ``labels (N, len(HEADS))``
-    (-1: not trained); cross-entropy summed over heads. ``device="cuda"`` runs in bf16
-    autocast. Returns ``(net in eval mode on the CPU, per-step losses)``."""
+def train_attribute_net(inputs: np.ndarray, labels: np.ndarray, contexts: np.ndarray,
+                        steps: int, seed: int = 0, batch: int = 48, device: str = "cpu",
+                        progress: bool = True):
+    """Train a fresh network on ``inputs (N, H, W, 4)`` uint8, their frame ``contexts (N,
+    CONTEXT_DIM)`` and ``labels (N, len(HEADS))`` (-1: not trained); cross-entropy summed
+    over heads. ``device="cuda"`` runs in bf16 autocast. Returns ``(net in eval mode on the
+    CPU, per-step losses)``."""
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
-    if len(inputs) == 0 or len(inputs) != len(labels):
-        raise ValueError(f"need one label row per input, got {len(inputs)} inputs and "
-                         f"{len(labels)} label rows")
+    if len(inputs) == 0 or not len(inputs) == len(labels) == len(contexts):
+        raise ValueError(f"need one label row and one context per input, got {len(inputs)} "
+                         f"inputs, {len(labels)} label rows, {len(contexts)} contexts")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dev = torch.device(device)
     X = torch.from_numpy(np.ascontiguousarray(inputs)).to(dev)
     Y = torch.from_numpy(np.asarray(labels, np.int64)).to(dev)
+    C = torch.from_numpy(np.asarray(contexts, np.float32)).to(dev)
     net = build_net().to(dev)
     opt = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 4e-3, total_steps=steps, pct_start=0.1)
@@ -183,10 +226,10 @@ def train_attribute_net(inputs: np.ndarray, labels: np.ndarray, steps: int, seed
     bar = tqdm(range(steps), desc="attribute net", unit="step", disable=not progress)
     for _ in bar:
         idx = torch.as_tensor(rng.integers(0, len(X), batch), device=dev)
-        x = _augment(X[idx].permute(0, 3, 1, 2).float() / 255.0, rng)
+        x, ctx = _augment(X[idx].permute(0, 3, 1, 2).float() / 255.0, C[idx], rng)
         y = Y[idx]
         with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
-            logits = net(x)
+            logits = net(x, ctx)
         loss = sum(F.cross_entropy(logits[k].float(), y[:, j], ignore_index=-1)
                    if (y[:, j] >= 0).any() else logits[k].sum() * 0.0
                    for j, k in enumerate(HEADS))
@@ -210,7 +253,7 @@ def save_attribute_net(net, path: Path, meta: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}
-    torch.save({"state_dict": state, "input": [INPUT_H, INPUT_W],
+    torch.save({"state_dict": state, "input": [INPUT_H, INPUT_W], "context": CONTEXT_DIM,
                 "heads": {k: list(v) for k, v in HEADS.items()}, "meta": dict(meta)}, tmp)
     tmp.replace(path)
     return path
@@ -222,10 +265,12 @@ def _load(path: str):
 
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     heads = {k: list(v) for k, v in HEADS.items()}
-    if list(ckpt.get("input", ())) != [INPUT_H, INPUT_W] or ckpt.get("heads") != heads:
-        raise ValueError(f"{path}: an attribute net for input {ckpt.get('input')} and heads "
-                         f"{ckpt.get('heads')}; this version uses {[INPUT_H, INPUT_W]} and "
-                         f"{heads}")
+    if list(ckpt.get("input", ())) != [INPUT_H, INPUT_W] or ckpt.get("heads") != heads \
+            or ckpt.get("context") != CONTEXT_DIM:
+        raise ValueError(f"{path}: an attribute net for input {ckpt.get('input')}, frame "
+                         f"context {ckpt.get('context')} and heads {ckpt.get('heads')}; this "
+                         f"version uses {[INPUT_H, INPUT_W]}, {CONTEXT_DIM} and {heads}: "
+                         f"retrain it with `raysys pretrain-describer`")
     net = build_net()
     net.load_state_dict({k: v.float() if v.is_floating_point() else v
                          for k, v in ckpt["state_dict"].items()})

@@ -70,6 +70,8 @@ class Describer(Protocol):
     A describer may also offer ``describe_levels(crops, masks, category) -> [full, *more
     general sentences]`` (the colours backend does); Stage 1 then also groups the general
     sentences into expressions (``GroupingConfig.general``). See :func:`describe_levels`.
+    One that reads the whole frame around a crop offers ``frame_context(frame)``; Stage 1
+    then passes ``contexts`` (one per crop) to its ``describe_levels``.
     """
 
     def describe(
@@ -80,12 +82,17 @@ class Describer(Protocol):
 
 def describe_levels(describer, crops: Sequence[np.ndarray],
                     masks: Sequence[np.ndarray] | None = None,
-                    category: str = "person") -> list[str]:
+                    category: str = "person",
+                    contexts: Sequence[np.ndarray] | None = None) -> list[str]:
     """``[full sentence, *more general sentences]`` from any describer: its own
-    ``describe_levels`` when it has one, else ``[describe(...)]`` (no general sentences)."""
+    ``describe_levels`` when it has one, else ``[describe(...)]`` (no general sentences).
+    ``contexts`` (the describer's ``frame_context`` of each crop's frame) reach only a
+    describer that offers ``frame_context``."""
     levels = getattr(describer, "describe_levels", None)
     if callable(levels):
-        out = list(levels(crops, masks, category))
+        extra = {"contexts": contexts} if contexts is not None and \
+            callable(getattr(describer, "frame_context", None)) else {}
+        out = list(levels(crops, masks, category, **extra))
         if not out or not all(isinstance(t, str) for t in out):
             raise TypeError(f"{type(describer).__name__}.describe_levels must return a "
                             f"non-empty list of sentences, got {out!r}")

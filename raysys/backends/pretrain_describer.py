@@ -50,10 +50,12 @@ def _jitter(box: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
 def person_crops(scene_dir: Path, image_root: Path, per_view: int = 8,
                  min_visible: float = 0.4, rng: np.random.Generator | None = None):
     """GT crops of every person of one generated scene: yields ``(person id, attributes,
-    view, crop, mask)``, up to ``per_view`` frames per person and camera (evenly spaced, at
+    view, crop, mask, frame context)`` (:func:`~raysys.backends.attribute_net.frame_context`
+    of the crop's frame), up to ``per_view`` frames per person and camera (evenly spaced, at
     least ``min_visible`` of the person visible); boxes jittered when ``rng`` is given."""
     import pyarrow.parquet as pq
 
+    from raysys.backends.attribute_net import frame_context
     from raysys.io.video import VideoFrames
 
     objects = json.loads((scene_dir / "objects.json").read_text())["objects"]
@@ -71,10 +73,11 @@ def person_crops(scene_dir: Path, image_root: Path, per_view: int = 8,
         video = VideoFrames(scene_dir.name, view, image_root / f"{scene_dir.name}_{view}")
         for frame, rows in _concat(picked).groupby("frame"):
             img = video[video.index_of(int(frame))]
+            ctx = frame_context(img)
             for r in rows.itertuples():
                 box = _jitter(np.array([r.left, r.top, r.width, r.height], float), rng)
                 c, m = crop_box(img, box, _decode_rle(r.rle))
-                yield int(r.id), attrs[int(r.id)], view, c, m
+                yield int(r.id), attrs[int(r.id)], view, c, m, ctx
 
 
 def _concat(frames):
@@ -94,9 +97,9 @@ def _scene_dirs(data: Path):
 
 
 def pretraining_crops(data: Path, per_view: int = 8, seed: int = 0, progress: bool = True
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """``(inputs (N, H, W, 4) uint8, labels (N, heads))`` of every person crop of a generated
-    benchmark (all domains and splits)."""
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(inputs (N, H, W, 4) uint8, labels (N, heads), frame contexts (N, CONTEXT_DIM))``
+    of every person crop of a generated benchmark (all domains and splits)."""
     from tqdm.auto import tqdm
 
     from raysys.backends.attribute_net import labels_of, net_input
@@ -106,19 +109,24 @@ def pretraining_crops(data: Path, per_view: int = 8, seed: int = 0, progress: bo
         raise FileNotFoundError(f"no generated scenes under {data} (make them with "
                                 f"`raysys synth --out {data}`)")
     rng = np.random.default_rng(seed)
-    xs, ys = [], []
+    xs, ys, cs = [], [], []
     for sd, images in tqdm(scenes, desc="describer data", unit="scene", disable=not progress):
-        for _, a, _, c, m in person_crops(sd, images, per_view, rng=rng):
+        for _, a, _, c, m, ctx in person_crops(sd, images, per_view, rng=rng):
             xs.append(net_input(c, m))
             ys.append(labels_of(a))
-    return np.stack(xs), np.stack(ys)
+            cs.append(ctx)
+    if not xs:
+        raise ValueError(f"no person crops in the scenes under {data} (people at least 40% "
+                         f"visible are needed)")
+    return np.stack(xs), np.stack(ys), np.stack(cs)
 
 
-def head_accuracy(net, inputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def head_accuracy(net, inputs: np.ndarray, labels: np.ndarray, contexts: np.ndarray
+                  ) -> dict[str, float]:
     """Per-crop accuracy of each head on labelled crops (rows with label -1 left out)."""
     from raysys.backends.attribute_net import HEADS, predict
 
-    probs = predict(net, inputs)
+    probs = predict(net, inputs, contexts)
     out = {}
     for j, k in enumerate(HEADS):
         ok = labels[:, j] >= 0
@@ -130,22 +138,26 @@ def head_accuracy(net, inputs: np.ndarray, labels: np.ndarray) -> dict[str, floa
 def _cached_crops(out: Path, data: list[Path], per_view: int, seed: int, progress: bool):
     """Crops of every benchmark, kept in ``out/crops-<seed>-<per_view>-<name>.npz`` so that
     a second training on the same data skips reading the videos."""
-    xs, ys = [], []
+    xs, ys, cs = [], [], []
     for d in data:
         cache = out / f"crops-{seed}-{per_view}-{Path(d).resolve().name}.npz"
-        if cache.is_file():
-            with np.load(cache) as z:
-                x, y = z["X"], z["Y"]
+        z = np.load(cache) if cache.is_file() else None
+        if z is not None and {"X", "Y", "C"} <= set(z.files):  # an older cache has no C
+            with z:
+                x, y, c = z["X"], z["Y"], z["C"]
         else:
-            x, y = pretraining_crops(d, per_view, seed, progress)
+            x, y, c = pretraining_crops(d, per_view, seed, progress)
             out.mkdir(parents=True, exist_ok=True)
-            np.savez(cache, X=x, Y=y)
+            tmp = cache.with_name(cache.stem + ".tmp.npz")
+            np.savez(tmp, X=x, Y=y, C=c)
+            tmp.replace(cache)
         xs.append(x)
         ys.append(y)
-    return np.concatenate(xs), np.concatenate(ys)
+        cs.append(c)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(cs)
 
 
-def pretrain_attribute_net(out: Path, data: list[Path], steps: int = 3000, seed: int = 0,
+def pretrain_attribute_net(out: Path, data: list[Path], steps: int = 18000, seed: int = 0,
                            device: str = "cpu", per_view: int = 8, holdout: float = 0.1,
                            progress: bool = True) -> dict:
     """Train on ``data`` (generated benchmarks) and write ``out/attribute_net.pt``; returns
@@ -155,18 +167,19 @@ def pretrain_attribute_net(out: Path, data: list[Path], steps: int = 3000, seed:
     from raysys.backends.attribute_net import save_attribute_net, train_attribute_net
 
     t0 = time.perf_counter()
-    X, Y = _cached_crops(Path(out), data, per_view, seed, progress)
+    X, Y, C = _cached_crops(Path(out), data, per_view, seed, progress)
     perm = np.random.default_rng(seed).permutation(len(X))
     n_val = int(round(holdout * len(X)))
     val, tr = perm[:n_val], perm[n_val:]
     t1 = time.perf_counter()
-    net, losses = train_attribute_net(X[tr], Y[tr], steps, seed=seed, device=device,
+    net, losses = train_attribute_net(X[tr], Y[tr], C[tr], steps, seed=seed, device=device,
                                       progress=progress)
     meta = {"data": [str(d) for d in data], "crops": int(len(tr)), "steps": steps,
             "seed": seed, "device": device, "per_view": per_view,
             "loss_first": round(losses[0], 4),
             "loss_last50": round(float(np.mean(losses[-50:])), 4),
-            "crop_accuracy_holdout": head_accuracy(net, X[val], Y[val]) if n_val else {},
+            "crop_accuracy_holdout": head_accuracy(net, X[val], Y[val], C[val]) if n_val
+            else {},
             "seconds_data": round(t1 - t0, 1),
             "seconds_train": round(time.perf_counter() - t1, 1)}
     save_attribute_net(net, Path(out) / "attribute_net.pt", meta)

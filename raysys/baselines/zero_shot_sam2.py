@@ -98,9 +98,10 @@ def describe_trajectories(ids: SceneIdentities, view_dirs: dict[str, Path], desc
     for t, g in zip(ids.tracklets, ids.gids, strict=True):
         by_gid.setdefault(int(g), []).append(t)
     videos: dict[str, VideoFrames] = {}
+    ctx_of = getattr(describer, "frame_context", None)  # a describer that reads the frame
     out = {}
     for g, tls in sorted(by_gid.items()):
-        crops, masks = [], []
+        crops, masks, contexts = [], [], []
         for view, ti, k in sample_crops(tls, max_crops):
             if view not in videos:
                 videos[view] = VideoFrames(ids.scene, view, view_dirs[view])
@@ -109,8 +110,12 @@ def describe_trajectories(ids: SceneIdentities, view_dirs: dict[str, Path], desc
             c, cm = crop(img, t.boxes[k], t.masks[k].decode() if t.masks else None)
             crops.append(c)
             masks.append(cm)
+            if callable(ctx_of):
+                contexts.append(ctx_of(img))
         use_masks = all(m is not None for m in masks)
-        out[g] = describer.describe(crops, masks if use_masks else None, ids.category)
+        extra = {"contexts": contexts} if callable(ctx_of) else {}
+        out[g] = describer.describe(crops, masks if use_masks else None, ids.category,
+                                    **extra)
     return out
 
 

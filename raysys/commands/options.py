@@ -179,11 +179,12 @@ def write_json(path: Path, obj: Any) -> None:
         raise UserError(f"cannot write --json {path}: {e.strerror or e}") from None
 
 
-def generated_data(out: Path, seeds, tag: str, scenes: int | None = None) -> list[Path]:
+def generated_data(out: Path, seeds, tag: str, scenes: int | None = None,
+                   frames: int | None = None) -> list[Path]:
     """``out/data_<seed>`` generated benchmarks of ``seeds`` for a ``pretrain-*`` command
-    (``raysys.synth`` defaults; ``scenes`` per domain and split if given). Generation
-    resumes: a folder an interrupted run left half-rendered is completed, never taken as
-    done."""
+    (``raysys.synth`` defaults; ``scenes`` per domain and split and ``frames`` per view if
+    given). Generation resumes: a folder an interrupted run left half-rendered is
+    completed, never taken as done."""
     import dataclasses
     import logging
 
@@ -194,7 +195,11 @@ def generated_data(out: Path, seeds, tag: str, scenes: int | None = None) -> lis
         d = Path(out) / f"data_{seed}"
         logging.getLogger(__name__).info("[%s] scenes of seed %d -> %s", tag, seed, d)
         cfg = SynthConfig(seed=seed)
-        generate(cfg if scenes is None else dataclasses.replace(cfg, scenes=scenes), d)
+        if scenes is not None:
+            cfg = dataclasses.replace(cfg, scenes=scenes)
+        if frames is not None:
+            cfg = dataclasses.replace(cfg, frames=frames)
+        generate(cfg, d)
         out_dirs.append(d)
     return out_dirs
 

@@ -21,13 +21,13 @@ from raysys.commands.options import add_pretrain_options, generated_data
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_pretrain_options(p, "4000-4003", 3000)
+    add_pretrain_options(p, "4010-4080 (16 frames each)", 18000)
     p.add_argument("--per-view", type=int, default=8,
                    help="crops per person and camera (default 8)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from raysys.backends.attribute_net import PRETRAIN_SEEDS
+    from raysys.backends.attribute_net import PRETRAIN_FRAMES, PRETRAIN_SEEDS
     from raysys.backends.pretrain_describer import pretrain_attribute_net
 
     if args.threads:
@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     data = args.data
     if not data:
-        data = generated_data(args.out, PRETRAIN_SEEDS, "pretrain-describer")
+        data = generated_data(args.out, PRETRAIN_SEEDS, "pretrain-describer",
+                              frames=PRETRAIN_FRAMES)
     meta = pretrain_attribute_net(args.out, data, steps=args.steps, seed=args.seed,
                                   device=args.device, per_view=args.per_view)
     print(json.dumps(meta, indent=2))

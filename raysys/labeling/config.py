@@ -33,7 +33,7 @@ class LabelConfig:
     tracker_options: dict = field(default_factory=dict)  # e.g. {"checkpoint": "sam3.pt"}
     reid: str = "stripes"  # ReID backend: stripes | osnet
     reid_options: dict = field(default_factory=dict)  # e.g. {"checkpoint": "osnet.pth"}
-    describer: str = "colours"  # describer backend: colours | attributes | hf-vlm | vllm
+    describer: str = "attributes"  # describer backend: attributes | colours | hf-vlm | vllm
     describer_options: dict = field(default_factory=dict)
     text: str = "minilm"  # text embedder spec: minilm | hf:/path | random:roberta-base
     device: str = "cpu"  # device of the models inside actors ("cuda" on GPU nodes)

@@ -60,21 +60,27 @@ def describe_stage_file(stage_file: Path, view_dirs: dict[str, str], describer, 
             need.setdefault((view, int(by_gid[g][ti].frames[k])), []).append((g, ti, k))
     crops: dict[int, list] = {g: [] for g in gids}
     masks: dict[int, list] = {g: [] for g in gids}
+    ctx_of = getattr(describer, "frame_context", None)  # a describer that reads the frame
+    contexts: dict[int, list] | None = {g: [] for g in gids} if callable(ctx_of) else None
     videos: dict[str, VideoFrames] = {}
     scene = rows[0][1].scene if rows else ""
     for (view, frame), items in sorted(need.items()):
         if view not in videos:
             videos[view] = VideoFrames(scene, view, view_dirs[view])
         img = videos[view][videos[view].index_of(frame)]
+        ctx = ctx_of(img) if contexts is not None else None
         for g, ti, k in items:
             t = by_gid[g][ti]
             m = t.masks[k].decode() if t.masks else None
             c, cm = crop(img, t.boxes[k], m)
             crops[g].append(c)
             masks[g].append(cm)
+            if contexts is not None:
+                contexts[g].append(ctx)
     cats = [by_gid[g][0].category for g in gids]
     levels = [describe_levels(describer, crops[g],
-                              masks[g] if all(m is not None for m in masks[g]) else None, c)
+                              masks[g] if all(m is not None for m in masks[g]) else None, c,
+                              contexts[g] if contexts is not None else None)
               for g, c in zip(gids, cats, strict=True)]
     texts = [lv[0] for lv in levels]
     emb = embedder.embed(texts) if texts else np.zeros((0, 1), np.float32)

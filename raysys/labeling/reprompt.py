@@ -13,7 +13,12 @@ Then duplicate identities are resolved. "Tracked" boxes below are those of the
 identity's own tracklets, the others were re-propagated:
 
 1. identities whose tracked boxes coincide in a view, or one re-prompted onto the
-   other's tracked boxes, are merged when they never clash;
+   other's tracked boxes, are merged when they never clash. In a view the identity was
+   seeded in (it had no tracklet there), its seed was taken from the other identity's
+   tracklet by appearance alone, which association had judged not enough:
+   ``seeded_merge="mutual"`` merges on such a landing only when each identity's seeded
+   track lands on the other's tracked boxes ("never": not at all; "always", the default,
+   like a landing in a tracked view);
 2. re-propagated boxes left on another identity's box are dropped;
 3. identities then seen in fewer than ``min_views`` views (capped at the scene's view
    count) have no cross-view support and are dropped, unless the tracker was confident
@@ -52,6 +57,15 @@ class RepromptConfig:
     min_views: int = 2  # identities seen in fewer views at the end are dropped (1: keep)
     keep_score: float | None = 0.6  # ... unless their tracked boxes' mean score is >= this
     #                                (None: dropped whatever their score)
+    seeded_merge: str = "always"  # a track seeded in a view the identity had no tracklet
+    #    in, landing on another identity's tracked boxes, merges the two: "always", only
+    #    when the other's seeded track lands on this one's too ("mutual"), or "never"
+    #    ("mutual": mixed on three splits, docs/stage1.md#re-prompting)
+
+    def __post_init__(self) -> None:
+        if self.seeded_merge not in ("always", "mutual", "never"):
+            raise ValueError(f"reprompt.seeded_merge must be 'always', 'mutual' or 'never', "
+                             f"got {self.seeded_merge!r}")
 
 
 def prototype(embeddings: np.ndarray) -> np.ndarray:
@@ -239,13 +253,21 @@ def _merge_duplicates(out: dict[int, dict[str, Tracklet]],
             if ra == rb:
                 continue
             same, a_on_b, b_on_a, clash = False, False, False, False
+            a_seeded, b_seeded = False, False  # landings of tracks seeded in views missed
             for v in set(out[ra]) & set(out[rb]):
                 r = _compare(out[ra][v], out[rb][v], original_frames.get((ra, v), set()),
                              original_frames.get((rb, v), set()), cfg)
-                same, a_on_b = same or r[0], a_on_b or r[1]
-                b_on_a, clash = b_on_a or r[2], clash or r[3]
+                tracked_a, tracked_b = bool(original_frames.get((ra, v))), \
+                    bool(original_frames.get((rb, v)))
+                same, clash = same or r[0], clash or r[3]
+                a_on_b, a_seeded = a_on_b or (r[1] and tracked_a), a_seeded or \
+                    (r[1] and not tracked_a)
+                b_on_a, b_seeded = b_on_a or (r[2] and tracked_b), b_seeded or \
+                    (r[2] and not tracked_b)
+            seeded = {"always": a_seeded or b_seeded, "mutual": a_seeded and b_seeded,
+                      "never": False}[cfg.seeded_merge]
             # tracked boxes that coincide, or one re-prompted onto the other's tracked boxes
-            same = same or a_on_b or b_on_a
+            same = same or a_on_b or b_on_a or seeded
             if same and not clash:
                 for v, t in out[rb].items():
                     orig_a = original_frames.get((ra, v), set())

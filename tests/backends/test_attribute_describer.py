@@ -14,11 +14,13 @@ from raysys.backends.attribute_describer import (
     phrase,
 )
 from raysys.backends.attribute_net import (
+    CONTEXT_DIM,
     EMBEDDED_PATH,
     HEADS,
     INPUT_H,
     INPUT_W,
     build_net,
+    frame_context,
     labels_of,
     load_attribute_net,
     net_input,
@@ -43,6 +45,15 @@ def test_forward_shapes_and_probabilities():
     p = predict(net, crops)
     for k in HEADS:
         assert np.allclose(p[k].sum(1), 1.0, atol=1e-5)
+    # the frame context reaches the net: a brighter frame changes what it says
+    dark = frame_context(np.full((90, 160, 3), 40, np.uint8))
+    bright = frame_context(np.full((90, 160, 3), 220, np.uint8))
+    assert dark.shape == (CONTEXT_DIM,) and np.allclose(dark, 40 / 255, atol=1e-3)
+    pd, pb = predict(net, crops, np.stack([dark, dark])), predict(net, crops,
+                                                                  np.stack([bright, bright]))
+    assert not np.allclose(pd["top"], pb["top"])
+    with pytest.raises(ValueError, match="frame context per crop"):
+        predict(net, crops, dark[None])
 
 
 def test_labels_of_ignores_colours_of_absent_objects():
@@ -64,6 +75,7 @@ def test_weights_round_trip_without_pickle(tmp_path):
     path = save_attribute_net(net, tmp_path / "a.pt", {"steps": 1})
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     assert ckpt["meta"] == {"steps": 1} and ckpt["input"] == [INPUT_H, INPUT_W]
+    assert ckpt["context"] == CONTEXT_DIM
     loaded, meta = load_attribute_net(path)
     x = np.random.default_rng(0).integers(0, 255, (2, INPUT_H, INPUT_W, 4), dtype=np.uint8)
     a, b = predict(net, x), predict(loaded, x)
@@ -73,6 +85,10 @@ def test_weights_round_trip_without_pickle(tmp_path):
     assert shipped["meta"]["steps"] > 0 and shipped["meta"]["data"]
     with pytest.raises(FileNotFoundError, match="pretrain-describer"):
         load_attribute_net(tmp_path / "missing.pt")
+    old = dict(ckpt, context=None)  # weights of the version without the frame context
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="retrain it"):
+        load_attribute_net(tmp_path / "old.pt")
 
 
 def _probs(n: int, **peaks: tuple[str, float]) -> dict[str, np.ndarray]:
@@ -131,23 +147,24 @@ def test_describer_end_to_end_on_a_tiny_scene(tmp_path):
     from raysys.labeling.config import LabelConfig
     from raysys.synth import SynthConfig, generate
 
-    assert LabelConfig().describer == "colours"  # attributes: an option (docs/stage1.md)
+    assert LabelConfig().describer == "attributes"  # the default (docs/stage1.md)
     generate(SynthConfig(seed=7, scenes=1, views=2, frames=8, people=5, splits=("test",),
                          domains=("In-domain",)), tmp_path)
     d = DESCRIBER_BACKENDS.build("attributes", min_confidence=0.5)
     assert isinstance(d, AttributeDescriber)
     per: dict[int, tuple[dict, list, list]] = {}
     scene = next((tmp_path / "In-domain" / "meta" / "test").iterdir())
-    for gid, a, _, c, m in person_crops(scene, tmp_path / "In-domain" / "images" / "test",
-                                        per_view=4):
-        per.setdefault(gid, (a, [], []))[1].append(c)
+    for gid, a, _, c, m, ctx in person_crops(scene, tmp_path / "In-domain" / "images" / "test",
+                                             per_view=4):
+        per.setdefault(gid, (a, [], [], []))[1].append(c)
         per[gid][2].append(m)
+        per[gid][3].append(ctx)
     assert per
     right = 0
-    for a, crops, masks in per.values():
-        levels = d.describe_levels(crops, masks, "person")
+    for a, crops, masks, ctx in per.values():
+        levels = d.describe_levels(crops, masks, "person", ctx)
         assert levels[0].startswith("A person") and len(set(levels)) == len(levels)
-        attrs = d.describe_attributes(crops, masks, "person")
+        attrs = d.describe_attributes(crops, masks, "person", ctx)
         right += attrs["top"] == a["top"]
         assert 0 < attrs["confidence"]["top"] <= 1
     assert right >= 0.6 * len(per)
@@ -179,3 +196,29 @@ def test_pretrain_describer_command_writes_loadable_weights(tmp_path, capsys):
     assert main(["pretrain-describer", "--out", str(out), "--data",
                  str(tmp_path / "empty")]) == 2
     assert "no generated scenes" in capsys.readouterr().err
+
+
+def test_frame_contexts_reach_only_a_describer_that_reads_frames():
+    """Stage 1's wrapper passes the frame contexts to a describer offering
+    ``frame_context`` and never to one without it (whose signature has no such argument)."""
+    from raysys.backends.describer import describe_levels
+
+    seen = {}
+
+    class Reads:
+        def frame_context(self, frame):
+            return frame.mean((0, 1))
+
+        def describe_levels(self, crops, masks, category, contexts=None):
+            seen["contexts"] = contexts
+            return ["A person"]
+
+    class Plain:
+        def describe_levels(self, crops, masks, category):
+            return ["A person wearing a red coat"]
+
+    crops = [np.zeros((20, 10, 3), np.uint8)]
+    ctx = [np.ones(CONTEXT_DIM, np.float32)]
+    assert describe_levels(Reads(), crops, None, "person", ctx) == ["A person"]
+    assert seen["contexts"] is ctx
+    assert describe_levels(Plain(), crops, None, "person", ctx)[0].endswith("red coat")

@@ -193,3 +193,29 @@ def test_reprompted_boxes_on_another_identity_track_are_dropped():
     where = sorted(sorted((v, int(t.boxes[0, 0])) for v, t in per.items())
                    for per in out.values())
     assert where == [[("View1", 1), ("View3", 1)], [("View2", 31), ("View3", 31)]]
+
+
+def test_a_one_sided_landing_in_a_seeded_view_merges_only_when_asked():
+    # A (identity 1) is tracked in View1 only; B (identity 2) in View2 and View3. A is
+    # seeded into View2 from B's tracklet there (close enough to A's prototype) and so
+    # lands on B's tracked boxes; B is not close enough to A to be seeded into View1. The
+    # landing is by construction: "mutual" (and "never") keep A apart, "always" (the
+    # default) merges the two.
+    import pytest
+
+    f = list(range(1, 9))
+    a1 = _tracklet("View1", 1, f, 0, score=0.9)
+    b2, b3 = _tracklet("View2", 2, f, 30), _tracklet("View3", 2, f, 30)
+    tl = [a1, b2, b3]
+    fe, emb = _embs(tl, [[1, 0], [0.7, 0.714], [-0.3, 0.95]])
+    assert emb[1] @ emb[0] >= 0.5 > emb[0] @ prototype(emb[1:])
+    world = {"View1": [a1], "View2": [b2], "View3": [b3]}
+    gids = np.array([1, 2, 2])
+    for rule in ("mutual", "never"):
+        out = reprompt_scene(tl, fe, emb, gids, _world_repropagate(world),
+                             RepromptConfig(seeded_merge=rule))
+        assert sorted(sorted(per) for per in out.values()) == [["View1"], ["View2", "View3"]]
+    out = reprompt_scene(tl, fe, emb, gids, _world_repropagate(world))
+    assert [sorted(per) for per in out.values()] == [["View1", "View2", "View3"]]
+    with pytest.raises(ValueError, match="seeded_merge"):
+        RepromptConfig(seeded_merge="sometimes")
