@@ -1,24 +1,21 @@
 """Attribute descriptions of cross-view trajectories (paper §3.2, MLLM step).
 
-A :class:`Describer` turns crops of one trajectory (sampled across views and frames) into
-one attribute sentence in CRTrack's style; sentences are later embedded and grouped into
-referring expressions.
+A :class:`Describer` turns crops of one trajectory (across views and frames) into one
+attribute sentence in CRTrack's style, later embedded and grouped into expressions.
 
 Backends (``DESCRIBER_BACKENDS``):
 
-* ``"colours"`` (default, no weights at all): :class:`~raysys.backends.colours.ColourDescriber`.
-* ``"attributes"``: :class:`~raysys.backends.attribute_describer.AttributeDescriber`,
-  the embedded attribute net (shipped weights, pre-trained on generated scenes of its own
-  seeds) averaged over the trajectory's crops, with a confidence per attribute.
+* ``"attributes"`` (default): :class:`~raysys.backends.attribute_describer.AttributeDescriber`,
+  the embedded attribute net (shipped weights) over the trajectory's crops and frames.
+* ``"colours"`` (no weights at all): :class:`~raysys.backends.colours.ColourDescriber`.
 * ``"hf-vlm"``: any local transformers vision-language model directory (e.g. Qwen3-VL).
 * ``"vllm"``: Qwen3-VL (or another VLM) served by vLLM - an optional extra for GPU nodes.
 
 The paper (§3.2.2) asks Qwen3-VL-8B for "attribute-centric descriptions ... capturing
-appearance cues such as color, clothing, and accessories" and prints no prompt text, in
-the body or the appendix; :func:`build_prompt` asks for exactly those cues, in CRTrack's
-sentence style. A model's answer is checked by :func:`parse_description`: an answer that
-is no attribute sentence (empty, garbled, naming no attribute) is a
-:class:`DescriptionParseError`, raised or recorded as the backend's ``on_parse_error`` says.
+appearance cues such as color, clothing, and accessories" and prints no prompt text;
+:func:`build_prompt` asks for those cues in CRTrack's sentence style. A model's answer
+that is no attribute sentence (:func:`parse_description`: empty, garbled, naming no
+attribute) is a :class:`DescriptionParseError`, raised or recorded (``on_parse_error``).
 """
 
 from __future__ import annotations
@@ -69,9 +66,8 @@ class Describer(Protocol):
 
     A describer may also offer ``describe_levels(crops, masks, category) -> [full, *more
     general sentences]`` (the colours backend does); Stage 1 then also groups the general
-    sentences into expressions (``GroupingConfig.general``). See :func:`describe_levels`.
-    One that reads the whole frame around a crop offers ``frame_context(frame)``; Stage 1
-    then passes ``contexts`` (one per crop) to its ``describe_levels``.
+    sentences into expressions (``GroupingConfig.general``). See :func:`describe_levels`,
+    also for ``frame_context(frame)``, offered by a describer that reads the whole frame.
     """
 
     def describe(
@@ -81,18 +77,16 @@ class Describer(Protocol):
 
 
 def describe_levels(describer, crops: Sequence[np.ndarray],
-                    masks: Sequence[np.ndarray] | None = None,
-                    category: str = "person",
+                    masks: Sequence[np.ndarray] | None = None, category: str = "person",
                     contexts: Sequence[np.ndarray] | None = None) -> list[str]:
     """``[full sentence, *more general sentences]`` from any describer: its own
     ``describe_levels`` when it has one, else ``[describe(...)]`` (no general sentences).
-    ``contexts`` (the describer's ``frame_context`` of each crop's frame) reach only a
-    describer that offers ``frame_context``."""
+    ``contexts`` (its ``frame_context`` of each crop's frame) reach only a describer with
+    ``frame_context``."""
     levels = getattr(describer, "describe_levels", None)
     if callable(levels):
-        extra = {"contexts": contexts} if contexts is not None and \
-            callable(getattr(describer, "frame_context", None)) else {}
-        out = list(levels(crops, masks, category, **extra))
+        reads = contexts is not None and callable(getattr(describer, "frame_context", None))
+        out = list(levels(crops, masks, category, **({"contexts": contexts} if reads else {})))
         if not out or not all(isinstance(t, str) for t in out):
             raise TypeError(f"{type(describer).__name__}.describe_levels must return a "
                             f"non-empty list of sentences, got {out!r}")
