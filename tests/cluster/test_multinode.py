@@ -114,12 +114,20 @@ class _Cluster:
         self.add_worker()
 
     def submit(self, job: str, *args: str) -> str:
-        """``ray job submit --no-wait`` of ``python jobs/<job>.py args``; the job id."""
-        r = subprocess.run(
-            [str(RAY), "job", "submit", "--address", self.address, "--no-wait",
-             "--working-dir", str(ROOT), "--", "python", f"jobs/{job}.py", *args],
-            capture_output=True, text=True, timeout=120, cwd=ROOT,
-            env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+        """``ray job submit --no-wait`` of ``python jobs/<job>.py args``; the job id. The
+        head's job agent may not be up yet on a loaded machine ("No available agent to
+        submit job, please try again later", seen in CI): tried again for up to 90 s."""
+        deadline = time.monotonic() + 90
+        while True:
+            r = subprocess.run(
+                [str(RAY), "job", "submit", "--address", self.address, "--no-wait",
+                 "--working-dir", str(ROOT), "--", "python", f"jobs/{job}.py", *args],
+                capture_output=True, text=True, timeout=120, cwd=ROOT,
+                env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+            if r.returncode == 0 or "No available agent" not in r.stdout + r.stderr \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(3)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         m = re.search(r"Job '([^']+)' submitted successfully", r.stdout + r.stderr)
         assert m, r.stdout[-2000:] + r.stderr[-2000:]
