@@ -141,11 +141,12 @@ def _cached_crops(out: Path, data: list[Path], per_view: int, seed: int, progres
     xs, ys, cs = [], [], []
     for d in data:
         cache = out / f"crops-{seed}-{per_view}-{Path(d).resolve().name}.npz"
-        z = np.load(cache) if cache.is_file() else None
-        if z is not None and {"X", "Y", "C"} <= set(z.files):  # an older cache has no C
-            with z:
-                x, y, c = z["X"], z["Y"], z["C"]
-        else:
+        x = None
+        if cache.is_file():
+            with np.load(cache) as z:
+                if {"X", "Y", "C"} <= set(z.files):  # an older cache has no C: redone
+                    x, y, c = z["X"], z["Y"], z["C"]
+        if x is None:
             x, y, c = pretraining_crops(d, per_view, seed, progress)
             out.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_name(cache.stem + ".tmp.npz")
