@@ -13,7 +13,7 @@ on a bicycle, else "cap"); ``bag colour`` is scored on people with a bag. Prints
 the accuracies (per describer) and the most frequent confusions:
 
     .venv/bin/python benchmarks/quality/describer.py [--seeds 0 1 2 3 4] [--data D1 D2 ...]
-        [--describers attributes colours]
+        [--describers attributes colours] [--min-confidence 0.3 0.5]
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _truth(gt: dict) -> dict:
 
 def _said(name: str, a: dict) -> dict:
     """What a describer's attributes say, in the scored keys."""
-    if name == "colours":
+    if name.startswith("colours"):
         hw = a.get("headwear")
         return {"top": a["top"], "bottom": a["bottom"], "shoes": None,
                 "headwear": f"{hw} {'helmet' if a['bicycle'] else 'cap'}" if hw else None,
@@ -90,10 +90,10 @@ def _said(name: str, a: dict) -> dict:
             "bicycle": bool(a["bicycle"])}
 
 
-def _build(name: str):
+def _build(name: str, **options):
     from raysys.backends import DESCRIBER_BACKENDS
 
-    return DESCRIBER_BACKENDS.build(name)
+    return DESCRIBER_BACKENDS.build(name, **options)
 
 
 def _score(describers: dict, gt: dict, crops, masks, views, contexts, hits,
@@ -126,9 +126,14 @@ def main() -> None:
                     help="existing benchmarks (their In-domain test split) instead of seeds")
     ap.add_argument("--describers", nargs="+", default=["attributes", "colours"],
                     help="describer backends to score (default: attributes colours)")
+    ap.add_argument("--min-confidence", type=float, nargs="+", default=[],
+                    help="also score the attributes describer at these thresholds (how its "
+                         "default was chosen, on seeds no report scores)")
     ap.add_argument("--json", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
     describers = {name: _build(name) for name in args.describers}
+    for t in args.min_confidence:
+        describers[f"attributes, min_confidence {t}"] = _build("attributes", min_confidence=t)
     hits: dict[str, dict[str, list[int]]] = {}
     confusions: dict[str, Counter] = {}
     t0 = time.perf_counter()

@@ -30,16 +30,29 @@ def descriptions_path(out: Path, scene: str, stage: str) -> Path:
 
 
 def sample_crops(tracklets, max_crops: int) -> list[tuple[str, int, int]]:
-    """(view, tracklet index, frame index) samples spread evenly over views and time."""
-    per = max(1, max_crops // max(1, len(tracklets)))
+    """(view, tracklet index, frame index) samples of one trajectory, spread evenly over
+    its views and over time within each view.
+
+    Each view gets an equal share of ``max_crops`` (however many tracklets the view's
+    track is split into, so that one person is read alike at every stage); within a view,
+    the most confident, largest boxes (they show the attributes best; the best third of
+    them, at least the share) are sampled evenly in time."""
+    views = sorted({t.view for t in tracklets})
+    if not views or max_crops <= 0:
+        return []
     out = []
-    for ti, t in enumerate(tracklets):
-        # prefer confident, large boxes: they show the attributes best
-        area = t.boxes[:, 2] * t.boxes[:, 3] * np.maximum(t.scores, 0.1)
-        cand = np.argsort(-area)[: max(per * 3, per)]
-        pick = np.sort(cand)[np.linspace(0, len(cand) - 1, min(per, len(cand))).astype(int)]
-        out += [(t.view, ti, int(k)) for k in np.unique(pick)]
-    return out[:max_crops] if len(out) > max_crops else out
+    for i, view in enumerate(views):
+        share = max_crops // len(views) + (i < max_crops % len(views))
+        if share <= 0:
+            continue
+        cand = [(int(t.frames[k]), ti, k,
+                 float(t.boxes[k, 2] * t.boxes[k, 3] * max(float(t.scores[k]), 0.1)))
+                for ti, t in enumerate(tracklets) if t.view == view for k in range(len(t))]
+        best = sorted(cand, key=lambda c: -c[3])[: max(share, len(cand) // 3)]
+        best.sort()  # in time
+        pick = np.unique(np.linspace(0, len(best) - 1, min(share, len(best))).round().astype(int))
+        out += [(view, best[j][1], best[j][2]) for j in pick.tolist()]
+    return out
 
 
 def describe_stage_file(stage_file: Path, view_dirs: dict[str, str], describer, embedder,

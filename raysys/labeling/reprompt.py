@@ -32,6 +32,7 @@ direction) -> Tracklet`` so that a scene actor can call tracker actors back.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,6 +40,8 @@ import numpy as np
 
 from raysys.eval.pairs import iou_xywh
 from raysys.types import MaskRLE, Tracklet
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["RepromptConfig", "prototype", "choose_seed", "reprompt_scene"]
 
@@ -61,6 +64,8 @@ class RepromptConfig:
     #    in, landing on another identity's tracked boxes, merges the two: "always", only
     #    when the other's seeded track lands on this one's too ("mutual"), or "never"
     #    ("mutual": mixed on three splits, docs/stage1.md#re-prompting)
+    merge_similarity: float | None = None  # merge two identities only when their
+    #    prototypes (Eq. 2) are at least this close (cosine); None: no appearance check
 
     def __post_init__(self) -> None:
         if self.seeded_merge not in ("always", "mutual", "never"):
@@ -176,7 +181,9 @@ def reprompt_scene(
                                        0)
             original_frames[(g, v)] = set()
     need = min(max(1, cfg.min_views), len(all_views))  # a one-view scene keeps all
-    out = _merge_duplicates(out, original_frames, cfg)
+    protos = {g: (prototype(emb[gids == g]), int((gids == g).sum()))
+              for g in np.unique(gids).tolist()}
+    out = _merge_duplicates(out, original_frames, cfg, protos)
     _drop_claimed_frames(out, original_frames, cfg)
     kept = [g for g in sorted(out) if len(out[g]) >= need
             or _tracked_score(out[g], original_frames, g) >= _inf(cfg.keep_score)]
@@ -231,7 +238,8 @@ def _drop_claimed_frames(out, original_frames, cfg: RepromptConfig) -> None:
 
 def _merge_duplicates(out: dict[int, dict[str, Tracklet]],
                       original_frames: dict[tuple[int, str], set[int]],
-                      cfg: RepromptConfig) -> dict[int, dict[str, Tracklet]]:
+                      cfg: RepromptConfig, protos: dict | None = None
+                      ) -> dict[int, dict[str, Tracklet]]:
     """Merge identities that are one object: their tracked boxes coincide in some view,
     or one was re-prompted onto the other's tracked boxes, and they never clash (see
     :func:`_compare`).
@@ -268,6 +276,11 @@ def _merge_duplicates(out: dict[int, dict[str, Tracklet]],
                       "never": False}[cfg.seeded_merge]
             # tracked boxes that coincide, or one re-prompted onto the other's tracked boxes
             same = same or a_on_b or b_on_a or seeded
+            if same and not clash and protos is not None:
+                sim = float(protos[ra][0] @ protos[rb][0])
+                _log.debug("merge candidate %s + %s: cosine %.3f", ra, rb, sim)
+                if cfg.merge_similarity is not None and sim < cfg.merge_similarity:
+                    continue
             if same and not clash:
                 for v, t in out[rb].items():
                     orig_a = original_frames.get((ra, v), set())
@@ -285,6 +298,10 @@ def _merge_duplicates(out: dict[int, dict[str, Tracklet]],
                     original_frames[(ra, v)] = orig_a | orig_b
                 out[rb] = {}
                 parent[rb] = ra
+                if protos is not None:  # the merged identity's prototype (Eq. 2)
+                    (pa, na), (pb, nb) = protos[ra], protos[rb]
+                    p = pa * na + pb * nb
+                    protos[ra] = (p / max(np.linalg.norm(p), 1e-12), na + nb)
     return {g: out[g] for g in gs if out[g]}
 
 

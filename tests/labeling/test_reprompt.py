@@ -219,3 +219,25 @@ def test_a_one_sided_landing_in_a_seeded_view_merges_only_when_asked():
     assert [sorted(per) for per in out.values()] == [["View1", "View2", "View3"]]
     with pytest.raises(ValueError, match="seeded_merge"):
         RepromptConfig(seeded_merge="sometimes")
+
+
+def test_merge_similarity_keeps_apart_identities_that_do_not_look_alike():
+    # the one-sided landing above merges A into B by default; with an appearance check
+    # (merge_similarity) it does not: A's and B's prototypes (Eq. 2) are far apart. A person
+    # whom association split (prototypes close) is still merged under the same check.
+    f = list(range(1, 9))
+    a1 = _tracklet("View1", 1, f, 0, score=0.9)
+    b2, b3 = _tracklet("View2", 2, f, 30), _tracklet("View3", 2, f, 30)
+    tl = [a1, b2, b3]
+    fe, emb = _embs(tl, [[1, 0], [0.7, 0.714], [-0.3, 0.95]])
+    assert prototype(emb[:1]) @ prototype(emb[1:]) < 0.75
+    world = {"View1": [a1], "View2": [b2], "View3": [b3]}
+    out = reprompt_scene(tl, fe, emb, np.array([1, 2, 2]), _world_repropagate(world),
+                         RepromptConfig(merge_similarity=0.75))
+    assert sorted(sorted(per) for per in out.values()) == [["View1"], ["View2", "View3"]]
+    tl = [_tracklet(v, 1, f, 0) for v in ("View1", "View2", "View3")]
+    fe, emb = _embs(tl, [[1, 0.1], [1, 0.0], [1, 0.3]])
+    out = reprompt_scene(tl, fe, emb, np.array([1, 1, 2]),
+                         _world_repropagate({t.view: [t] for t in tl}),
+                         RepromptConfig(merge_similarity=0.75))
+    assert [sorted(per) for per in out.values()] == [["View1", "View2", "View3"]]
