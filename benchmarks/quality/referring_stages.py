@@ -15,8 +15,10 @@ For every stage it prints, besides the referring CVR-IDF1 of ``raysys quality``:
 
 ``--merges`` adds ``reprompt_gone``: every association identity that re-prompting ended
 (``raysys/labeling/reprompt.py``), with its GT person and where it went: merged into
-another identity (whose boxes then hold most of its boxes; right when both are mostly the
-same GT person) or dropped (``min_views``).
+another identity (both live on in one re-prompt identity, matched by boxes; right when
+both are mostly the same GT person) or dropped (``min_views``). Before 2026-12-05 (stop
+35) identities were matched by number, which re-prompting renumbers: its counts of wrong
+merges were wrong.
 
     .venv/bin/python benchmarks/quality/referring_stages.py --data D --labels L \
         [--split train] [--domain In-domain] [--per-expression] [--merges]
@@ -146,7 +148,14 @@ def analyse(data: Path, labels: Path, domain: str, split: str, per_expression: b
 
 
 def reprompt_gone(data: Path, labels: Path, domain: str, split: str) -> dict:
-    """The association identities that re-prompting merged away or dropped, judged by GT."""
+    """The association identities that re-prompting merged away or dropped, judged by GT.
+
+    Re-prompting renumbers its identities, so they are matched by boxes, not by number:
+    an association identity lives on in the re-prompt identity that holds most of its
+    boxes (IoU >= 0.5 at the same view and frame), if one holds at least half of them, and
+    is dropped otherwise. A re-prompt identity that several association identities live
+    on in merged them: the one with the most boxes is the base, each other one is
+    "merged, right" when its GT person is the base's, else "merged, wrong"."""
     from raysys.eval.pairs import iou_xywh
     from raysys.io.dataset import DatasetLayout
     from raysys.io.gt import load_scene_tracks
@@ -159,34 +168,46 @@ def reprompt_gone(data: Path, labels: Path, domain: str, split: str) -> dict:
         before, after = {}, {}
         for st, by in (("association", before), ("reprompt", after)):
             for g, t in read_stage(stage_path(labels, s, st)):
-                by.setdefault(g, []).append(t)
-        for g in sorted(set(before) - set(after)):
-            if before[g][0].category != "person":
-                continue
-            boxes = {(t.view, f): b for t in before[g]
-                     for f, b in zip(t.frames.tolist(), t.boxes, strict=True)}
-            into = Counter()
-            for h, ts in after.items():
-                for t in ts:
-                    for f, b in zip(t.frames.tolist(), t.boxes, strict=True):
-                        k = (t.view, f)
-                        if k in boxes and iou_xywh(np.asarray(b, float)[None],
-                                                   np.asarray(boxes[k], float)[None])[0] >= 0.5:
+                if t.category == "person":
+                    by.setdefault(g, []).append(t)
+        after_boxes: dict[tuple[str, int], list] = {}
+        for h, ts in after.items():
+            for t in ts:
+                for f, b in zip(t.frames.tolist(), t.boxes, strict=True):
+                    after_boxes.setdefault((t.view, f), []).append((h, np.asarray(b, float)))
+        home, info = {}, {}
+        for g, ts in before.items():
+            into, n = Counter(), 0
+            for t in ts:
+                for f, b in zip(t.frames.tolist(), t.boxes, strict=True):
+                    n += 1
+                    for h, hb in after_boxes.get((t.view, f), ()):
+                        if iou_xywh(np.asarray(b, float)[None], hb[None])[0] >= 0.5:
                             into[h] += 1
-            who, purity = _gt_owner([(t.view, t) for t in before[g]], gt)
-            row = {"scene": s, "identity": g, "gt": who, "purity": round(purity, 2),
-                   "views": sorted({t.view for t in before[g]}), "boxes": len(boxes)}
-            if into and into.most_common(1)[0][1] >= 0.5 * len(boxes):
-                h = into.most_common(1)[0][0]
-                h_who = _gt_owner([(t.view, t) for t in before[h]], gt)[0] if h in before \
-                    else None
-                fate = "merged, right" if who is not None and h_who == who else "merged, wrong"
-                row.update(fate=fate, into=h, into_gt=h_who)
+                            break
+            who, purity = _gt_owner([(t.view, t) for t in ts], gt)
+            info[g] = {"scene": s, "identity": g, "gt": who, "purity": round(purity, 2),
+                       "views": sorted({t.view for t in ts}), "boxes": n}
+            if into and into.most_common(1)[0][1] >= 0.5 * n:
+                home[g] = into.most_common(1)[0][0]
             else:
-                fate = "dropped, a person" if who is not None and purity >= 0.5 else "dropped"
-                row["fate"] = fate
-            counts[fate] += 1
-            rows.append(row)
+                row = {**info[g], "fate": "dropped, a person"
+                       if who is not None and purity >= 0.5 else "dropped"}
+                counts[row["fate"]] += 1
+                rows.append(row)
+        groups: dict[int, list[int]] = {}
+        for g, h in home.items():
+            groups.setdefault(h, []).append(g)
+        for gs in groups.values():
+            base = max(gs, key=lambda g: info[g]["boxes"])
+            for g in gs:
+                if g == base:
+                    continue
+                right = info[g]["gt"] is not None and info[g]["gt"] == info[base]["gt"]
+                row = {**info[g], "fate": "merged, right" if right else "merged, wrong",
+                       "into": base, "into_gt": info[base]["gt"]}
+                counts[row["fate"]] += 1
+                rows.append(row)
     return {"counts": dict(counts), "identities": rows}
 
 

@@ -18,7 +18,9 @@ identity's own tracklets, the others were re-propagated:
    tracklet by appearance alone, which association had judged not enough:
    ``seeded_merge="mutual"`` merges on such a landing only when each identity's seeded
    track lands on the other's tracked boxes ("never": not at all; "always", the default,
-   like a landing in a tracked view);
+   like a landing in a tracked view). Two identities merge only when their prototypes
+   (Eq. 2, of all their tracklets) are at least ``merge_similarity`` close: association
+   judged them apart, so a landing alone is weak evidence;
 2. re-propagated boxes left on another identity's box are dropped;
 3. identities then seen in fewer than ``min_views`` views (capped at the scene's view
    count) have no cross-view support and are dropped, unless the tracker was confident
@@ -64,13 +66,17 @@ class RepromptConfig:
     #    in, landing on another identity's tracked boxes, merges the two: "always", only
     #    when the other's seeded track lands on this one's too ("mutual"), or "never"
     #    ("mutual": mixed on three splits, docs/stage1.md#re-prompting)
-    merge_similarity: float | None = None  # merge two identities only when their
-    #    prototypes (Eq. 2) are at least this close (cosine); None: no appearance check
+    merge_similarity: float | None = 0.8  # merge two identities only when their
+    #    prototypes (Eq. 2) are at least this close (cosine); None: no appearance check.
+    #    0.8: between seed 11's wrong merges (0.58, 0.70) and right ones (0.88, 0.89)
 
     def __post_init__(self) -> None:
         if self.seeded_merge not in ("always", "mutual", "never"):
             raise ValueError(f"reprompt.seeded_merge must be 'always', 'mutual' or 'never', "
                              f"got {self.seeded_merge!r}")
+        if self.merge_similarity is not None and not -1.0 <= self.merge_similarity <= 1.0:
+            raise ValueError(f"reprompt.merge_similarity is a cosine in [-1, 1] (or null: no "
+                             f"appearance check), got {self.merge_similarity!r}")
 
 
 def prototype(embeddings: np.ndarray) -> np.ndarray:
@@ -275,10 +281,13 @@ def _merge_duplicates(out: dict[int, dict[str, Tracklet]],
             seeded = {"always": a_seeded or b_seeded, "mutual": a_seeded and b_seeded,
                       "never": False}[cfg.seeded_merge]
             # tracked boxes that coincide, or one re-prompted onto the other's tracked boxes
+            r_same = same
             same = same or a_on_b or b_on_a or seeded
             if same and not clash and protos is not None:
                 sim = float(protos[ra][0] @ protos[rb][0])
-                _log.debug("merge candidate %s + %s: cosine %.3f", ra, rb, sim)
+                _log.debug("merge candidate %s + %s: cosine %.3f (tracked boxes coincide: "
+                           "%s, landing: %s/%s, seeded landing: %s/%s)", ra, rb, sim, r_same,
+                           a_on_b, b_on_a, a_seeded, b_seeded)
                 if cfg.merge_similarity is not None and sim < cfg.merge_similarity:
                     continue
             if same and not clash:

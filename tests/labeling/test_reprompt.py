@@ -200,7 +200,8 @@ def test_a_one_sided_landing_in_a_seeded_view_merges_only_when_asked():
     # seeded into View2 from B's tracklet there (close enough to A's prototype) and so
     # lands on B's tracked boxes; B is not close enough to A to be seeded into View1. The
     # landing is by construction: "mutual" (and "never") keep A apart, "always" (the
-    # default) merges the two.
+    # default) merges the two when no appearance check stops it (merge_similarity=None;
+    # the default check keeps these two apart, next test).
     import pytest
 
     f = list(range(1, 9))
@@ -213,31 +214,34 @@ def test_a_one_sided_landing_in_a_seeded_view_merges_only_when_asked():
     gids = np.array([1, 2, 2])
     for rule in ("mutual", "never"):
         out = reprompt_scene(tl, fe, emb, gids, _world_repropagate(world),
-                             RepromptConfig(seeded_merge=rule))
+                             RepromptConfig(seeded_merge=rule, merge_similarity=None))
         assert sorted(sorted(per) for per in out.values()) == [["View1"], ["View2", "View3"]]
-    out = reprompt_scene(tl, fe, emb, gids, _world_repropagate(world))
+    out = reprompt_scene(tl, fe, emb, gids, _world_repropagate(world),
+                         RepromptConfig(merge_similarity=None))
     assert [sorted(per) for per in out.values()] == [["View1", "View2", "View3"]]
     with pytest.raises(ValueError, match="seeded_merge"):
         RepromptConfig(seeded_merge="sometimes")
 
 
 def test_merge_similarity_keeps_apart_identities_that_do_not_look_alike():
-    # the one-sided landing above merges A into B by default; with an appearance check
-    # (merge_similarity) it does not: A's and B's prototypes (Eq. 2) are far apart. A person
-    # whom association split (prototypes close) is still merged under the same check.
+    # the one-sided landing above merges A into B without an appearance check; with the
+    # default one (merge_similarity 0.8) it does not: A's and B's prototypes (Eq. 2) are far
+    # apart. A person whom association split (prototypes close) is still merged.
     f = list(range(1, 9))
     a1 = _tracklet("View1", 1, f, 0, score=0.9)
     b2, b3 = _tracklet("View2", 2, f, 30), _tracklet("View3", 2, f, 30)
     tl = [a1, b2, b3]
     fe, emb = _embs(tl, [[1, 0], [0.7, 0.714], [-0.3, 0.95]])
-    assert prototype(emb[:1]) @ prototype(emb[1:]) < 0.75
+    assert prototype(emb[:1]) @ prototype(emb[1:]) < RepromptConfig().merge_similarity
     world = {"View1": [a1], "View2": [b2], "View3": [b3]}
-    out = reprompt_scene(tl, fe, emb, np.array([1, 2, 2]), _world_repropagate(world),
-                         RepromptConfig(merge_similarity=0.75))
+    out = reprompt_scene(tl, fe, emb, np.array([1, 2, 2]), _world_repropagate(world))
     assert sorted(sorted(per) for per in out.values()) == [["View1"], ["View2", "View3"]]
     tl = [_tracklet(v, 1, f, 0) for v in ("View1", "View2", "View3")]
     fe, emb = _embs(tl, [[1, 0.1], [1, 0.0], [1, 0.3]])
     out = reprompt_scene(tl, fe, emb, np.array([1, 1, 2]),
-                         _world_repropagate({t.view: [t] for t in tl}),
-                         RepromptConfig(merge_similarity=0.75))
+                         _world_repropagate({t.view: [t] for t in tl}))
     assert [sorted(per) for per in out.values()] == [["View1", "View2", "View3"]]
+    import pytest
+
+    with pytest.raises(ValueError, match="merge_similarity"):
+        RepromptConfig(merge_similarity=80)
