@@ -6,6 +6,7 @@ exercised in test_concept_tracker.py.
 """
 
 import numpy as np
+import pytest
 
 from raysys.labeling.reprompt import RepromptConfig, choose_seed, prototype, reprompt_scene
 from raysys.types import MaskRLE, Tracklet
@@ -195,15 +196,9 @@ def test_reprompted_boxes_on_another_identity_track_are_dropped():
     assert where == [[("View1", 1), ("View3", 1)], [("View2", 31), ("View3", 31)]]
 
 
-def test_a_one_sided_landing_in_a_seeded_view_merges_only_when_asked():
-    # A (identity 1) is tracked in View1 only; B (identity 2) in View2 and View3. A is
-    # seeded into View2 from B's tracklet there (close enough to A's prototype) and so
-    # lands on B's tracked boxes; B is not close enough to A to be seeded into View1. The
-    # landing is by construction: "mutual" (and "never") keep A apart, "always" (the
-    # default) merges the two when no appearance check stops it (merge_similarity=None;
-    # the default check keeps these two apart, next test).
-    import pytest
-
+def _one_sided_landing():
+    """A (identity 1) tracked in View1 only; B (identity 2) in View2 and View3; A's
+    prototype close enough to B's View2 tracklet to be seeded there, not the reverse."""
     f = list(range(1, 9))
     a1 = _tracklet("View1", 1, f, 0, score=0.9)
     b2, b3 = _tracklet("View2", 2, f, 30), _tracklet("View3", 2, f, 30)
@@ -211,13 +206,21 @@ def test_a_one_sided_landing_in_a_seeded_view_merges_only_when_asked():
     fe, emb = _embs(tl, [[1, 0], [0.7, 0.714], [-0.3, 0.95]])
     assert emb[1] @ emb[0] >= 0.5 > emb[0] @ prototype(emb[1:])
     world = {"View1": [a1], "View2": [b2], "View3": [b3]}
-    gids = np.array([1, 2, 2])
+    return tl, fe, emb, np.array([1, 2, 2]), _world_repropagate(world)
+
+
+def test_a_one_sided_landing_in_a_seeded_view_merges_only_when_asked():
+    # A is seeded into View2 from B's tracklet there and so lands on B's tracked boxes; B
+    # is not close enough to A to be seeded into View1. The landing is by construction:
+    # "mutual" (and "never") keep A apart, "always" (the default) merges the two when no
+    # appearance check stops it (merge_similarity=None; the default check keeps these two
+    # apart, next test).
+    tl, fe, emb, gids, repropagate = _one_sided_landing()
     for rule in ("mutual", "never"):
-        out = reprompt_scene(tl, fe, emb, gids, _world_repropagate(world),
+        out = reprompt_scene(tl, fe, emb, gids, repropagate,
                              RepromptConfig(seeded_merge=rule, merge_similarity=None))
         assert sorted(sorted(per) for per in out.values()) == [["View1"], ["View2", "View3"]]
-    out = reprompt_scene(tl, fe, emb, gids, _world_repropagate(world),
-                         RepromptConfig(merge_similarity=None))
+    out = reprompt_scene(tl, fe, emb, gids, repropagate, RepromptConfig(merge_similarity=None))
     assert [sorted(per) for per in out.values()] == [["View1", "View2", "View3"]]
     with pytest.raises(ValueError, match="seeded_merge"):
         RepromptConfig(seeded_merge="sometimes")
@@ -227,21 +230,15 @@ def test_merge_similarity_keeps_apart_identities_that_do_not_look_alike():
     # the one-sided landing above merges A into B without an appearance check; with the
     # default one (merge_similarity 0.8) it does not: A's and B's prototypes (Eq. 2) are far
     # apart. A person whom association split (prototypes close) is still merged.
-    f = list(range(1, 9))
-    a1 = _tracklet("View1", 1, f, 0, score=0.9)
-    b2, b3 = _tracklet("View2", 2, f, 30), _tracklet("View3", 2, f, 30)
-    tl = [a1, b2, b3]
-    fe, emb = _embs(tl, [[1, 0], [0.7, 0.714], [-0.3, 0.95]])
+    tl, fe, emb, gids, repropagate = _one_sided_landing()
     assert prototype(emb[:1]) @ prototype(emb[1:]) < RepromptConfig().merge_similarity
-    world = {"View1": [a1], "View2": [b2], "View3": [b3]}
-    out = reprompt_scene(tl, fe, emb, np.array([1, 2, 2]), _world_repropagate(world))
+    out = reprompt_scene(tl, fe, emb, gids, repropagate)
     assert sorted(sorted(per) for per in out.values()) == [["View1"], ["View2", "View3"]]
+    f = list(range(1, 9))
     tl = [_tracklet(v, 1, f, 0) for v in ("View1", "View2", "View3")]
     fe, emb = _embs(tl, [[1, 0.1], [1, 0.0], [1, 0.3]])
     out = reprompt_scene(tl, fe, emb, np.array([1, 1, 2]),
                          _world_repropagate({t.view: [t] for t in tl}))
     assert [sorted(per) for per in out.values()] == [["View1", "View2", "View3"]]
-    import pytest
-
     with pytest.raises(ValueError, match="merge_similarity"):
         RepromptConfig(merge_similarity=80)
