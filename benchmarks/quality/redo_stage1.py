@@ -20,14 +20,6 @@ import shutil
 from pathlib import Path
 
 
-def _merge(base: dict, over: dict) -> None:
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _merge(base[k], v)
-        else:
-            base[k] = v
-
-
 def relabel(labels: Path, out: Path, overrides: dict) -> dict:
     """Redo association, re-prompting, descriptions and grouping of ``labels`` into
     ``out`` with ``overrides``; returns the quality report."""
@@ -37,7 +29,7 @@ def relabel(labels: Path, out: Path, overrides: dict) -> dict:
     from raysys.io.dataset import DatasetLayout
     from raysys.labeling.config import LabelConfig
     from raysys.labeling.describe_stage import DescribeUDF, descriptions_path
-    from raysys.labeling.pipeline import _group_and_write
+    from raysys.labeling.pipeline import group_and_write
     from raysys.labeling.quality import quality_report
     from raysys.labeling.scene_stage import SceneLabeler, stage_path
 
@@ -47,9 +39,7 @@ def relabel(labels: Path, out: Path, overrides: dict) -> dict:
         shutil.rmtree(out)
     shutil.copytree(labels, out)
     record = json.loads((labels / "config.json").read_text())
-    cfg_dict = record["label_config"]
-    _merge(cfg_dict, overrides)
-    cfg = from_dict(LabelConfig, cfg_dict)
+    cfg = from_dict(LabelConfig, overrides, base=from_dict(LabelConfig, record["label_config"]))
     record["label_config"] = to_dict(cfg)
     (out / "config.json").write_text(json.dumps(record, indent=2))
     layout = DatasetLayout(Path(record["data"]), record["domain"], record["split"])
@@ -65,7 +55,7 @@ def relabel(labels: Path, out: Path, overrides: dict) -> dict:
             describe({"scene": np.array([s]), "stage": np.array([st]),
                       "stage_file": np.array([str(stage_path(out, s, st))]),
                       "view_dirs": np.array([json.dumps(view_dirs)])})
-    _group_and_write(scenes, views, cfg, out)
+    group_and_write(scenes, views, cfg, out)
     return quality_report(out, layout)
 
 

@@ -41,7 +41,8 @@ from raysys.labeling.scene_stage import STAGES, SceneLabeler, read_stage, stage_
 from raysys.labeling.tracking_stage import TrackEmbedUDF, plan_units, unit_path
 from raysys.runtime import Resources
 
-__all__ = ["LabelingResult", "run_labeling", "check_labeling_inputs", "Loaders"]
+__all__ = ["LabelingResult", "run_labeling", "check_labeling_inputs", "Loaders",
+           "group_and_write"]
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,10 @@ def _describe(units, cfg, out, loaders, res: Resources) -> list[dict]:
     return _map_on_actor_pool(rows, DescribeUDF, cfg, out, loaders.describe, res)
 
 
-def _group_and_write(scenes: list[str], views: dict[str, list[str]], cfg: LabelConfig,
-                     out: Path) -> dict:
+def group_and_write(scenes: list[str], views: dict[str, list[str]], cfg: LabelConfig,
+                    out: Path) -> dict:
+    """Group each stage's descriptions into expressions and write the pseudo labels (the
+    re-prompt stage) of ``out``: the last step of Stage 1, after the describe step."""
     from raysys.io.tables import (
         expressions_to_table,
         read_table,
@@ -239,7 +242,7 @@ def run_labeling(layout: DatasetLayout, out: str | Path, cfg: LabelConfig | None
     _describe(units, cfg, out, loaders, res)
     times["describe_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    written = _group_and_write(sorted(views), views, cfg, out)
+    written = group_and_write(sorted(views), views, cfg, out)
     times["group_write_s"] = time.perf_counter() - t
     n_frames = sum(len(crtrack.list_frames(u["view_dir"])) for u in units
                    if u["category"] == units[0]["category"])

@@ -187,9 +187,8 @@ def reprompt_scene(
                                        0)
             original_frames[(g, v)] = set()
     need = min(max(1, cfg.min_views), len(all_views))  # a one-view scene keeps all
-    protos = {g: (prototype(emb[gids == g]), int((gids == g).sum()))
-              for g in np.unique(gids).tolist()}
-    out = _merge_duplicates(out, original_frames, cfg, protos)
+    members = {g: np.flatnonzero(gids == g) for g in np.unique(gids).tolist()}
+    out = _merge_duplicates(out, original_frames, cfg, emb, members)
     _drop_claimed_frames(out, original_frames, cfg)
     kept = [g for g in sorted(out) if len(out[g]) >= need
             or _tracked_score(out[g], original_frames, g) >= _inf(cfg.keep_score)]
@@ -244,8 +243,8 @@ def _drop_claimed_frames(out, original_frames, cfg: RepromptConfig) -> None:
 
 def _merge_duplicates(out: dict[int, dict[str, Tracklet]],
                       original_frames: dict[tuple[int, str], set[int]],
-                      cfg: RepromptConfig, protos: dict | None = None
-                      ) -> dict[int, dict[str, Tracklet]]:
+                      cfg: RepromptConfig, emb: np.ndarray,
+                      members: dict[int, np.ndarray]) -> dict[int, dict[str, Tracklet]]:
     """Merge identities that are one object: their tracked boxes coincide in some view,
     or one was re-prompted onto the other's tracked boxes, and they never clash (see
     :func:`_compare`).
@@ -283,8 +282,8 @@ def _merge_duplicates(out: dict[int, dict[str, Tracklet]],
             # tracked boxes that coincide, or one re-prompted onto the other's tracked boxes
             r_same = same
             same = same or a_on_b or b_on_a or seeded
-            if same and not clash and protos is not None:
-                sim = float(protos[ra][0] @ protos[rb][0])
+            if same and not clash:  # the two prototypes (Eq. 2) of their tracklets
+                sim = float(prototype(emb[members[ra]]) @ prototype(emb[members[rb]]))
                 _log.debug("merge candidate %s + %s: cosine %.3f (tracked boxes coincide: "
                            "%s, landing: %s/%s, seeded landing: %s/%s)", ra, rb, sim, r_same,
                            a_on_b, b_on_a, a_seeded, b_seeded)
@@ -307,10 +306,7 @@ def _merge_duplicates(out: dict[int, dict[str, Tracklet]],
                     original_frames[(ra, v)] = orig_a | orig_b
                 out[rb] = {}
                 parent[rb] = ra
-                if protos is not None:  # the merged identity's prototype (Eq. 2)
-                    (pa, na), (pb, nb) = protos[ra], protos[rb]
-                    p = pa * na + pb * nb
-                    protos[ra] = (p / max(np.linalg.norm(p), 1e-12), na + nb)
+                members[ra] = np.concatenate([members[ra], members[rb]])
     return {g: out[g] for g in gs if out[g]}
 
 
