@@ -6,10 +6,12 @@ chosen by Ray Serve's consistent-hash router on the stream id (its session id), 
 stream stays with the replica that holds its tracker. A replica that died or is gone is
 retried until the request timeout: the router then picks another, which restores the
 stream from the store. A client may pipeline a stream (several frame sets in flight): the
-ingress parses and decodes them as they come, and hands them to the replica one at a
-time, in seq order. So the network, parsing and decoding of the next frame sets overlap
-the tracking of this one, and a replica's request slots never hold a frame set that waits
-for another. Every refusal is ``{"error": code, "detail": ...}`` with a 4xx.
+ingress parses and decodes them as they come and queues them; one call at a time per
+stream goes to the replica, in seq order, carrying every consecutive frame set queued by
+then. So the network, parsing and decoding of the next frame sets overlap the tracking of
+this one, the replica gets them without a round trip each, and a replica's request slots
+never hold a frame set that waits for another. Every refusal is ``{"error": code,
+"detail": ...}`` with a 4xx.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class Ingress:
         self.codes: Counter = Counter()
         self.t0 = time.time()
         self.done: OrderedDict[str, int] = OrderedDict()  # stream -> last seq answered
+        self.pending: dict[str, dict] = {}  # stream -> seq -> (images, came, futures)
+        self.pumps: dict[str, asyncio.Task] = {}  # stream -> its pump
         self.order = asyncio.Condition()
 
     async def __call__(self, request):
@@ -112,38 +116,95 @@ class Ingress:
                            self.cfg)
         images = await asyncio.to_thread(
             lambda: [decode_image(b, k, self.cfg) for k, b in enumerate(req.images)])
-        await self._wait_turn(sid, req.seq)
-        ok = False
-        try:
-            answer = await self._call(sid, "frames", req.seq, images)
-            ok = True
-            return answer
-        finally:
-            await self._answered(sid, req.seq, ok)
+        return await self._submit(sid, req.seq, images)
 
-    async def _wait_turn(self, sid: str, seq: int) -> None:
-        """Wait until the replica answered ``seq - 1`` of stream ``sid`` (streams start at
-        0), at most ``pipeline_wait_s``. A seq ``pipeline_depth`` or more ahead of the next one
-        due (the last answered + 1), a re-sent
-        one, or one whose predecessor never comes goes on: the replica answers it (409
-        with the seq it expects, for a gap)."""
-        depth, wait = self.cfg.pipeline_depth, self.cfg.pipeline_wait_s
+    async def _submit(self, sid: str, seq: int, images: list) -> dict:
+        """Queue a decoded frame set of ``sid`` and wait for its answer. One pump per stream
+        (:meth:`_pump`) hands the queued frame sets to the replica in seq order."""
+        fut = asyncio.get_running_loop().create_future()
         async with self.order:
-            if seq - self.done.get(sid, -1) > depth:
-                return
+            q = self.pending.setdefault(sid, {})
+            if seq in q:  # the same seq re-sent while queued: one answer for both
+                q[seq][2].append(fut)
+            else:
+                q[seq] = (images, time.monotonic(), [fut])
+            if sid not in self.pumps:
+                self.pumps[sid] = asyncio.create_task(self._pump(sid))
+            self.order.notify_all()
+        return await fut
+
+    async def _pump(self, sid: str) -> None:
+        """Hand ``sid``'s queued frame sets to its replica in seq order, one call at a time.
+        Consecutive ones queued together (a pipelining client's) go in one call, up to
+        ``pipeline_depth``: the replica then works through them without waiting for the
+        round trip of each, and leases the stream once per call."""
+        try:
+            while True:
+                async with self.order:
+                    batch = await self._next_batch(sid)
+                    if not batch:
+                        self.pumps.pop(sid, None)
+                        return
+                await self._send(sid, batch)
+        except BaseException:
+            self.pumps.pop(sid, None)
+            raise
+
+    async def _next_batch(self, sid: str) -> list:
+        """(seq, images, futures) to send next, the condition held: re-sent seqs at or below
+        the last answered, then the run of consecutive seqs from the next one due. A seq
+        further ahead waits for its predecessors, at most ``pipeline_wait_s`` since it came,
+        unless it is ``pipeline_depth`` or more ahead of the next due: then it goes on alone,
+        and the replica answers it (409 with the seq it expects)."""
+        depth, wait = self.cfg.pipeline_depth, self.cfg.pipeline_wait_s
+        while True:
+            q = self.pending.get(sid)
+            if not q:
+                self.pending.pop(sid, None)
+                return []
+            last = self.done.get(sid, -1)
+            due = sorted(s for s in q if s <= last)
+            nxt = last + 1
+            while nxt in q and len(due) < depth:
+                due.append(nxt)
+                nxt += 1
+            if not due:
+                now = time.monotonic()
+                late = [s for s in sorted(q) if s - last > depth or now - q[s][1] >= wait]
+                due = late[:1]
+            if due:
+                return [(s, *q.pop(s)[::2]) for s in due]
+            left = min(q[s][1] for s in q) + wait - time.monotonic()
             try:
-                await asyncio.wait_for(self.order.wait_for(
-                    lambda: self.done.get(sid, -1) >= seq - 1), wait)
+                await asyncio.wait_for(self.order.wait(), max(left, 0.001))
             except TimeoutError:
                 pass
 
-    async def _answered(self, sid: str, seq: int, ok: bool) -> None:
-        """``seq`` of ``sid`` came back from the replica, accepted (``ok``) or not. Its
-        successor may go on, unless it was refused out of order (then the successor still
-        waits for the seq before it)."""
+    async def _send(self, sid: str, batch: list) -> None:
+        """One replica call for ``batch``; each frame set's answer (or refusal) to its
+        waiters. The next due seq moves past every accepted one, and past a refused one only
+        when it was the next due (a refusal out of order releases nothing)."""
+        try:
+            answers = await self._call(sid, "frames", [(s, im) for s, im, _ in batch])
+        except Exception as e:  # noqa: BLE001  (an ApiError, or the call failed)
+            answers = [e] * len(batch)
         async with self.order:
             last = self.done.pop(sid, -1)
-            self.done[sid] = max(last, seq) if ok or seq == last + 1 else last
+            for (seq, _, futs), a in zip(batch, answers, strict=True):
+                ok = isinstance(a, dict) and "ok" in a
+                last = max(last, seq) if ok or seq == last + 1 else last
+                for f in futs:
+                    if f.done():
+                        continue
+                    if ok:
+                        f.set_result(a["ok"])
+                    elif isinstance(a, dict):
+                        e = a["error"]
+                        f.set_exception(ApiError(e["status"], e["code"], e["detail"],
+                                                 e["headers"], **e["extra"]))
+                    else:
+                        f.set_exception(a)
+            self.done[sid] = last
             while len(self.done) > 10_000:  # bounded: the longest idle streams go first
                 self.done.popitem(last=False)
             self.order.notify_all()

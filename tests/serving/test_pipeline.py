@@ -1,8 +1,9 @@
 """A pipelining client's frame sets, without a cluster (issue #23). The ingress hands a
-stream's frame sets to the replica one at a time and in seq order whatever order they come
-in, and the replica's answers equal those of one-at-a-time sending; a seq whose
-predecessor never comes goes on after ``pipeline_wait_s``, one ``pipeline_depth`` ahead at
-once, and the replica refuses both with the seq it expects. A lone stream's clip does not
+stream's frame sets to the replica in seq order whatever order they come in, one call at a
+time, the consecutive ones queued meanwhile together in one call, and the replica's answers
+equal those of one-at-a-time sending; a seq whose predecessor never comes goes on after
+``pipeline_wait_s``, one ``pipeline_depth`` ahead at once, and the replica refuses both
+with the seq it expects. A lone stream's clip does not
 wait for an encoder batch. The replica runs with the real :class:`StreamStore` called in
 process and the real tiny ViewSAM (64 px, MiniLM, random weights, objectness forced on).
 """
@@ -69,7 +70,7 @@ def _stream(rep) -> str:
 
 
 def _ingress(rep, **kw):
-    """An ingress whose tracker calls go to ``rep`` in process; ``calls``: (seq, start,
+    """An ingress whose tracker calls go to ``rep`` in process; ``calls``: (seqs, start,
     end) of each call."""
     from collections import OrderedDict
 
@@ -78,34 +79,42 @@ def _ingress(rep, **kw):
     ing = ingress.Ingress.__new__(ingress.Ingress)  # the ordering only: no HTTP, no cluster
     ing.cfg = ServeConfig(model="unused", **kw)
     ing.done, ing.order, ing.calls = OrderedDict(), asyncio.Condition(), []
+    ing.pending, ing.pumps = {}, {}
 
-    async def call(sid, method, seq, images):
+    async def call(sid, method, items):
         t0 = time.monotonic()
         await asyncio.sleep(0.01)  # the hop: a successor would overtake here
-        r = await rep.frames(sid, seq, images)
-        ing.calls.append((seq, t0, time.monotonic()))
-        return r
+        r = await rep.frames(sid, items)
+        ing.calls.append(([s for s, _ in items], t0, time.monotonic()))
+        return r["ok"]
 
     ing._call = call
     return ing
 
 
 async def _through(ing, sid, seq, images, delay=0.0):
-    """The frames request's path in the ingress after decoding (``Ingress._frames``)."""
+    """The frames request's path in the ingress after decoding (``Ingress._frames``), its
+    answer or refusal in the replica's form."""
+    from raysys.serving.protocol import ApiError
+    from raysys.serving.replica import _error
+
     await asyncio.sleep(delay)
-    await ing._wait_turn(sid, seq)
-    r = await ing._call(sid, "frames", seq, images)
-    await ing._answered(sid, seq, "ok" in r)
-    return r
+    try:
+        return {"ok": await ing._submit(sid, seq, images)}
+    except ApiError as e:
+        return _error(e)
 
 
-def test_a_pipelined_stream_reaches_the_replica_in_order_one_at_a_time(replica):
+async def _one_at_a_time(rep, sid, frames):
+    return [(await rep.frames(sid, [(k, f)]))["ok"][0] for k, f in enumerate(frames)]
+
+
+def test_a_pipelined_stream_reaches_the_replica_in_order_one_call_at_a_time(replica):
     frames = _frames()
 
     async def serial():
         rep = replica()
-        sid = _stream(rep)
-        return [await rep.frames(sid, k, f) for k, f in enumerate(frames)]
+        return await _one_at_a_time(rep, _stream(rep), frames)
 
     async def piped():
         rep = replica()
@@ -122,8 +131,41 @@ def test_a_pipelined_stream_reaches_the_replica_in_order_one_at_a_time(replica):
     assert all("ok" in a for a in want), want
     assert sum(len(a["ok"]["tracks"]) for a in want) > 0  # objectness on: tracks to compare
     assert got == want
-    assert [c[0] for c in calls] == list(range(len(frames)))
+    assert [s for c in calls for s in c[0]] == list(range(len(frames)))
     assert all(b[1] >= a[2] for a, b in zip(calls, calls[1:], strict=False))  # no overlap
+
+
+def test_frame_sets_queued_meanwhile_go_in_one_call(replica):
+    """While the replica tracks seq 0, seqs 1-4 come (a client keeping 4 in flight): they
+    reach it in one call (``pipeline_depth`` 4 at most) and one lease, with the answers of
+    one-at-a-time sending; seq 5, queued behind them, goes in the next call."""
+    frames = _frames()
+
+    async def serial():
+        rep = replica()
+        return await _one_at_a_time(rep, _stream(rep), frames)
+
+    async def piped():
+        rep = replica()
+        ing = _ingress(rep, pipeline_depth=4)
+        sid = _stream(rep)
+        leases, lease = [], rep.store.store.lease
+
+        def counted(*args):
+            leases.append(args[0])
+            return lease(*args)
+
+        rep.store.store.lease = counted
+        delays = [0.0] + [0.002] * (len(frames) - 1)
+        got = await asyncio.gather(*(_through(ing, sid, k, f, d) for k, (f, d)
+                                     in enumerate(zip(frames, delays, strict=True))))
+        return got, ing.calls, len(leases)
+
+    want = asyncio.run(serial())
+    got, calls, leases = asyncio.run(piped())
+    assert got == want
+    assert [c[0] for c in calls] == [[0], [1, 2, 3, 4], [5]]
+    assert leases == len(calls)
 
 
 def test_a_gap_goes_on_after_the_wait_and_the_replica_refuses_it(replica):
@@ -158,9 +200,9 @@ def test_a_lone_stream_does_not_wait_for_an_encoder_batch(replica):
     async def go():
         rep = replica(encode_batch_size=4, encode_batch_wait_s=30.0)
         sid = _stream(rep)
-        await rep.frames(sid, 0, frames[0])
+        await rep.frames(sid, [(0, frames[0])])
         t0 = time.monotonic()
-        r = await rep.frames(sid, 1, frames[1])  # completes the clip of 2: encoded
+        r = (await rep.frames(sid, [(1, frames[1])]))["ok"][0]  # completes the clip of 2
         return rep, r, time.monotonic() - t0
 
     rep, r, dt = asyncio.run(go())
