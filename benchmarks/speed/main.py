@@ -2,10 +2,11 @@
 
 Runs the main job (the ``main-job`` preset of :class:`raysys.report.ReportConfig`, what
 ``raysys demo`` runs: generate, label, train weak + full, baselines, track, evaluate,
-report) into a scratch folder and prints one JSON line: seconds per step, the total, and
-the headline numbers (target on this 2-core machine: total < 1200 s):
+report) into a scratch folder, prints one JSON line (seconds per step, the total, and the
+headline numbers; target on this 2-core machine: total < 1200 s) and writes it to
+``--json`` (``benchmarks/results/main_job_cpu.json``):
 
-    python benchmarks/speed/main.py --out /tmp/bench_main [--keep]
+    python benchmarks/speed/main.py --out /tmp/bench_main [--keep] [--json F]
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true",
                     help="keep earlier outputs (measures a resumed run instead)")
     ap.add_argument("--ablations", default="none", help="as in `raysys demo`")
+    ap.add_argument("--json", type=Path, default=Path("benchmarks/results/main_job_cpu.json"),
+                    help="where the JSON line is written too ('-': printed only)")
     args = ap.parse_args(argv)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if not args.keep:
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run_report(cfg)
     wall = time.perf_counter() - t0
     all_in = {m: r["All"] for m, r in report["table1"].items()}
-    print(json.dumps({
+    res = {
         "bench": "main_job", "cpus": os.cpu_count(), "wall_s": round(wall, 1),
         "target_s": 1200, "within_target": wall < 1200,
         "steps_s": {k: round(v, 1) for k, v in report["timing"].items()},
@@ -55,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         "cross_domain_all": {m: r["All"] for m, r in report.get("cross_domain", {}).items()},
         "teacher_on_test": teacher_score(report.get("pseudo_labels_test")),
         "targets": {t["target"]: t["passed"] for t in report["targets"]},
-    }))
+    }
+    print(json.dumps(res))
+    if str(args.json) != "-":
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(res, indent=2) + "\n")
     return 0
 
 
