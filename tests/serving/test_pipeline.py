@@ -168,6 +168,26 @@ def test_frame_sets_queued_meanwhile_go_in_one_call(replica):
     assert leases == len(calls)
 
 
+def test_a_seq_sent_twice_while_queued_is_tracked_once(replica):
+    """Seq 1 comes twice while seq 0 is being tracked: both requests get the one answer,
+    and the replica sees seq 1 once."""
+    frames = _frames(2)
+
+    async def go():
+        rep = replica()
+        ing = _ingress(rep)
+        sid = _stream(rep)
+        got = await asyncio.gather(_through(ing, sid, 0, frames[0]),
+                                   _through(ing, sid, 1, frames[1], 0.002),
+                                   _through(ing, sid, 1, frames[1], 0.004))
+        return got, ing.calls
+
+    got, calls = asyncio.run(go())
+    assert all("ok" in g for g in got)
+    assert got[1] == got[2] and got[1]["ok"]["accepted"] == 1
+    assert [c[0] for c in calls] == [[0], [1]]
+
+
 def test_a_gap_goes_on_after_the_wait_and_the_replica_refuses_it(replica):
     f = _frames(1)[0]
 
