@@ -105,28 +105,33 @@ async def _through(ing, sid, seq, images, delay=0.0):
         return _error(e)
 
 
-async def _one_at_a_time(rep, sid, frames):
-    return [(await rep.frames(sid, [(k, f)]))["ok"][0] for k, f in enumerate(frames)]
+def _serial(replica, frames):
+    """The answers of a fresh replica sent ``frames`` one at a time, without the ingress."""
+    async def go():
+        rep = replica()
+        sid = _stream(rep)
+        return [(await rep.frames(sid, [(k, f)]))["ok"][0] for k, f in enumerate(frames)]
+
+    return asyncio.run(go())
+
+
+async def _send_all(ing, sid, frames, delays):
+    """Every frame set through the ingress at once, each after its delay."""
+    return await asyncio.gather(*(_through(ing, sid, k, f, d) for k, (f, d)
+                                  in enumerate(zip(frames, delays, strict=True))))
 
 
 def test_a_pipelined_stream_reaches_the_replica_in_order_one_call_at_a_time(replica):
     frames = _frames()
 
-    async def serial():
-        rep = replica()
-        return await _one_at_a_time(rep, _stream(rep), frames)
-
     async def piped():
         rep = replica()
         ing = _ingress(rep, pipeline_depth=8)
-        sid = _stream(rep)
         # every pair comes successor first: 1 before 0, 3 before 2, 5 before 4
         delays = [0.03 * (k + (1 if k % 2 == 0 else -1)) for k in range(len(frames))]
-        got = await asyncio.gather(*(_through(ing, sid, k, f, d) for k, (f, d)
-                                     in enumerate(zip(frames, delays, strict=True))))
-        return got, ing.calls
+        return await _send_all(ing, _stream(rep), frames, delays), ing.calls
 
-    want = asyncio.run(serial())
+    want = _serial(replica, frames)
     got, calls = asyncio.run(piped())
     assert all("ok" in a for a in want), want
     assert sum(len(a["ok"]["tracks"]) for a in want) > 0  # objectness on: tracks to compare
@@ -141,14 +146,9 @@ def test_frame_sets_queued_meanwhile_go_in_one_call(replica):
     one-at-a-time sending; seq 5, queued behind them, goes in the next call."""
     frames = _frames()
 
-    async def serial():
-        rep = replica()
-        return await _one_at_a_time(rep, _stream(rep), frames)
-
     async def piped():
         rep = replica()
         ing = _ingress(rep, pipeline_depth=4)
-        sid = _stream(rep)
         leases, lease = [], rep.store.store.lease
 
         def counted(*args):
@@ -157,11 +157,9 @@ def test_frame_sets_queued_meanwhile_go_in_one_call(replica):
 
         rep.store.store.lease = counted
         delays = [0.0] + [0.002] * (len(frames) - 1)
-        got = await asyncio.gather(*(_through(ing, sid, k, f, d) for k, (f, d)
-                                     in enumerate(zip(frames, delays, strict=True))))
-        return got, ing.calls, len(leases)
+        return await _send_all(ing, _stream(rep), frames, delays), ing.calls, len(leases)
 
-    want = asyncio.run(serial())
+    want = _serial(replica, frames)
     got, calls, leases = asyncio.run(piped())
     assert got == want
     assert [c[0] for c in calls] == [[0], [1, 2, 3, 4], [5]]
