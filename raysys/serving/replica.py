@@ -2,13 +2,14 @@
 
 Each stream has a :class:`~raysys.tracking.tracker.MultiExpressionTracker` (paper §3.3:
 per clip of ``T`` frame sets the encoder with the view token and VC-CMA, Eq. 3-7, SAM2
-with BAR per track, Eq. 8-9, CGCT identities, Eq. 10-11). Before each request the replica
+with BAR per track, Eq. 8-9, CGCT identities, Eq. 10-11). Before each call the replica
 leases the stream from the :class:`~raysys.serving.store.StreamStore` (restoring the
 store's checkpoint when another replica held it), and at each clip boundary it writes the
-tracker's state back (:mod:`raysys.tracking.state`) before answering. ``seq`` orders the
-frame sets: a re-sent seq gets its kept answer and is not applied twice; a gap is refused
-with the next seq expected. (A pipelining client's frame sets reach a replica one at a
-time and in seq order: the ingress sees to it.)
+tracker's state back (:mod:`raysys.tracking.state`, its arrays packed into one buffer)
+before answering. ``seq`` orders the frame sets: a re-sent seq gets its kept answer and is
+not applied twice; a gap is refused with the next seq expected. (A pipelining client's
+frame sets reach a replica in seq order, one call at a time per stream, each call with the
+consecutive frame sets the ingress queued meanwhile: the ingress sees to it.)
 
 The per-clip encoder (Eq. 3-7 and 14-18, :mod:`raysys.tracking.encode`) runs batched
 across the replica's streams: a frame set that completes its stream's clip hands the clip
