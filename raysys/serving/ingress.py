@@ -199,9 +199,7 @@ class Ingress:
                     if ok:
                         f.set_result(a["ok"])
                     elif isinstance(a, dict):
-                        e = a["error"]
-                        f.set_exception(ApiError(e["status"], e["code"], e["detail"],
-                                                 e["headers"], **e["extra"]))
+                        f.set_exception(ApiError.from_fields(a["error"]))
                     else:
                         f.set_exception(a)
             self.done[sid] = last
@@ -236,8 +234,7 @@ class Ingress:
                                    "time; re-send the same request") from None
                 await asyncio.sleep(0.5)  # the router learns the replica is gone
         if "error" in r:
-            e = r["error"]
-            raise ApiError(e["status"], e["code"], e["detail"], e["headers"], **e["extra"])
+            raise ApiError.from_fields(r["error"])
         return r["ok"]
 
 

@@ -40,6 +40,15 @@ class ApiError(Exception):
     def body(self) -> dict:
         return {"error": self.code, "detail": self.detail, **self.extra}
 
+    def fields(self) -> dict:
+        """Everything needed to raise it again in another process (:meth:`from_fields`)."""
+        return {"status": self.status, "code": self.code, "detail": self.detail,
+                "headers": self.headers, "extra": self.extra}
+
+    @classmethod
+    def from_fields(cls, f: dict) -> ApiError:
+        return cls(f["status"], f["code"], f["detail"], f["headers"], **f["extra"])
+
 
 @dataclass(frozen=True)
 class CreateRequest:

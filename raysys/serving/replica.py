@@ -293,13 +293,13 @@ def _exported(tracker) -> tuple[tuple, dict]:
 
 
 def _unpack(buf: np.ndarray, index: list) -> dict[str, np.ndarray]:
-    """The arrays of :func:`_exported`'s packed buffer, by name (copies: the buffer may be
-    read-only shared memory)."""
+    """The arrays of :func:`_exported`'s packed buffer, by name: views into it (read-only
+    shared memory; :func:`~raysys.tracking.state.restore_state` copies what it takes)."""
     out, at = {}, 0
     for name, dtype, shape in index:
         dt = np.dtype(dtype)
         n = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
-        out[name] = buf[at:at + n].view(dt).reshape(shape).copy()
+        out[name] = buf[at:at + n].view(dt).reshape(shape)
         at += n
     return out
 
@@ -312,5 +312,4 @@ async def _guard(coro) -> dict:
 
 
 def _error(e: ApiError) -> dict:
-    return {"error": {"status": e.status, "code": e.code, "detail": e.detail,
-                      "headers": e.headers, "extra": e.extra}}
+    return {"error": e.fields()}
