@@ -60,7 +60,11 @@ def install(forbidden: list[str | os.PathLike]) -> None:
 
 
 def install_from_env() -> None:
-    """Worker set-up hook: read the forbidden folders from ``RAYSYS_FORBID_READ``."""
+    """Worker set-up hook: read the forbidden folders from ``RAYSYS_FORBID_READ`` (and
+    :func:`raysys.runtime.worker_setup`, the hook this one replaces)."""
+    from raysys.runtime import worker_setup
+
+    worker_setup()
     v = os.environ.get(ENV, "")
     if v:  # one folder a line (a storage URI has ':' in it, so no os.pathsep)
         install([p for p in v.split("\n") if p])

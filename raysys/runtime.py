@@ -24,7 +24,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 __all__ = ["Resources", "init_ray", "connect", "ray_map", "serial_map", "configure_logging",
-           "isolated_argv", "read_isolated_result", "run_isolated"]
+           "isolated_argv", "read_isolated_result", "run_isolated", "quiet_known_noise",
+           "worker_setup", "WORKER_SETUP_HOOK"]
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +88,48 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
             ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
         else:  # a private local Ray on loopback: no token to set up. "local": a new one,
             # even where `ray start` left a cluster that ray.init() would otherwise join
+            # (and no dashboard: its State API is missed only by Ray Train's placement-
+            # group cleaner, whose warnings about it the workers drop, `worker_setup`)
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            runtime_env = dict(runtime_env or {})
+            runtime_env.setdefault("worker_process_setup_hook", WORKER_SETUP_HOOK)
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
                      log_to_driver=True, runtime_env=runtime_env)
     return ray.cluster_resources()
+
+
+# Ray Train's placement-group cleaner (a detached actor per training run) asks the State
+# API every second whether the Train controller is alive. The private local Ray runs
+# without the dashboard, which serves that API, so every ask fails and logs this warning:
+# about 200 lines per quick training, in the job's log and on the terminal. The cleaner
+# only matters when a controller dies without cleaning up, and the local Ray ends with the
+# job. Only this message is dropped; the cleaner's other warnings pass.
+_NOISE = {"ray.train.v2._internal.execution.controller.placement_group_cleaner":
+          "Failed to query Ray Train Controller actor state"}
+WORKER_SETUP_HOOK = "raysys.runtime.worker_setup"  # the Ray worker set-up hook of every job
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
+def quiet_known_noise() -> None:
+    """Drop the log messages of :data:`_NOISE` in this process (idempotent)."""
+    for name, prefix in _NOISE.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessage) for f in logger.filters):
+            logger.addFilter(_DropMessage(prefix))
+
+
+def worker_setup() -> None:
+    """Ray ``worker_process_setup_hook`` of raysys jobs: :func:`quiet_known_noise`. (The
+    weak-supervision guard's hook, :func:`raysys.guard.install_from_env`, calls it too.)"""
+    quiet_known_noise()
 
 
 def connect(resources: Resources, runtime_env: dict | None = None) -> dict[str, Any]:

@@ -39,3 +39,68 @@ def test_a_private_local_ray_runs_without_a_token(monkeypatch):
     # (ray.init() without an address would join it: seen while a test cluster ran)
     assert calls[0]["address"] == "local" and calls[0]["num_cpus"] == 2
     assert os.environ["RAY_AUTH_MODE"] == "disabled"
+
+
+_CLEANER = "ray.train.v2._internal.execution.controller.placement_group_cleaner"
+
+
+def test_the_cleaners_state_api_warning_is_dropped_and_nothing_else(caplog):
+    """Without the dashboard, Ray Train's placement-group cleaner logs one warning a
+    second that the State API is unavailable; the workers' set-up hook drops that message
+    only."""
+    import logging
+
+    from raysys.runtime import quiet_known_noise, worker_setup
+
+    worker_setup()
+    quiet_known_noise()  # twice: one filter
+    log = logging.getLogger(_CLEANER)
+    assert len(log.filters) == 1
+    with caplog.at_level(logging.WARNING, logger=_CLEANER):
+        log.warning("Failed to query Ray Train Controller actor state. State API may be "
+                    "temporarily unavailable. Continuing to monitor.")
+        log.warning("Controller actor died; removing placement group %s", "pg1")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Controller actor died; removing placement group pg1"]
+
+
+def test_a_local_rays_workers_run_the_set_up_hook(monkeypatch):
+    from raysys import guard
+    from raysys.runtime import WORKER_SETUP_HOOK
+
+    calls = _fake_ray(monkeypatch)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    init_ray(num_cpus=2)
+    assert calls[0]["runtime_env"]["worker_process_setup_hook"] == WORKER_SETUP_HOOK
+    # the guard's own hook takes its place, and calls it
+    env = guard.runtime_env(["/nonexistent/gt"])
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    init_ray(num_cpus=2, runtime_env=env)
+    assert calls[1]["runtime_env"] == env
+    import logging
+
+    logging.getLogger(_CLEANER).filters.clear()
+    monkeypatch.delenv(guard.ENV, raising=False)
+    guard.install_from_env()
+    assert len(logging.getLogger(_CLEANER).filters) == 1
+
+
+def test_a_real_local_rays_workers_drop_the_warning():
+    """A worker of the local Ray that init_ray starts has the filter installed."""
+    import subprocess
+    import sys
+
+    code = f"""
+import logging, ray
+from raysys.runtime import init_ray
+init_ray(num_cpus=1)
+@ray.remote(num_cpus=0.1)
+def filters():
+    return [type(f).__name__ for f in logging.getLogger({_CLEANER!r}).filters]
+print(ray.get(filters.remote()))
+ray.shutdown()
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "RAY_ADDRESS": ""})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "['_DropMessage']"
