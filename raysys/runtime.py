@@ -24,8 +24,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 __all__ = ["Resources", "init_ray", "connect", "ray_map", "serial_map", "configure_logging",
-           "isolated_argv", "read_isolated_result", "run_isolated", "quiet_known_noise",
-           "worker_setup", "WORKER_SETUP_HOOK"]
+           "isolated_argv", "read_isolated_result", "run_isolated", "worker_setup",
+           "WORKER_SETUP_HOOK"]
 
 log = logging.getLogger(__name__)
 
@@ -118,18 +118,14 @@ class _DropMessage(logging.Filter):
         return not str(record.msg).startswith(self.prefix)
 
 
-def quiet_known_noise() -> None:
-    """Drop the log messages of :data:`_NOISE` in this process (idempotent)."""
+def worker_setup() -> None:
+    """Ray ``worker_process_setup_hook`` of raysys jobs: drop the log messages of
+    :data:`_NOISE` in this process (idempotent). The weak-supervision guard's hook,
+    :func:`raysys.guard.install_from_env`, calls it too."""
     for name, prefix in _NOISE.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropMessage) for f in logger.filters):
             logger.addFilter(_DropMessage(prefix))
-
-
-def worker_setup() -> None:
-    """Ray ``worker_process_setup_hook`` of raysys jobs: :func:`quiet_known_noise`. (The
-    weak-supervision guard's hook, :func:`raysys.guard.install_from_env`, calls it too.)"""
-    quiet_known_noise()
 
 
 def connect(resources: Resources, runtime_env: dict | None = None) -> dict[str, Any]:

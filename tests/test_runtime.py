@@ -50,10 +50,10 @@ def test_the_cleaners_state_api_warning_is_dropped_and_nothing_else(caplog):
     only."""
     import logging
 
-    from raysys.runtime import quiet_known_noise, worker_setup
+    from raysys.runtime import worker_setup
 
     worker_setup()
-    quiet_known_noise()  # twice: one filter
+    worker_setup()  # twice: one filter
     log = logging.getLogger(_CLEANER)
     assert len(log.filters) == 1
     with caplog.at_level(logging.WARNING, logger=_CLEANER):
