@@ -158,7 +158,7 @@ def _cached_crops(out: Path, data: list[Path], per_view: int, seed: int, progres
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(cs)
 
 
-def pretrain_attribute_net(out: Path, data: list[Path], steps: int = 18000, seed: int = 0,
+def pretrain_attribute_net(out: Path, data: list[Path], steps: int = 36000, seed: int = 0,
                            device: str = "cpu", per_view: int = 8, holdout: float = 0.1,
                            progress: bool = True) -> dict:
     """Train on ``data`` (generated benchmarks) and write ``out/attribute_net.pt``; returns

@@ -21,7 +21,7 @@ from raysys.commands.options import add_pretrain_options, generated_data
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_pretrain_options(p, "4010-4080 (16 frames each)", 18000)
+    add_pretrain_options(p, "4010-4080 (16 frames each)", 36000)
     p.add_argument("--per-view", type=int, default=8,
                    help="crops per person and camera (default 8)")
 
