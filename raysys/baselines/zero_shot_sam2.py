@@ -161,19 +161,21 @@ def _rows(ids: SceneIdentities, keep: list[int], views: list[str], boxes: dict) 
 
 
 def _text_filter(queries, cats: dict, all_desc: list[tuple], embedder,
-                 cfg: TextFilterConfig) -> tuple[dict, dict]:
+                 cfg: TextFilterConfig) -> tuple[dict, dict, dict]:
     """Per expression, the trajectories of its scene and category whose description is
-    close enough to it in text (``(kept ids, their similarities)`` by expression name)."""
+    close enough to it in text: ``(kept ids, their similarities, every trajectory's
+    similarity)`` by expression name."""
     d_emb = _unit(embedder.embed([s for _, _, s in all_desc])) if all_desc else None
     q_emb = _unit(embedder.embed([q.text for q in queries]))
-    kept, sims_out = {}, {}
+    kept, sims_out, sims_all = {}, {}, {}
     for qi, q in enumerate(queries):
         key = (q.scene, cats[q.name])
         sims = {g: float(d_emb[i] @ q_emb[qi]) for i, (k, g, _) in enumerate(all_desc)
                 if k == key}
         kept[q.name] = select_trajectories(sims, cfg)
         sims_out[q.name] = {g: round(sims[g], 4) for g in kept[q.name]}
-    return kept, sims_out
+        sims_all[q.name] = {g: round(v, 4) for g, v in sorted(sims.items())}
+    return kept, sims_out, sims_all
 
 
 def _propagate_kept(tracker, layout: DatasetLayout, need: dict, progress: bool,
@@ -199,7 +201,7 @@ def run_zero_shot_sam2(layout: DatasetLayout, pred_root: str | os.PathLike, *,
                        sam2: Sam2Spec | Sam2VideoTracker = Sam2Spec(),
                        label_dir: str | os.PathLike | None = None,
                        tracker: str = "classical", reid: str = "stripes",
-                       threshold: float = DEFAULT_THRESHOLD, describer: str = "colours",
+                       threshold: float = DEFAULT_THRESHOLD, describer: str = "attributes",
                        text: str = "minilm", text_filter: TextFilterConfig = TextFilterConfig(),
                        device: str = "cpu", progress: bool = True) -> dict:
     """Predict every expression of a split with the SAM2 baseline (CRTrack layout).
@@ -216,7 +218,10 @@ def run_zero_shot_sam2(layout: DatasetLayout, pred_root: str | os.PathLike, *,
         progress: progress bars on stderr.
 
     Returns:
-        summary: counts, kept ids and similarities per expression, SAM2 weights, timings.
+        summary: counts, kept ids and similarities per expression (``kept``), every
+        trajectory's similarity (``similarities``; global ids as in the concept
+        baseline's predictions, which come from the same tracklets and clustering),
+        SAM2 weights, timings.
     """
     from tqdm.auto import tqdm
 
@@ -241,7 +246,7 @@ def run_zero_shot_sam2(layout: DatasetLayout, pred_root: str | os.PathLike, *,
     times["detect_describe_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     all_desc = [(k, g, s) for k, d in descs.items() for g, s in d.items()]
-    kept, sims_out = _text_filter(queries, cats, all_desc, embedder, text_filter)
+    kept, sims_out, sims_all = _text_filter(queries, cats, all_desc, embedder, text_filter)
     times["text_filter_s"] = time.perf_counter() - t0
     # 3. SAM2 propagation of every tracklet some expression keeps, one video per view
     t0 = time.perf_counter()
@@ -263,7 +268,8 @@ def run_zero_shot_sam2(layout: DatasetLayout, pred_root: str | os.PathLike, *,
         "scenes": len({q.scene for q in queries}), "source": source.source,
         "sam2_weights": tracker_obj.weights, "sam2_image_size": tracker_obj.image_size,
         "threshold": threshold, "text_filter": dataclasses.asdict(text_filter),
-        "kept": sims_out, "descriptions": {f"{k[0]}/{k[1]}/{g}": s for k, g, s in all_desc},
+        "kept": sims_out, "similarities": sims_all, "categories": cats,
+        "descriptions": {f"{k[0]}/{k[1]}/{g}": s for k, g, s in all_desc},
         "tracklets_propagated": sum(len(v) for v in need.values()),
         "sam2_frame_steps": sam2_steps, "sam2_propagate_s": sam2_s,
         "timings": {**times, "track_s": source.track_s},

@@ -62,7 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="input size of a random-init SAM2 (no weights given)")
     g.add_argument("--margin", type=float,
                    help="keep trajectories within this cosine of the best match (default 0.05)")
-    g.add_argument("--describer", help="describer backend (default colours)")
+    g.add_argument("--describer", help="describer backend (default attributes, as Stage 1; "
+                   "colours needs no weights)")
     g.add_argument("--text", help="text embedder spec (default minilm)")
     p.add_argument("--torch-threads", type=int, metavar="N",
                    help="torch intra-op threads (1 is much faster for small SAM2 models on "

@@ -117,7 +117,7 @@ def _ablations(r: StepRunner, cfg: ReportConfig, data: Path, labels: Path) -> di
 def _diagnostics(r: StepRunner, cfg: ReportConfig, data: Path, models: dict,
                  notes: list[str]) -> dict:
     """model -> its diagnostics on In-domain test (a failing one is noted and left out)."""
-    out = {}
+    out = _zero_shot_diagnostics(r, cfg, data, notes)
     for m in ("viewsam_weak", "viewsam_full"):
         ck, up = models[m]
         try:
@@ -126,6 +126,39 @@ def _diagnostics(r: StepRunner, cfg: ReportConfig, data: Path, models: dict,
             notes.append(f"the diagnostics of {m} did not run: {e}")
             log.warning("[raysys report] %s", notes[-1])
     return out
+
+
+def _zero_shot_diagnostics(r: StepRunner, cfg: ReportConfig, data: Path,
+                           notes: list[str]) -> dict:
+    """The zero-shot rows' diagnostics on In-domain test, from their own outputs
+    (:func:`raysys.report.baseline_diagnostics.zero_shot_diagnostics`; in the driver, no
+    model runs); ``{}`` without the concept row's predictions."""
+    from raysys.io.dataset import DatasetLayout
+    from raysys.io.jsonio import write_json_file
+    from raysys.report.baseline_diagnostics import zero_shot_diagnostics
+
+    pred = r.out / "predictions" / "In-domain"
+    concept, sam2 = pred / "zero_shot_concept", pred / "zero_shot_sam2"
+    ups = {b: r.fingerprints.get(f"baseline_{b}_in") for b in ("zero_shot_concept",
+                                                               "zero_shot_sam2")}
+    if "zero_shot_concept" not in cfg.baselines or ups["zero_shot_concept"] is None:
+        return {}
+    use_sam2 = "zero_shot_sam2" in cfg.baselines and ups["zero_shot_sam2"] is not None
+    layout = DatasetLayout(data, "In-domain", "test")
+    out = r.out / "diagnostics" / "zero_shot.json"
+
+    def work():
+        res = zero_shot_diagnostics(layout, concept, sam2 if use_sam2 else None)
+        write_json_file(out, res, indent=2)
+        return res
+
+    try:
+        return r.run("diagnostics_zero_shot", {"upstream": ups, "data": str(data.resolve())},
+                     work, outputs=[out])
+    except (OSError, ValueError, KeyError) as e:  # they explain; they never stop the report
+        notes.append(f"the diagnostics of the zero-shot rows did not run: {e}")
+        log.warning("[raysys report] %s", notes[-1])
+        return {}
 
 
 def run_report(cfg: ReportConfig, *, map_fn=None) -> dict:

@@ -165,6 +165,12 @@ def test_sam2_baseline_end_to_end(data, labels, tmp_path):
     assert summary["sam2_weights"] == "random" and summary["sam2_image_size"] == 64
     # the text filter keeps at least the best trajectory of each expression
     assert all(len(k) >= 1 for k in summary["kept"].values())
+    # every trajectory's similarity is kept (the report's diagnostics read it): the kept
+    # ones are among them with the same values, and none above the best kept
+    for name, kept in summary["kept"].items():
+        every = summary["similarities"][name]
+        assert set(kept) <= set(every) and all(every[g] == s for g, s in kept.items())
+        assert max(every.values()) == max(kept.values())
     assert summary["tracklets_propagated"] >= 1 and summary["sam2_frame_steps"] >= 1
     assert all(d.startswith("A ") for d in summary["descriptions"].values())
     res = evaluate(data.gt_root, tmp_path)

@@ -56,7 +56,8 @@ def test_diagnostics_table_slim_and_markdown():
     assert "| figure | ViewSAM, weak (ours) | ViewSAM, fully supervised |" in md
     assert "| base: memory-only mask IoU (GT box on frame 1, memory carries the next 7) | " \
            "0.410 | 0.400 |" in md
-    assert "proposal recall at IoU 0.5 (GT person boxes) | 6.5% | 5.5% |" in md
+    assert "the zero-shot rows' concept tracker) | 6.5% | 5.5% |" in md
+    assert "its text filter on its trajectories) | 0.670 | 0.670 |" in md
     assert "referring AUC on GT boxes (0.5 = chance) | 0.640 | 0.620 |" in md
     assert "0.248 → 0.422) | 0.120 | 0.300 |" in md
     assert "(gt_all): CVR-IDF1 / CVR-MA | 12.12 / 0.00 | 15.00 / 0.00 |" in md
