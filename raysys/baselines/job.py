@@ -20,7 +20,9 @@ from raysys.io.frames import check_frames
 
 __all__ = ["BASELINE_METHODS", "baseline_job"]
 
-BASELINE_METHODS = ("concept", "sam2")  # Table 1 rows "SAM3" and "SAM2"
+BASELINE_METHODS = ("concept", "sam2", "filtered")  # Table 1 rows "SAM3" and "SAM2"; and
+#   "filtered": the SAM2 row's text filter on the concept tracker's boxes, no SAM2 (not a
+#   row of the paper; a zero-shot referring reference)
 
 
 def baseline_job(method: str, layout: DatasetLayout, out: str | os.PathLike, *,
@@ -28,8 +30,9 @@ def baseline_job(method: str, layout: DatasetLayout, out: str | os.PathLike, *,
     """Predict every expression of ``layout`` with a zero-shot baseline into ``out``.
 
     Args:
-        method: ``concept`` (:func:`run_zero_shot_concept`) or ``sam2``
-            (:func:`run_zero_shot_sam2`).
+        method: ``concept`` (:func:`run_zero_shot_concept`), ``sam2``
+            (:func:`run_zero_shot_sam2`) or ``filtered`` (the same without SAM2
+            propagation: ``propagate=False``).
         summary_json: also write the run summary there as JSON.
         options: keyword arguments of that function (``label_dir``, ``tracker``, ``reid``,
             ``threshold``, ``device``, ``progress``; for ``sam2`` also ``sam2``,
@@ -54,7 +57,7 @@ def baseline_job(method: str, layout: DatasetLayout, out: str | os.PathLike, *,
     else:
         from raysys.baselines.zero_shot_sam2 import run_zero_shot_sam2
 
-        summary = run_zero_shot_sam2(layout, out, **options)
+        summary = run_zero_shot_sam2(layout, out, propagate=method == "sam2", **options)
     if summary_json is not None:
         from raysys.io.jsonio import write_json_file
 

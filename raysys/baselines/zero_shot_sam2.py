@@ -197,13 +197,34 @@ def _propagate_kept(tracker, layout: DatasetLayout, need: dict, progress: bool,
     return boxes, steps, seconds
 
 
+def _propagate_and_write(tracker, layout: DatasetLayout, pred_root, queries, cats: dict,
+                         ids: dict, views: dict, kept: dict, progress: bool) -> dict:
+    """SAM2 propagation of every tracklet some expression keeps (one video per view), the
+    kept trajectories' rows written per expression; returns the propagation's counts."""
+    need: dict[tuple[str, str], dict[tuple[str, str, int], object]] = {}
+    for q in queries:
+        key = (q.scene, cats[q.name])
+        for t, g in zip(ids[key].tracklets, ids[key].gids, strict=True):
+            if int(g) in kept[q.name]:
+                need.setdefault((q.scene, t.view), {})[(key[1], t.view, t.local_id)] = t
+    boxes, sam2_steps, sam2_s = _propagate_kept(tracker, layout, need, progress)
+    for q in queries:
+        key = (q.scene, cats[q.name])
+        crtrack.write_expression_pred(
+            pred_root, q.name, _rows(ids[key], kept[q.name], views[q.scene],
+                                     boxes.get(q.scene, {})))
+    return {"tracklets_propagated": sum(len(v) for v in need.values()),
+            "sam2_frame_steps": sam2_steps, "sam2_propagate_s": sam2_s}
+
+
 def run_zero_shot_sam2(layout: DatasetLayout, pred_root: str | os.PathLike, *,
                        sam2: Sam2Spec | Sam2VideoTracker = Sam2Spec(),
                        label_dir: str | os.PathLike | None = None,
                        tracker: str = "classical", reid: str = "stripes",
                        threshold: float = DEFAULT_THRESHOLD, describer: str = "attributes",
                        text: str = "minilm", text_filter: TextFilterConfig = TextFilterConfig(),
-                       device: str = "cpu", progress: bool = True) -> dict:
+                       device: str = "cpu", progress: bool = True,
+                       propagate: bool = True) -> dict:
     """Predict every expression of a split with the SAM2 baseline (CRTrack layout).
 
     Args:
@@ -216,6 +237,9 @@ def run_zero_shot_sam2(layout: DatasetLayout, pred_root: str | os.PathLike, *,
         text_filter: the selection rule.
         device: device of the models.
         progress: progress bars on stderr.
+        propagate: False outputs the kept trajectories with the concept tracker's own boxes
+            instead of SAM2's propagated ones (``raysys baseline filtered``; not a row of
+            the paper): no SAM2 is built and ``sam2`` is not used.
 
     Returns:
         summary: counts, kept ids and similarities per expression (``kept``), every
@@ -231,7 +255,9 @@ def run_zero_shot_sam2(layout: DatasetLayout, pred_root: str | os.PathLike, *,
     times = {}
     queries, views, cats = _plan(layout)
     source = TrackletSource(layout, label_dir, tracker=tracker, reid=reid, device=device)
-    tracker_obj = sam2 if isinstance(sam2, Sam2VideoTracker) else sam2.build(device)
+    tracker_obj = None
+    if propagate:
+        tracker_obj = sam2 if isinstance(sam2, Sam2VideoTracker) else sam2.build(device)
     desc_model = DESCRIBER_BACKENDS.build(describer, device=device)
     embedder = build_text_embedder(text, device=device)
     # 1-2. trajectories, descriptions, selection
@@ -248,30 +274,25 @@ def run_zero_shot_sam2(layout: DatasetLayout, pred_root: str | os.PathLike, *,
     all_desc = [(k, g, s) for k, d in descs.items() for g, s in d.items()]
     kept, sims_out, sims_all = _text_filter(queries, cats, all_desc, embedder, text_filter)
     times["text_filter_s"] = time.perf_counter() - t0
+    common = {"pred_root": str(pred_root), "expressions": len(queries),
+              "scenes": len({q.scene for q in queries}), "source": source.source,
+              "threshold": threshold, "text_filter": dataclasses.asdict(text_filter),
+              "kept": sims_out, "similarities": sims_all, "categories": cats,
+              "descriptions": {f"{k[0]}/{k[1]}/{g}": s for k, g, s in all_desc}}
+    if not propagate:  # the kept trajectories with the tracker's own boxes
+        for q in queries:
+            rows = ids[(q.scene, cats[q.name])].rows(views[q.scene])
+            keep = list(kept[q.name])
+            crtrack.write_expression_pred(pred_root, q.name, {
+                v: r[np.isin(r[:, 1].astype(int), keep)] for v, r in rows.items()})
+        return {"baseline": "filtered", **common, "timings": {**times,
+                "track_s": source.track_s}, "seconds": time.perf_counter() - t_start}
     # 3. SAM2 propagation of every tracklet some expression keeps, one video per view
     t0 = time.perf_counter()
-    need: dict[tuple[str, str], dict[tuple[str, str, int], object]] = {}
-    for q in queries:
-        key = (q.scene, cats[q.name])
-        for t, g in zip(ids[key].tracklets, ids[key].gids, strict=True):
-            if int(g) in kept[q.name]:
-                need.setdefault((q.scene, t.view), {})[(key[1], t.view, t.local_id)] = t
-    boxes, sam2_steps, sam2_s = _propagate_kept(tracker_obj, layout, need, progress)
+    extra = _propagate_and_write(tracker_obj, layout, pred_root, queries, cats, ids, views,
+                                 kept, progress)
     times["sam2_s"] = time.perf_counter() - t0
-    for q in queries:
-        key = (q.scene, cats[q.name])
-        crtrack.write_expression_pred(
-            pred_root, q.name, _rows(ids[key], kept[q.name], views[q.scene],
-                                     boxes.get(q.scene, {})))
-    return {
-        "baseline": "sam2", "pred_root": str(pred_root), "expressions": len(queries),
-        "scenes": len({q.scene for q in queries}), "source": source.source,
-        "sam2_weights": tracker_obj.weights, "sam2_image_size": tracker_obj.image_size,
-        "threshold": threshold, "text_filter": dataclasses.asdict(text_filter),
-        "kept": sims_out, "similarities": sims_all, "categories": cats,
-        "descriptions": {f"{k[0]}/{k[1]}/{g}": s for k, g, s in all_desc},
-        "tracklets_propagated": sum(len(v) for v in need.values()),
-        "sam2_frame_steps": sam2_steps, "sam2_propagate_s": sam2_s,
-        "timings": {**times, "track_s": source.track_s},
-        "seconds": time.perf_counter() - t_start,
-    }
+    return {"baseline": "sam2", **common, "sam2_weights": tracker_obj.weights,
+            "sam2_image_size": tracker_obj.image_size, **extra,
+            "timings": {**times, "track_s": source.track_s},
+            "seconds": time.perf_counter() - t_start}

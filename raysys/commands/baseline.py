@@ -1,9 +1,12 @@
-"""``raysys baseline {concept,sam2}``: the zero-shot baselines of the paper's Table 1.
+"""``raysys baseline {concept,sam2,filtered}``: the zero-shot baselines of Table 1.
 
 ``concept`` ("SAM3" row): the concept tracker prompted with each expression's category,
 ReID clustering across views. ``sam2`` ("SAM2" row): its boxes filtered by the text, then
-SAM2 video propagation. Predictions go to ``--out`` in the CRTrack layout; score them with
-``raysys eval --gt <data>/<domain>/gt/sorted_gt_<split>_<domain> --pred OUT``.
+SAM2 video propagation. ``filtered`` (not a row of the paper): the same text filter with
+the concept tracker's own boxes, no SAM2 (a zero-shot referring reference; on the main job
+it scores far above both rows, docs/report.md#diagnostics). Predictions go to ``--out``
+in the CRTrack layout; score them with ``raysys eval --gt
+<data>/<domain>/gt/sorted_gt_<split>_<domain> --pred OUT``.
 
 The baselines are zero-shot: they see frames, category labels and the expression folder
 *names* only. The command installs the GT guard (:mod:`raysys.guard`) before any
@@ -13,6 +16,7 @@ Examples::
 
     raysys baseline concept --data DATA --out PRED_CONCEPT --labels LABELS
     raysys baseline sam2 --data DATA --out PRED_SAM2 --model RUN/final --torch-threads 1
+    raysys baseline filtered --data DATA --out PRED_FILTERED
     raysys baseline sam2 --data DATA --out PRED_SAM2 --sam2-checkpoint sam2.1_b+.pt \\
         --sam2-config configs/sam2.1/sam2.1_hiera_b+.yaml --json summary.json
 """
@@ -37,9 +41,10 @@ from raysys.errors import UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("method", choices=["concept", "sam2"],
+    p.add_argument("method", choices=["concept", "sam2", "filtered"],
                    help="concept: category prompt + ReID clustering (Table 1 'SAM3'); "
-                   "sam2: text-filtered boxes + SAM2 propagation (Table 1 'SAM2')")
+                   "sam2: text-filtered boxes + SAM2 propagation (Table 1 'SAM2'); "
+                   "filtered: the same text filter on the tracker's own boxes, no SAM2")
     add_data(p)
     add_domain(p)
     add_split(p, "test")
@@ -50,7 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, help="average cosine to merge tracklets across "
                    "views (default 0.6)")
     p.add_argument("--device", help="device of the models: cpu (default) | cuda")
-    g = p.add_argument_group("sam2 method")
+    g = p.add_argument_group("sam2 method (the describer, text and margin flags also apply "
+                             "to filtered)")
     g.add_argument("--sam2-config", help="SAM2 YAML (file or sam2 package name) of "
                    "--sam2-checkpoint; default: the embedded tiny config")
     w = g.add_mutually_exclusive_group()
@@ -93,14 +99,23 @@ def _options(args: argparse.Namespace) -> dict:
           "threshold": args.threshold, "device": args.device, "progress": not args.quiet}
     if args.allow_partial and (args.method != "sam2" or args.model is None):
         raise UserError("--allow-partial applies to `baseline sam2 --model` only")
+    sam2_flags = [f for f, v in (("--model", args.model), ("--sam2-checkpoint",
+                  args.sam2_checkpoint), ("--sam2-config", args.sam2_config),
+                  ("--sam2-image-size", args.sam2_image_size)) if v is not None]
+    if sam2_flags and args.method != "sam2":
+        raise UserError(f"{', '.join(sam2_flags)} applies to `baseline sam2` only: "
+                        f"`baseline {args.method}` uses no SAM2")
     if args.method == "sam2":
-        from raysys.baselines.zero_shot_sam2 import Sam2Spec, TextFilterConfig
+        from raysys.baselines.zero_shot_sam2 import Sam2Spec
 
         _check_sam2_inputs(args)
         kw["sam2"] = Sam2Spec(config=args.sam2_config, checkpoint=args.sam2_checkpoint,
                               viewsam_checkpoint=str(args.model) if args.model else None,
                               image_size=args.sam2_image_size,
                               allow_partial=args.allow_partial)
+    if args.method in ("sam2", "filtered"):
+        from raysys.baselines.zero_shot_sam2 import TextFilterConfig
+
         kw.update(describer=args.describer, text=args.text)
         if args.margin is not None:
             kw["text_filter"] = TextFilterConfig(margin=args.margin)

@@ -241,6 +241,35 @@ def test_command(data, labels, tmp_path, capsys):
     assert "nope" in err and "raysys train" in err
 
 
+def test_filtered_is_the_text_filter_on_the_concept_boxes(data, labels, tmp_path, capsys):
+    """`baseline filtered`: exactly the concept row's rows of the trajectories the text
+    filter keeps, under the same ids; no SAM2 flag is taken."""
+    concept, filtered = tmp_path / "concept", tmp_path / "filtered"
+    assert _parse(["concept", "--data", str(data.root), "--out", str(concept), "--labels",
+                   str(labels), "--quiet"]) == 0
+    assert _parse(["filtered", "--data", str(data.root), "--out", str(filtered), "--labels",
+                   str(labels), "--quiet", "--json", str(tmp_path / "f.json")]) == 0
+    summary = json.loads((tmp_path / "f.json").read_text())
+    assert summary["baseline"] == "filtered" and "sam2_weights" not in summary
+    views = crtrack.list_image_views(data.image_root)["PlazaTest01"]
+    some = 0
+    for e in crtrack.list_expressions(data.gt_root):
+        keep = [int(g) for g in summary["kept"][e.name]]
+        assert keep, e.name  # the text filter keeps at least the best trajectory
+        want, _ = crtrack.read_expression_pred(concept, e.name, views)
+        got, _ = crtrack.read_expression_pred(filtered, e.name, views)
+        for v in views:
+            w = want[v][np.isin(want[v][:, 1].astype(int), keep)]
+            np.testing.assert_array_equal(got[v], w)
+            some += len(w)
+    assert some > 0
+    capsys.readouterr()
+    rc = _parse(["filtered", "--data", str(data.root), "--out", str(tmp_path / "x"),
+                 "--quiet", "--model", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--model applies to `baseline sam2` only" in err
+
+
 def test_import_is_cheap_and_no_cuda():
     code = ("import sys, raysys.baselines, raysys.baselines.zero_shot_sam2, "
             "raysys.commands.baseline; print('torch' in sys.modules)")
