@@ -35,8 +35,8 @@ def baseline_job(method: str, layout: DatasetLayout, out: str | os.PathLike, *,
             propagation: ``propagate=False``).
         summary_json: also write the run summary there as JSON.
         options: keyword arguments of that function (``label_dir``, ``tracker``, ``reid``,
-            ``threshold``, ``device``, ``progress``; for ``sam2`` also ``sam2``,
-            ``describer``, ``text``, ``text_filter``).
+            ``threshold``, ``device``, ``progress``; for ``sam2`` also ``sam2``; for
+            ``sam2`` and ``filtered`` also ``describer``, ``text``, ``text_filter``).
 
     Returns:
         the run summary (expressions, seconds, where the tracklets came from, ...).
