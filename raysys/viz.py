@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from raysys.eval.pairs import iou_matrix_xyxy
 from raysys.io.frames import read_frame
 
 __all__ = ["id_colour", "match_rows", "draw_view", "draw_mosaic", "write_scene_video"]
@@ -53,17 +54,6 @@ def _xyxy(rows: np.ndarray, fmt: str) -> np.ndarray:
     return out
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, m) IoU of xyxy boxes."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
 def match_rows(boxes: np.ndarray, ref: np.ndarray, thr: float = 0.5
                ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy one-to-one IoU matching of xyxy boxes of one frame.
@@ -73,7 +63,7 @@ def match_rows(boxes: np.ndarray, ref: np.ndarray, thr: float = 0.5
     """
     mb, mr = np.zeros(len(boxes), bool), np.zeros(len(ref), bool)
     if len(boxes) and len(ref):
-        iou = _iou(boxes, ref)
+        iou = iou_matrix_xyxy(boxes, ref)
         for flat in np.argsort(-iou, axis=None, kind="stable"):
             i, j = divmod(int(flat), len(ref))
             if iou[i, j] < thr:

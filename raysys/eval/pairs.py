@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_rows", "iou_xywh", "matching_pairs"]
+__all__ = ["check_rows", "iou_xywh", "iou_matrix_xyxy", "matching_pairs"]
 
 
 def check_rows(rows: np.ndarray, what: str) -> np.ndarray:
@@ -101,3 +101,16 @@ def matching_pairs(
     iou = iou_xywh(gt[gi, 2:6], pred[pj, 2:6])
     keep = iou >= threshold
     return gi[keep], pj[keep], iou[keep]
+
+
+def iou_matrix_xyxy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` (n, 4) with every box of ``b`` (m, 4), ``x1, y1, x2, y2``:
+    (n, m); a zero union gives 0."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)

@@ -36,23 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
+from raysys.eval.pairs import iou_matrix_xyxy
+
 __all__ = ["proposal_scores", "identity_scores", "referring_scores", "kept_boxes_score",
            "zero_shot_diagnostics"]
 
 _IOU = 0.5
-
-
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (n, 4) and (m, 4) xyxy boxes."""
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
-    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=-1)  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
 
 
 def _match(iou: np.ndarray, thr: float) -> list[tuple[int, int]]:
@@ -108,7 +97,7 @@ def proposal_scores(layout, pred_root: str | Path) -> dict:
             pred_n += len(pred[v])
             for f, g in _by_frame(g_rows).items():
                 p = p_by.get(f, np.zeros((0, 6)))
-                iou = _iou_matrix(g[:, 2:6], p[:, 2:6])
+                iou = iou_matrix_xyxy(g[:, 2:6], p[:, 2:6])
                 gt_n += len(g)
                 hit50 += len(_match(iou, 0.5))
                 hit30 += len(_match(iou, 0.3))
@@ -127,7 +116,7 @@ def _true_id_rows(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     for f in np.unique(pred[:, 0]):
         sel = np.flatnonzero(pred[:, 0] == f)
         g = g_by.get(int(f), np.zeros((0, 6)))
-        pairs = dict((i, j) for i, j in _match(_iou_matrix(pred[sel, 2:6], g[:, 2:6]), _IOU))
+        pairs = dict((i, j) for i, j in _match(iou_matrix_xyxy(pred[sel, 2:6], g[:, 2:6]), _IOU))
         for k, i in enumerate(sel):
             if k in pairs:
                 out[i, 1] = g[pairs[k], 1]
@@ -199,7 +188,7 @@ def referring_scores(layout, concept_pred: str | Path, sam2_summary: dict) -> di
             for f in np.unique(rows[:, 0]):
                 p = rows[rows[:, 0] == f]
                 g = g_by.get(int(f), np.zeros((0, 6)))
-                covered = {i for i, _ in _match(_iou_matrix(p[:, 2:6], g[:, 2:6]), _IOU)}
+                covered = {i for i, _ in _match(iou_matrix_xyxy(p[:, 2:6], g[:, 2:6]), _IOU)}
                 for k, gid in enumerate(p[:, 1].astype(int)):
                     hits.setdefault(int(gid), []).append(int(k in covered))
         keep = {int(g) for g in kept.get(name, {})}
@@ -210,7 +199,8 @@ def referring_scores(layout, concept_pred: str | Path, sam2_summary: dict) -> di
             key = "referred" if referred else "others"
             counts[key] += 1
             counts[key + "_kept"] += int(g in keep)
-    out = {"auc": None if auc(pos, neg) is None else round(auc(pos, neg), 4),
+    a = auc(pos, neg)
+    out = {"auc": None if a is None else round(a, 4),
            "expressions": len(sims) - len(mismatched), **counts}
     if mismatched:
         out["note"] = (f"{len(mismatched)} expressions left out: their trajectory ids differ "

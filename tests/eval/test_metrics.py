@@ -246,3 +246,15 @@ def test_aggregation_is_unweighted_means():
     assert agg["All"]["CVR-MA"] == pytest.approx(175 / 3)
     table = EvalResult(results).format_table(per_expression=True)
     assert "A_y" in table and table.splitlines()[-1].split()[:2] == ["All", "3"]
+
+
+def test_iou_matrix_xyxy_by_hand():
+    from raysys.eval.pairs import iou_matrix_xyxy
+
+    a = np.array([[0, 0, 10, 10], [0, 0, 0, 0]], float)  # the second has no area
+    b = np.array([[5, 0, 15, 10], [0, 0, 10, 10], [20, 20, 30, 30]], float)
+    iou = iou_matrix_xyxy(a, b)
+    assert iou.shape == (2, 3)
+    np.testing.assert_allclose(iou[0], [50 / 150, 1.0, 0.0])
+    np.testing.assert_array_equal(iou[1], [0.0, 0.0, 0.0])
+    assert iou_matrix_xyxy(np.zeros((0, 4)), b).shape == (0, 3)
