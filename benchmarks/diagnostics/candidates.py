@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _checkpoint(args) -> dict:
     from raysys.report.diagnostics import candidate_scores
-    from raysys.training.data import ClipSpec, load_clip, plan_samples
+    from raysys.training.data import ClipSpec, crop_frame_of, load_clip, plan_samples
     from raysys.training.sources import open_source
     from raysys.viewsam.checkpoint import load_viewsam_checkpoint
 
@@ -202,7 +202,7 @@ def _checkpoint(args) -> dict:
                     stride=int(cfg.get("clip_stride", 4)), step=int(cfg.get("frame_step", 1)),
                     max_objects=32, max_views=cfg.get("max_views"),
                     min_box_side=float(cfg.get("min_box_side", 2.0)), use_masks=False,
-                    variant="standard")
+                    variant="standard", crop_frame=crop_frame_of(model.cfg))
     t0 = time.perf_counter()
     clips = [load_clip(src, s, spec) for s in plan_samples(src, spec, args.clips, seed=1)]
     res = {"bench": "candidate_generator", "model": str(args.model), "data": str(args.data),

@@ -79,11 +79,12 @@ def _r(x: float | None, digits: int = 4) -> float | None:
 
 def diagnostic_clips(layout, image_size: int, cfg: DiagnosticsConfig, *,
                      masks: bool = True, category: str | None = "person",
-                     crop_size: tuple[int, int] | None = None) -> list[dict]:
+                     crop_size: tuple[int, int] | None = None,
+                     crop_frame: tuple[int, int] | None = None) -> list[dict]:
     """``cfg.clips`` decoded GT clips of ``layout`` (every view, true ids, referred objects
     first; :func:`raysys.training.data.load_clip` arrays at ``image_size``, with object
-    crops of ``crop_size`` if given), with the GT objects of ``category`` only (None: every
-    object)."""
+    crops of ``crop_size`` and frames at ``crop_frame`` if given), with the GT objects of
+    ``category`` only (None: every object)."""
     from raysys.training.config import TrainConfig
     from raysys.training.data import ClipSpec, load_clip, plan_samples
     from raysys.training.sources import GroundTruthSource
@@ -97,7 +98,8 @@ def diagnostic_clips(layout, image_size: int, cfg: DiagnosticsConfig, *,
     spec = ClipSpec(size=image_size, frames=cfg.clip_frames, stride=cfg.clip_frames, step=1,
                     max_objects=cfg.max_objects, max_views=None,
                     min_box_side=d.min_box_side, use_masks=masks, variant="standard",
-                    max_dense=max(cfg.max_objects, d.max_dense_objects), crop_size=crop_size)
+                    max_dense=max(cfg.max_objects, d.max_dense_objects), crop_size=crop_size,
+                    crop_frame=crop_frame)
     src = _Source(layout)
     return [load_clip(src, s, spec) for s in plan_samples(src, spec, cfg.clips, seed=cfg.seed)]
 
@@ -109,7 +111,9 @@ def _batch(model, clip: dict):
     frames, texts, targets, vids = collate({k: v[None] for k, v in clip.items()})
     dev = next(model.parameters()).device
     ce = model.encode_clip(frames.to(dev), {k: x.to(dev) for k, x in
-                                             model.tokenize(texts).items()}, vids.to(dev))
+                                             model.tokenize(texts).items()}, vids.to(dev),
+                           crop_frames=None if targets.crop_frames is None else
+                           targets.crop_frames.to(dev))
     return ce, targets.to(dev)
 
 
@@ -257,6 +261,7 @@ def run_diagnostics(model, layout, cfg: DiagnosticsConfig | None = None) -> dict
     import torch
 
     from raysys.report.oracle import identity_oracle
+    from raysys.training.data import crop_frame_of
     from raysys.viewsam.osnet_backbone import CROP_SIZE
 
     cfg = cfg or DiagnosticsConfig()
@@ -273,7 +278,8 @@ def run_diagnostics(model, layout, cfg: DiagnosticsConfig | None = None) -> dict
     timed("base", base_scores, model, layout, cfg)
     osnet = getattr(model.cgct, "backbone", None) is not None
     clips = diagnostic_clips(layout, int(model.image_size), cfg,
-                             crop_size=CROP_SIZE if osnet else None)
+                             crop_size=CROP_SIZE if osnet else None,
+                             crop_frame=crop_frame_of(model.cfg))
     thr = (getattr(model, "calibration", None) or {}).get("objectness_threshold")
     timed("candidates", candidate_scores, model, clips, thr)
     timed("cgct", cgct_margin, model, clips)

@@ -36,6 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from raysys.viewsam.attribute_roi import crop_frames_at
+
 __all__ = ["ClipInput", "clip_input", "encode_clips"]
 
 
@@ -50,6 +52,8 @@ class ClipInput:
     text: dict  # the tracker's tokenized expressions, (E, L)
     view_ids: torch.Tensor  # (1, V)
     view_state: torch.Tensor | None  # (E, V, d_a) the view token's EMA (Eq. 4), or None
+    crops: torch.Tensor | None = None  # (V*T, 3, Hc, Wc) the frames at the Candidate
+    #   Generator's crop_frame size (its attribute_net), else None
 
 
 def clip_input(tracker, frames=None) -> ClipInput | None:
@@ -68,10 +72,13 @@ def clip_input(tracker, frames=None) -> ClipInput | None:
     v, t, _, h, w = x.shape
     s = tracker.model.image_size
     images = x.flatten(0, 1)  # the ops and memory layout of ViewSAM.encode_clip
+    cg = tracker.model.candidate_generator
+    crops = None if cg is None or cg.attribute_head is None else \
+        crop_frames_at(x[None], cg.cfg.crop_frame)
     if (h, w) != (s, s):
         images = F.interpolate(images, size=(s, s), mode="bilinear", align_corners=False)
     return ClipInput(images, v, t, (h, w), tracker.text, tracker.view_ids,
-                     tracker.view_state)
+                     tracker.view_state, crops)
 
 
 @torch.no_grad()
@@ -99,7 +106,9 @@ def _encode_group(model, group: list[ClipInput]) -> list:
     text = c0.text if b == 1 else _pad_text(model, [c.text for c in group])
     view_ids = torch.cat([c.view_ids for c in group])
     state = None if c0.view_state is None else torch.cat([c.view_state for c in group])
-    ce = model.encode_clip(frames, text, view_ids, state)
+    crops = None if c0.crops is None else (c0.crops if b == 1 else torch.cat(
+        [c.crops for c in group])).unflatten(0, (b, v, t))
+    ce = model.encode_clip(frames, text, view_ids, state, crops)
     if b == 1:
         return [replace(ce, scale=_scale(c0.size, s, frames.device))]
     lens = [int(c.text["input_ids"].shape[1]) for c in group]

@@ -3,14 +3,13 @@ frame in a clip, and the one-to-one matching of tracks to proposals."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from raysys.viewsam.candidate_generator import pairwise_iou
+from raysys.viewsam.candidate_generator import output_row, pairwise_iou
 
 __all__ = ["TrackedObject", "FrameResult", "assign_proposals", "tracked_objects",
            "new_track_candidates", "drop_duplicates", "external_proposals",
@@ -194,9 +193,7 @@ def external_proposals(ctx: _ViewFrame, cand, ext: tuple, hw: tuple[int, int], s
         if cand is None or cand.features is None:
             raise ValueError("external proposals without referring probabilities need "
                              "the model's Candidate Generator to score them")
-        one = (lambda x: None if x is None else x[ctx.n:ctx.n + 1])  # noqa: E731
-        sub = dataclasses.replace(cand, features=one(cand.features),
-                                  text_emb=one(cand.text_emb), pixels=one(cand.pixels))
+        sub = output_row(cand, ctx.n)
         ref = candidate_generator.match_boxes(sub, boxes[None])[0].sigmoid()
     else:
         ref = torch.as_tensor(np.asarray(refer, dtype=np.float32).reshape(kk), device=dev)

@@ -59,7 +59,7 @@ def calibrate_thresholds(model, clips: list[dict], pos_iou: float | None = None)
     with torch.no_grad():
         for c in clips:
             frames, texts, tg, vids = collate({k: v[None] for k, v in c.items()})
-            ce = model.encode_clip(frames, model.tokenize(texts), vids)
+            ce = model.encode_clip(frames, model.tokenize(texts), vids, crop_frames=tg.crop_frames)
             _, v, t, _, h, w = frames.shape
             s = model.image_size
             scale = torch.tensor([s / w, s / h, s / w, s / h])

@@ -35,7 +35,7 @@ from raysys.training.config import TrainConfig
 from raysys.training.sources import ClipSource
 
 __all__ = ["ClipSpec", "plan_samples", "load_clip", "ClipLoader", "collate",
-           "build_train_datasets", "shard_name"]
+           "build_train_datasets", "shard_name", "crop_frame_of"]
 
 @dataclass(frozen=True)
 class ClipSpec:
@@ -53,6 +53,8 @@ class ClipSpec:
     max_dense: int = 32  # A: every labelled object of a frame, for the CG's dense targets
     crop_size: tuple[int, int] | None = None  # (h, w) crops of each object at its box from
     #   the full-resolution frame, for CGCT's OSNet backbone (None: no crops)
+    crop_frame: tuple[int, int] | None = None  # (h, w): also each frame at this size, where
+    #   a Candidate Generator with attribute_net cuts its crops (None: not needed)
 
     @staticmethod
     def from_config(cfg: TrainConfig, size: int) -> ClipSpec:
@@ -60,7 +62,15 @@ class ClipSpec:
                         step=cfg.frame_step, max_objects=cfg.max_objects,
                         max_views=cfg.max_views, min_box_side=cfg.min_box_side,
                         use_masks=cfg.use_masks, variant=cfg.variant,
-                        max_dense=cfg.max_dense_objects, crop_size=_crop_size(cfg))
+                        max_dense=cfg.max_dense_objects, crop_size=_crop_size(cfg),
+                        crop_frame=crop_frame_of(cfg.model))
+
+
+def crop_frame_of(m) -> tuple[int, int] | None:
+    """The frame size a model config's Candidate Generator cuts attribute crops at, or
+    None (no Candidate Generator, or none with ``attribute_net``)."""
+    cg = m.candidate_generator
+    return tuple(cg.crop_frame) if m.use_candidate_generator and cg.attribute_net else None
 
 
 def _crop_size(cfg: TrainConfig) -> tuple[int, int] | None:
@@ -68,6 +78,16 @@ def _crop_size(cfg: TrainConfig) -> tuple[int, int] | None:
 
     m = cfg.model
     return CROP_SIZE if m.use_cgct and m.cgct.backbone == "osnet" else None
+
+
+def _resized(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``img`` (H, W, 3) uint8 at ``size`` (h, w) (area averaging when it shrinks)."""
+    import cv2
+
+    if img.shape[:2] == tuple(size):
+        return img
+    return cv2.resize(np.ascontiguousarray(img), (size[1], size[0]),
+                      interpolation=cv2.INTER_AREA)
 
 
 def _crops(img: np.ndarray, boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -193,6 +213,8 @@ def load_clip(source: ClipSource, sample: dict, spec: ClipSpec) -> dict[str, np.
            "dense_visible": np.zeros((v, t, a), bool)}
     if spec.crop_size:
         out["crops"] = np.zeros((v, t, m, 3, *spec.crop_size), np.uint8)
+    if spec.crop_frame:
+        out["crop_frames"] = np.zeros((v, t, 3, *spec.crop_frame), np.uint8)
     slot = {g: k for k, g in enumerate(ids)}
     df = source.objects(sample["scene"])
     df = df[df["frame"].isin(frames)]
@@ -211,6 +233,8 @@ def load_clip(source: ClipSource, sample: dict, spec: ClipSpec) -> dict[str, np.
             out["frames"][i, j], (h, w), img = _read_resized(paths[f], s, sample["scene"],
                                                                view, f, full=True)
             scale = np.array([s / w, s / h, s / w, s / h], np.float32)
+            if spec.crop_frame:
+                out["crop_frames"][i, j] = _resized(img, spec.crop_frame).transpose(2, 0, 1)
             cut = {}  # slot -> full-resolution box, for the crops
             out["dense_boxes"][i, j] = np.clip(out["dense_boxes"][i, j], 0, [w, h, w, h]) * scale
             for g, k in slot.items():
@@ -274,7 +298,9 @@ def collate(batch: dict[str, np.ndarray], device=None):
                           if "dense_boxes" in batch else None,
                           dense_visible=t(batch["dense_visible"], torch.bool)
                           if "dense_visible" in batch else None,
-                          crops=t(batch["crops"]) if "crops" in batch else None)
+                          crops=t(batch["crops"]) if "crops" in batch else None,
+                          crop_frames=t(batch["crop_frames"]) if "crop_frames" in batch
+                          else None)
     texts = [str(x) for x in np.asarray(batch["text"]).reshape(-1)]
     return frames, texts, targets, t(batch["view_ids"], torch.long)
 

@@ -16,6 +16,11 @@ grid fine enough for small people in low-resolution CPU runs):
   BCE per frame (Eq. 16) and a margin ranking loss (Eq. 17); Eq. 18 sums them.
   With ``pixel_roi`` (the quick CPU default) each proposal also pools the model input's
   own RGB inside its box, added to its RoI feature: colours a tiny encoder blurs away.
+  With ``attribute_net`` (an option, off by default) each box is also cut from the frame
+  at ``crop_frame`` size and read by a frozen pretrained person-attribute model, the
+  analogue of the APTM the paper's CG learns from (App. C.2); its per-attribute
+  probabilities, through a small MLP, get a match term of their own, added to the logit
+  (:mod:`raysys.viewsam.attribute_roi`).
 
 Targets come from a pluggable teacher (:class:`BoxTeacher`); the default,
 :class:`PseudoLabelTeacher`, reads the Stage 1 pseudo-label boxes of the clip targets.
@@ -31,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from raysys.viewsam import attribute_roi as A
 from raysys.viewsam import losses as L
 
 __all__ = [
@@ -40,6 +46,7 @@ __all__ = [
     "CandidateOutput",
     "CandidateGenerator",
     "pairwise_iou",
+    "output_row",
     "dense_targets",
     "candidate_losses",
 ]
@@ -62,6 +69,11 @@ class CandidateGeneratorConfig:
     pixel_roi: int = 0  # > 0: the matching branch also pools the model input's own pixels
     #   inside each box on a pixel_roi x (pixel_roi // 2) grid (RoIAlign): the colours that
     #   a small encoder blurs away; 0: encoder features only (the paper's CG)
+    attribute_net: str = ""  # "embedded" or the .pt of `raysys pretrain-describer`: the
+    #   matching branch also reads each box's crop with this frozen person-attribute model
+    #   (the APTM analogue, App. C.2); "": encoder features only (the paper's CG)
+    crop_frame: tuple[int, int] = (360, 640)  # (h, w) the frames are brought to before the
+    #   attribute model's crops are cut (training and tracking alike)
     match_teacher_boxes: bool = True  # training: the matching branch also scores the
     #   teacher's boxes (referred = positive, the others = negative), as a two-stage
     #   detector adds its ground-truth boxes to the proposals of its RoI head; so it learns
@@ -96,6 +108,27 @@ class CandidateOutput:
     text_emb: torch.Tensor | None = None  # (N, hidden) projected expression per frame
     stride: int = 0  # model pixels per cell of ``features``
     pixels: torch.Tensor | None = None  # (N, 3, S, S) normalised model input (pixel_roi)
+    # attribute_net: the frames at crop_frame size in [0, 1], rows (b, v, t); F <= N rows, row
+    # n of the outputs is frame n % F (one clip shared by several expressions)
+    crop_frames: torch.Tensor | None = None  # (F, 3, Hc, Wc)
+    crop_context: torch.Tensor | None = None  # (F, CONTEXT_DIM) each frame's colour stats
+
+
+def output_row(out: CandidateOutput, n: int) -> CandidateOutput:
+    """Row ``n`` of ``out`` as a one-frame output that scores boxes
+    (:meth:`CandidateGenerator.match_boxes`): its features, text, pixels and frame."""
+    import dataclasses
+
+    def one(x, rows=None):
+        if x is None:
+            return None
+        i = n if rows is None else n % rows
+        return x[i:i + 1]
+
+    f = None if out.crop_frames is None else out.crop_frames.shape[0]
+    return dataclasses.replace(out, features=one(out.features), text_emb=one(out.text_emb),
+                               pixels=one(out.pixels), crop_frames=one(out.crop_frames, f),
+                               crop_context=one(out.crop_context, f))
 
 
 def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -144,6 +177,16 @@ class CandidateGenerator(nn.Module):
         self.pixel_head = nn.Sequential(
             nn.Flatten(1), nn.Linear(3 * pr * max(1, pr // 2), hidden), nn.ReLU(inplace=True),
             nn.Linear(hidden, hidden)) if pr > 0 else None
+        self._attribute: tuple[nn.Module, ...] = ()  # frozen, outside the state dict
+        self.attribute_head = self.attribute_match = None
+        if cfg.attribute_net:
+            net, dim = A.frozen_attribute_net(cfg.attribute_net)
+            self._attribute = (net,)  # a tuple: not a submodule (no training, no saving)
+            self.attribute_head = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True),
+                                                nn.Linear(hidden, hidden))
+            # its own match term: [a, t, a * t] -> a logit added to the branch's
+            self.attribute_match = nn.Sequential(nn.Linear(3 * hidden, hidden),
+                                                 nn.ReLU(inplace=True), nn.Linear(hidden, 1))
         self.text_proj = nn.Sequential(nn.Linear(text_dim, hidden), nn.LayerNorm(hidden))
         self.match_head = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.ReLU(inplace=True),
                                         nn.Linear(hidden, 1))
@@ -155,13 +198,16 @@ class CandidateGenerator(nn.Module):
 
     def forward(self, feat: torch.Tensor, text: torch.Tensor, stride: int,
                 fine_feat: torch.Tensor | None = None,
-                pixels: torch.Tensor | None = None) -> CandidateOutput:
+                pixels: torch.Tensor | None = None,
+                crop_frames: torch.Tensor | None = None) -> CandidateOutput:
         """Args: feat ``(N, C, h, w)`` top level; text ``(N, D_t)`` the referring token
         ``t_R`` of each frame (the masked mean of its view's ``T_ca``, Eq. 7); stride:
         model pixels per cell of ``feat``; fine_feat: the stride-8 level
         ``(N, C_f, 2h, 2w)`` (required with ``fine``); pixels: ``(N, 3, S, S)`` the
-        normalised model input, in the boxes' pixels (required with ``pixel_roi``). Outputs
-        are on the grid of :meth:`stride`."""
+        normalised model input, in the boxes' pixels (required with ``pixel_roi``);
+        crop_frames: ``(F, 3, Hc, Wc)`` in [0, 1] at ``crop_frame`` size, ``N`` a multiple
+        of ``F`` (required with ``attribute_net``). Outputs are on the grid of
+        :meth:`stride`."""
         if self.lateral is not None:
             if fine_feat is None:
                 raise ValueError("a fine Candidate Generator needs the stride-8 features")
@@ -180,6 +226,14 @@ class CandidateGenerator(nn.Module):
                               boxes=boxes, objectness=objectness,
                               refer_logits=boxes.new_zeros(boxes.shape[:2]),
                               features=x, text_emb=text_emb, stride=stride, pixels=pixels)
+        if self.attribute_head is not None:
+            if crop_frames is None or n % crop_frames.shape[0] or \
+                    tuple(crop_frames.shape[-2:]) != tuple(self.cfg.crop_frame):
+                raise ValueError(
+                    f"a Candidate Generator with attribute_net needs the frames at crop_frame "
+                    f"{tuple(self.cfg.crop_frame)}, a divisor of {n} rows, got "
+                    f"{None if crop_frames is None else tuple(crop_frames.shape)}")
+            out.crop_frames, out.crop_context = crop_frames, A.frame_context(crop_frames)
         out.refer_logits = self._match(out, boxes)  # (N, K)
         return out
 
@@ -211,7 +265,22 @@ class CandidateGenerator(nn.Module):
                             sampling_ratio=2, aligned=True)  # (N*K, 3, pr, pr // 2)
             f = f + self.pixel_head(rgb).reshape(n, k, -1)
         t = text_emb[:, None].expand_as(f)  # (N, K, hidden)
-        return self.match_head(torch.cat([f, t, f * t], dim=-1)).squeeze(-1)  # (N, K)
+        logit = self.match_head(torch.cat([f, t, f * t], dim=-1)).squeeze(-1)  # (N, K)
+        if self.attribute_head is not None:  # the APTM analogue's reading of each crop
+            a = self.attribute_head(self._attributes(out, boxes, idx)).reshape(n, k, -1)
+            logit = logit + self.attribute_match(torch.cat([a, t, a * t], -1)).squeeze(-1)
+        return logit
+
+    def _attributes(self, out: CandidateOutput, boxes: torch.Tensor, idx: torch.Tensor
+                    ) -> torch.Tensor:
+        """``(N*K, P)`` the frozen attribute model's probabilities of each box ``(N, K, 4)``
+        (model pixels; ``idx`` its output row), cut from ``out.crop_frames``."""
+        if out.crop_frames is None or out.crop_context is None:
+            raise ValueError("a Candidate Generator with attribute_net needs the frames "
+                             "(CandidateOutput.crop_frames)")
+        side = max(out.features.shape[-2:]) * out.stride  # the model input's side S
+        return A.attribute_probs(self._attribute[0], out.crop_frames, out.crop_context,
+                                 boxes.reshape(-1, 4), idx, side).to(out.features.dtype)
 
     def decode(self, heat, ctr, size, offset, stride: int):
         """Dense maps -> the top ``num_proposals`` boxes ``(N, K, 4)`` (model pixels) and

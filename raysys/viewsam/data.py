@@ -31,6 +31,8 @@ class ClipTargets:
     dense_visible: torch.Tensor | None = None  # (B, V, T, A) bool
     # each object's crop at its box, cut from the full-resolution frame: CGCT's OSNet input
     crops: torch.Tensor | None = None  # (B, V, T, M, 3, h, w) uint8
+    # the frames at the Candidate Generator's crop_frame size (its attribute_net's crops)
+    crop_frames: torch.Tensor | None = None  # (B, V, T, 3, Hc, Wc) uint8
 
     def check(self, b: int, v: int, t: int, h: int, w: int) -> int:
         """Validate shapes against a ``(B, V, T, 3, H, W)`` clip; returns ``M``."""
@@ -62,7 +64,8 @@ class ClipTargets:
         return ClipTargets(self.boxes.to(device), self.visible.to(device).bool(),
                            self.ids.to(device).long(), self.referred.to(device).bool(),
                            opt(self.masks), opt(self.dense_boxes),
-                           opt(self.dense_visible, True), opt(self.crops))
+                           opt(self.dense_visible, True), opt(self.crops),
+                           opt(self.crop_frames))
 
 
 @dataclass

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from raysys.viewsam.attribute_roi import crop_frames_at
 from raysys.viewsam.bar import BiasAwareRecalibration, bias_labels
 from raysys.viewsam.base import condition_on_banks, decode_masks, encode_images, to_tokens
 from raysys.viewsam.candidate_generator import CandidateGenerator, PseudoLabelTeacher
@@ -117,7 +118,7 @@ class ViewSAM(nn.Module):
                              "(ClipTargets); track with raysys.tracking.ViewSAMTracker")
         b, v, t, h, w = self._check(frames, text, targets)
         targets = targets.to(frames.device)
-        ce = self.encode_clip(frames, text, view_ids)
+        ce = self.encode_clip(frames, text, view_ids, crop_frames=targets.crop_frames)
         cb = None if ce.cand is None else ce.cand.boxes.reshape(b * v, t, *ce.cand.boxes.shape[1:])
         plan = plan_slots(targets, self.teacher, cb, shape=(b, v, t), scale=ce.scale,
                           prompt_source=self.cfg.prompt_source,
@@ -128,7 +129,8 @@ class ViewSAM(nn.Module):
 
     def encode_clip(self, frames: torch.Tensor, text: dict[str, torch.Tensor],
                     view_ids: torch.Tensor | None = None,
-                    view_state: torch.Tensor | None = None) -> ClipEncoding:
+                    view_state: torch.Tensor | None = None,
+                    crop_frames: torch.Tensor | None = None) -> ClipEncoding:
         """Steps 1-3 of the module doc for a clip ``(B, V, T, 3, H, W)``: text, image encoder
         with view token and VC-CMA, Candidate Generator. The online tracker
         (:mod:`raysys.tracking`) calls it once per clip and tracks frame by frame with
@@ -138,6 +140,9 @@ class ViewSAM(nn.Module):
             view_state: ``(B, V, d_a)`` the view token ``e`` of the previous clip's last
                 frame (Eq. 4; online). The returned ``ClipEncoding.view_state`` is this
                 clip's, to pass to the next.
+            crop_frames: ``(B or 1, V, T, 3, Hc, Wc)`` the frames where a CG with
+                ``attribute_net`` cuts its crops, brought to its ``crop_frame`` size here
+                (training: the clip loader's ``crop_frames``); None: ``frames``.
 
         The returned encoding carries ``T_ca`` (Eq. 7, one per view, ``ClipEncoding.text``)
         and the referring token ``t_R`` (its masked mean, ``ClipEncoding.text_ref``): the
@@ -173,8 +178,10 @@ class ViewSAM(nn.Module):
             # tracking, whatever size the frames arrive at
             pix = None if cg.pixel_head is None else \
                 images.repeat(b * v * t // images.shape[0], 1, 1, 1)
+            crops = None if cg.attribute_head is None else crop_frames_at(
+                frames if crop_frames is None else crop_frames, cg.cfg.crop_frame)
             cand = cg(enc["fpn"][-1], t_ref.repeat_interleave(t, 0),  # T_ca, Eq. 7
-                      self.sam2.backbone_stride, enc["fpn"][-2], pix)
+                      self.sam2.backbone_stride, enc["fpn"][-2], pix, crops)
         scale = torch.tensor([s / w, s / h, s / w, s / h], device=dev)
         text_tok = None if self.text_prompt is None else \
             self.text_prompt(_masked_mean(tokens, tmask))  # (B, d)
@@ -376,7 +383,7 @@ class ViewSAM(nn.Module):
             raise ValueError("this ViewSAM has no Candidate Generator")
         b, v, t, h, w = self._check(frames, text, targets)
         targets = targets.to(frames.device)
-        ce = self.encode_clip(frames, text, view_ids)
+        ce = self.encode_clip(frames, text, view_ids, crop_frames=targets.crop_frames)
         res = candidate_loss_terms(self, ce.cand, targets, *self.teacher(targets), (h, w))
         lc = self.cfg.loss
         res["total"] = sum(getattr(lc, k) * val for k, val in res.items())
@@ -390,3 +397,4 @@ class ViewSAM(nn.Module):
         ``consistency_inter``; always ``total``.
         """
         return compute_losses(self, outputs, targets)
+
