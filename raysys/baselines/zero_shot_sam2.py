@@ -43,7 +43,9 @@ from raysys.io import crtrack
 from raysys.io.dataset import DatasetLayout
 
 __all__ = ["Sam2Spec", "TextFilterConfig", "describe_trajectories", "select_trajectories",
-           "run_zero_shot_sam2"]
+           "run_zero_shot_sam2", "DEFAULT_DESCRIBER"]
+
+DEFAULT_DESCRIBER = "attributes"  # the describer of the text filter, as Stage 1's default
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,7 @@ def run_zero_shot_sam2(layout: DatasetLayout, pred_root: str | os.PathLike, *,
                        sam2: Sam2Spec | Sam2VideoTracker = Sam2Spec(),
                        label_dir: str | os.PathLike | None = None,
                        tracker: str = "classical", reid: str = "stripes",
-                       threshold: float = DEFAULT_THRESHOLD, describer: str = "attributes",
+                       threshold: float = DEFAULT_THRESHOLD, describer: str = DEFAULT_DESCRIBER,
                        text: str = "minilm", text_filter: TextFilterConfig = TextFilterConfig(),
                        device: str = "cpu", progress: bool = True,
                        propagate: bool = True) -> dict:

@@ -19,6 +19,7 @@ Where each runs, and why:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -187,6 +188,24 @@ def track_step(r: StepRunner, cfg: ReportConfig, method: str, checkpoint: Path,
 BASELINE_METHODS = {"zero_shot_concept": "concept", "zero_shot_sam2": "sam2"}
 
 
+def baseline_settings(method: str, data: Path, domain: str, checkpoint: Path | None,
+                      upstream: str | None) -> dict:
+    """What a baseline step's predictions depend on. The SAM2 row's text filter also
+    depends on its describer and the describer's weights (their sha256), so that a report
+    folder resumed after either changes runs the row again."""
+    settings = {"method": method, "data": str(data.resolve()), "domain": domain,
+                "checkpoint": file_stamp(checkpoint) if checkpoint else None,
+                "upstream": upstream}
+    if method == "zero_shot_sam2":
+        from raysys.backends.attribute_net import EMBEDDED_PATH
+        from raysys.baselines.zero_shot_sam2 import DEFAULT_DESCRIBER
+
+        weights = hashlib.sha256(EMBEDDED_PATH.read_bytes()).hexdigest() \
+            if DEFAULT_DESCRIBER == "attributes" else None
+        settings["describer"] = {"name": DEFAULT_DESCRIBER, "weights_sha256": weights}
+    return settings
+
+
 def baseline_step(r: StepRunner, method: str, data: Path, domain: str,
                   checkpoint: Path | None = None, upstream: str | None = None,
                   allow_partial: bool = False) -> Path:
@@ -195,9 +214,7 @@ def baseline_step(r: StepRunner, method: str, data: Path, domain: str,
     baseline uses (loaded strictly unless ``allow_partial``)."""
     pred = r.out / "predictions" / domain / method
     name = f"baseline_{method}_{_short(domain)}"
-    settings = {"method": method, "data": str(data.resolve()), "domain": domain,
-                "checkpoint": file_stamp(checkpoint) if checkpoint else None,
-                "upstream": upstream}
+    settings = baseline_settings(method, data, domain, checkpoint, upstream)
     done = pred / "baseline.json"
     options = {}
     if checkpoint is not None and method == "zero_shot_sam2":

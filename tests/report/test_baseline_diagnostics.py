@@ -158,3 +158,21 @@ def test_report_step_runs_once_and_is_skipped_after(tiny_test_split, tmp_path):
     r2.fingerprints |= dict(r.fingerprints)
     assert pipeline._zero_shot_diagnostics(r2, cfg, tiny_test_split.root, notes) == first
     assert r2.skipped == ["diagnostics_zero_shot"]
+
+
+def test_the_sam2_rows_step_settings_name_its_describer(tmp_path):
+    """A report folder resumed after the SAM2 row's describer or its weights change runs
+    the row again: both are in the step's settings (the concept row has no describer)."""
+    import hashlib
+
+    from raysys.backends.attribute_net import EMBEDDED_PATH
+    from raysys.report.steps import baseline_settings
+
+    sam2 = baseline_settings("zero_shot_sam2", tmp_path, "In-domain", None, "up")
+    assert sam2["describer"] == {
+        "name": "attributes",
+        "weights_sha256": hashlib.sha256(EMBEDDED_PATH.read_bytes()).hexdigest()}
+    concept = baseline_settings("zero_shot_concept", tmp_path, "In-domain", None, "up")
+    assert "describer" not in concept
+    assert {k: v for k, v in sam2.items() if k != "describer"} == concept | {
+        "method": "zero_shot_sam2"}
