@@ -81,13 +81,17 @@ def _crop_size(cfg: TrainConfig) -> tuple[int, int] | None:
 
 
 def _resized(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``img`` (H, W, 3) uint8 at ``size`` (h, w) (area averaging when it shrinks)."""
-    import cv2
-
+    """``img`` (H, W, 3) uint8 at ``size`` (h, w), resampled as the tracker resamples its
+    frames (:func:`raysys.viewsam.attribute_roi.crop_frames_at`), rounded to uint8."""
     if img.shape[:2] == tuple(size):
         return img
-    return cv2.resize(np.ascontiguousarray(img), (size[1], size[0]),
-                      interpolation=cv2.INTER_AREA)
+    import torch
+
+    from raysys.viewsam.attribute_roi import crop_frames_at
+
+    x = torch.as_tensor(np.array(img)).permute(2, 0, 1)[None, None, None]  # a writable copy
+    out = crop_frames_at(x, size)[0].mul(255.0).round().clamp(0, 255).to(torch.uint8)
+    return out.permute(1, 2, 0).numpy()
 
 
 def _crops(img: np.ndarray, boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -29,7 +29,7 @@ Targets come from a pluggable teacher (:class:`BoxTeacher`); the default,
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
@@ -117,8 +117,6 @@ class CandidateOutput:
 def output_row(out: CandidateOutput, n: int) -> CandidateOutput:
     """Row ``n`` of ``out`` as a one-frame output that scores boxes
     (:meth:`CandidateGenerator.match_boxes`): its features, text, pixels and frame."""
-    import dataclasses
-
     def one(x, rows=None):
         if x is None:
             return None
@@ -126,7 +124,7 @@ def output_row(out: CandidateOutput, n: int) -> CandidateOutput:
         return x[i:i + 1]
 
     f = None if out.crop_frames is None else out.crop_frames.shape[0]
-    return dataclasses.replace(out, features=one(out.features), text_emb=one(out.text_emb),
+    return replace(out, features=one(out.features), text_emb=one(out.text_emb),
                                pixels=one(out.pixels), crop_frames=one(out.crop_frames, f),
                                crop_context=one(out.crop_context, f))
 
