@@ -172,3 +172,51 @@ def test_pretrain_detector_command_writes_loadable_weights(tmp_path, capsys):
     assert main(["pretrain-detector", "--out", str(out), "--data",
                  str(tmp_path / "empty")]) == 2
     assert "no generated videos" in capsys.readouterr().err
+
+
+def test_rgb_only_detector_reads_the_frame_alone(tmp_path):
+    """`pretrain-detector --rgb-only`'s network: a 3-channel input, every cell a negative
+    where no person is (no foreground to excuse vehicles), saved and loaded as such, and
+    its detect() ignores the foreground masks it is given."""
+    import torch
+
+    img = np.full((96, 160, 3), 40, np.uint8)
+    img[20:60, 60:74] = (220, 60, 60)
+    x = net_input(img, None)
+    assert x.shape == (48, 80, 3)
+    np.testing.assert_allclose(x, net_input(img, np.ones((96, 160), bool))[..., :3])
+    fg = np.zeros((96, 160), bool)
+    fg[70:90, 10:60] = True  # a "vehicle": ignored with the foreground channel only
+    assert dense_targets(net_input(img, fg), np.zeros((0, 4)))[1].min() == 0
+    assert dense_targets(x, np.zeros((0, 4)))[1].min() == 1
+    net = build_net(3).eval()
+    path = save_person_detector(net, tmp_path / "person_net_rgb.pt", {"steps": 0})
+    det = load_person_detector(str(path), 0.0)
+    assert not det.uses_foreground and load_person_detector(
+        str(save_person_detector(build_net(), tmp_path / "p4.pt", {})), 0.0).uses_foreground
+    with torch.no_grad():
+        want = net(torch.from_numpy(x[None]).permute(0, 3, 1, 2))[0]
+    got = det.detect([img], [fg])[0]
+    assert len(got[0]) and float(got[1].max()) == pytest.approx(
+        float(torch.sigmoid(want).max()), abs=1e-6)
+
+
+def test_pretrain_rgb_only_writes_a_frame_only_detector(tiny_test_split, tmp_path):
+    """`raysys pretrain-detector --rgb-only`'s function on generated scenes: it reads the
+    frames alone (3 channels) and writes person_net_rgb.pt, which says so in its meta."""
+    import torch
+
+    from raysys.backends.classical.pretrain_detector import (
+        WEIGHTS_FILE,
+        pretrain_person_detector,
+        pretraining_frames,
+    )
+
+    x, boxes = pretraining_frames(tiny_test_split.root, progress=False, rgb_only=True)
+    assert x and x[0].shape[-1] == 3 and sum(len(b) for b in boxes) > 0
+    meta = pretrain_person_detector(tmp_path, [tiny_test_split.root], steps=2, progress=False,
+                                    rgb_only=True)
+    assert WEIGHTS_FILE[True] == "person_net_rgb.pt" and meta["inputs"] == "rgb"
+    ckpt = torch.load(tmp_path / "person_net_rgb.pt", weights_only=True)
+    assert ckpt["inputs"] == 3 and ckpt["meta"]["steps"] == 2
+    assert not load_person_detector(str(tmp_path / "person_net_rgb.pt"), 0.3).uses_foreground

@@ -50,9 +50,10 @@ PRETRAIN_SEEDS = (2000, 2001)  # generated scenes the shipped weights were train
 EMBEDDED_PATH = Path(__file__).resolve().parents[1] / "weights" / "person_net_synth.pt"
 
 
-def build_net():
-    """The detector network (random init): ``x (N, 4, H, W) -> (heat (N, 1, h, w),
-    reg (N, 4, h, w))`` with ``h, w = H / 4, W / 4``."""
+def build_net(in_channels: int = 4):
+    """The detector network (random init): ``x (N, C, H, W) -> (heat (N, 1, h, w),
+    reg (N, 4, h, w))`` with ``h, w = H / 4, W / 4``; ``C`` is 4 (RGB + foreground, the
+    classical tracker's) or 3 (RGB only, a single-image detector)."""
     from torch import nn
 
     def block(i, o, s=1, d=1):
@@ -62,7 +63,7 @@ def build_net():
     class PersonNet(nn.Module):
         def __init__(self):
             super().__init__()
-            self.body = nn.Sequential(block(4, 32, 2), block(32, 32), block(32, 64, 2),
+            self.body = nn.Sequential(block(in_channels, 32, 2), block(32, 32), block(32, 64, 2),
                                       block(64, 64), block(64, 64, d=2), block(64, 64, d=4),
                                       block(64, 64, d=8), block(64, 64))
             self.heat, self.reg = nn.Conv2d(64, 1, 1), nn.Conv2d(64, 4, 1)
@@ -75,12 +76,15 @@ def build_net():
     return PersonNet()
 
 
-def net_input(image: np.ndarray, fg_mask: np.ndarray) -> np.ndarray:
-    """``(H / 2, W / 2, 4)`` float32: RGB in [0, 1] and the foreground fraction."""
+def net_input(image: np.ndarray, fg_mask: np.ndarray | None) -> np.ndarray:
+    """``(H / 2, W / 2, 4)`` float32: RGB in [0, 1] and the foreground fraction; with
+    ``fg_mask`` None, ``(H / 2, W / 2, 3)``: RGB only."""
     import cv2
 
     size = (image.shape[1] // SCALE, image.shape[0] // SCALE)
     rgb = cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    if fg_mask is None:
+        return rgb
     fg = cv2.resize(fg_mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
     return np.concatenate([rgb, fg[..., None]], axis=2)
 
@@ -88,13 +92,15 @@ def net_input(image: np.ndarray, fg_mask: np.ndarray) -> np.ndarray:
 def dense_targets(x: np.ndarray, boxes: np.ndarray):
     """Targets of one input ``x`` (from :func:`net_input`) with its complete person boxes
     ``(M, 4)`` xywh in frame pixels, on the output grid: heat, negative-loss weight, size,
-    offset, centre indicator. Foreground cells that no person box covers (vehicles, parked
-    bicycles) get weight 0: neither person nor background is asserted there (vehicles are
-    the tracker's shape rule's job)."""
+    offset, centre indicator. With a foreground channel, foreground cells that no person
+    box covers (vehicles, parked bicycles) get weight 0: neither person nor background is
+    asserted there (vehicles are the tracker's shape rule's job). An RGB-only input has no
+    such cells: a single-image detector must say "not a person" on its own."""
     h, w = -(-x.shape[0] // STRIDE), -(-x.shape[1] // STRIDE)  # the network's output grid
     heat, wt = np.zeros((h, w), np.float32), np.ones((h, w), np.float32)
     fg = np.zeros((h * STRIDE, w * STRIDE), np.float32)
-    fg[: x.shape[0], : x.shape[1]] = x[..., 3]
+    if x.shape[-1] > 3:
+        fg[: x.shape[0], : x.shape[1]] = x[..., 3]
     fg = fg.reshape(h, STRIDE, w, STRIDE).mean((1, 3)) > 0.2
     cover = np.zeros((h, w), bool)
     size, off = np.zeros((2, h, w), np.float32), np.zeros((2, h, w), np.float32)
@@ -134,7 +140,7 @@ def train_person_net(inputs: list[np.ndarray], boxes: list[np.ndarray], steps: i
     tg = [dense_targets(x, b) for x, b in zip(inputs, boxes, strict=True)]
     X = torch.from_numpy(np.stack(inputs)).permute(0, 3, 1, 2)
     T = [torch.from_numpy(np.stack([t[k] for t in tg])) for k in range(5)]
-    net = build_net()
+    net = build_net(X.shape[1])
     opt = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps, pct_start=0.1)
     losses: list[float] = []
@@ -193,12 +199,20 @@ class PersonDetector:
     threshold: float
     source: str
 
+    @property
+    def uses_foreground(self) -> bool:
+        """Whether the net reads a foreground channel (False: an RGB-only detector)."""
+        return int(self.net.body[0][0].in_channels) > 3
+
     def detect(self, images: list[np.ndarray], fg_masks: list[np.ndarray]):
-        """Per frame ``(boxes (n, 4) xywh, scores (n,))``."""
+        """Per frame ``(boxes (n, 4) xywh, scores (n,))``; an RGB-only detector ignores
+        ``fg_masks``."""
         import torch
 
         if not images:
             return []
+        if not self.uses_foreground:
+            fg_masks = [None] * len(images)
         x = np.stack([net_input(im, m) for im, m in zip(images, fg_masks, strict=True)])
         with torch.no_grad():
             heat, reg = self.net(torch.from_numpy(x).permute(0, 3, 1, 2))
@@ -213,7 +227,7 @@ def save_person_detector(net, path: Path, meta: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save({"state_dict": net.state_dict(), "scale": SCALE, "stride": STRIDE,
-                "meta": dict(meta)}, tmp)
+                "inputs": int(net.body[0][0].in_channels), "meta": dict(meta)}, tmp)
     tmp.replace(path)
     return path
 
@@ -226,7 +240,7 @@ def _load_net(path: str):
     if (ckpt.get("scale"), ckpt.get("stride")) != (SCALE, STRIDE):
         raise ValueError(f"{path}: a person detector for input scale {ckpt.get('scale')} / "
                          f"stride {ckpt.get('stride')}; this version uses {SCALE} / {STRIDE}")
-    net = build_net()
+    net = build_net(int(ckpt.get("inputs", 4)))  # files before the RGB-only option: 4
     net.load_state_dict(ckpt["state_dict"])
     return net.eval()
 
