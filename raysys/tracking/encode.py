@@ -53,7 +53,7 @@ class ClipInput:
     view_ids: torch.Tensor  # (1, V)
     view_state: torch.Tensor | None  # (E, V, d_a) the view token's EMA (Eq. 4), or None
     crops: torch.Tensor | None = None  # (V*T, 3, Hc, Wc) the frames at the Candidate
-    #   Generator's crop_frame size (its attribute_net), else None
+    #   Generator's crop_frame size (its attribute_net or proposal_net), else None
 
 
 def clip_input(tracker, frames=None) -> ClipInput | None:
@@ -73,7 +73,7 @@ def clip_input(tracker, frames=None) -> ClipInput | None:
     s = tracker.model.image_size
     images = x.flatten(0, 1)  # the ops and memory layout of ViewSAM.encode_clip
     cg = tracker.model.candidate_generator
-    crops = None if cg is None or cg.attribute_head is None else \
+    crops = None if cg is None or not cg.needs_crop_frames else \
         crop_frames_at(x[None], cg.cfg.crop_frame)
     if (h, w) != (s, s):
         images = F.interpolate(images, size=(s, s), mode="bilinear", align_corners=False)

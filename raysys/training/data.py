@@ -54,7 +54,8 @@ class ClipSpec:
     crop_size: tuple[int, int] | None = None  # (h, w) crops of each object at its box from
     #   the full-resolution frame, for CGCT's OSNet backbone (None: no crops)
     crop_frame: tuple[int, int] | None = None  # (h, w): also each frame at this size, where
-    #   a Candidate Generator with attribute_net cuts its crops (None: not needed)
+    #   a Candidate Generator with attribute_net cuts its crops and its proposal_net reads
+    #   the frame (None: not needed)
 
     @staticmethod
     def from_config(cfg: TrainConfig, size: int) -> ClipSpec:
@@ -67,10 +68,12 @@ class ClipSpec:
 
 
 def crop_frame_of(m) -> tuple[int, int] | None:
-    """The frame size a model config's Candidate Generator cuts attribute crops at, or
-    None (no Candidate Generator, or none with ``attribute_net``)."""
+    """The frame size a model config's Candidate Generator cuts attribute crops at and
+    runs its proposal detector on, or None (no Candidate Generator, or none with
+    ``attribute_net`` or ``proposal_net``)."""
     cg = m.candidate_generator
-    return tuple(cg.crop_frame) if m.use_candidate_generator and cg.attribute_net else None
+    return (tuple(cg.crop_frame) if m.use_candidate_generator
+            and (cg.attribute_net or cg.proposal_net) else None)
 
 
 def _crop_size(cfg: TrainConfig) -> tuple[int, int] | None:

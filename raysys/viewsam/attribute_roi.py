@@ -9,10 +9,11 @@ the CG is built upon it rather than distilled from it: each box the matching bra
 (Eq. 15-17) is cut from the frame at ``crop_frame`` size (RoI Align, 64 x 32, an all-ones
 mask channel), read by the frozen net with the frame's colour statistics, and the net's
 per-attribute probabilities, through a small MLP, get a match term of their own whose logit
-is added to the branch's. Off by default: on the CPU main job it lifts the referring AUC
-but not Table 1, and costs 40% more time (docs/lab-notes.md). The net is
-frozen and kept out of the model's state dict (rebuilt from its file, like the text
-encoder), so a checkpoint names it and does not copy it.
+is added to the branch's. On in the quick schedule, with the proposals of a pretrained
+person detector (:mod:`raysys.viewsam.proposal_net`); alone, it lifted the main job's
+referring AUC but not Table 1, since the dense proposals found 5-8% of the people
+(docs/lab-notes.md). The net is frozen and kept out of the model's state dict (rebuilt
+from its file, like the text encoder), so a checkpoint names it and does not copy it.
 
 Crops are cut the same way in training (from the clip loader's ``crop_frames``) and in
 tracking (from the frames the tracker is given), both first brought to ``crop_frame`` size

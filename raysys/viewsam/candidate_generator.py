@@ -16,14 +16,21 @@ grid fine enough for small people in low-resolution CPU runs):
   BCE per frame (Eq. 16) and a margin ranking loss (Eq. 17); Eq. 18 sums them.
   With ``pixel_roi`` (the quick CPU default) each proposal also pools the model input's
   own RGB inside its box, added to its RoI feature: colours a tiny encoder blurs away.
-  With ``attribute_net`` (an option, off by default) each box is also cut from the frame
+  With ``attribute_net`` each box is also cut from the frame
   at ``crop_frame`` size and read by a frozen pretrained person-attribute model, the
   analogue of the APTM the paper's CG learns from (App. C.2); its per-attribute
   probabilities, through a small MLP, get a match term of their own, added to the logit
   (:mod:`raysys.viewsam.attribute_roi`).
+  With ``proposal_net`` the proposals are a frozen pretrained single-image person
+  detector's peaks on the frame at ``crop_frame`` size instead of the dense branch's, the
+  analogue of the localization the paper's CG inherits from APTM
+  (:mod:`raysys.viewsam.proposal_net`); the dense branch is still trained. The quick CPU
+  schedule turns on both frozen parts; in training, what they said about a frame is kept
+  (:mod:`raysys.viewsam.frozen_memo`).
 
 Targets come from a pluggable teacher (:class:`BoxTeacher`); the default,
-:class:`PseudoLabelTeacher`, reads the Stage 1 pseudo-label boxes of the clip targets.
+:class:`PseudoLabelTeacher`, reads the Stage 1 pseudo-label boxes of the clip targets. The
+dense targets and the losses are in :mod:`raysys.viewsam.candidate_targets`.
 """
 
 from __future__ import annotations
@@ -37,10 +44,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from raysys.viewsam import attribute_roi as A
-from raysys.viewsam import losses as L
+from raysys.viewsam import proposal_net as P
+from raysys.viewsam.candidate_targets import candidate_losses, dense_targets, pairwise_iou
+from raysys.viewsam.frozen_memo import FrozenMemo, frame_keys
 
 __all__ = [
     "CandidateGeneratorConfig",
+    "MEMO_ENTRIES",
     "BoxTeacher",
     "PseudoLabelTeacher",
     "CandidateOutput",
@@ -72,12 +82,19 @@ class CandidateGeneratorConfig:
     attribute_net: str = ""  # "embedded" or the .pt of `raysys pretrain-describer`: the
     #   matching branch also reads each box's crop with this frozen person-attribute model
     #   (the APTM analogue, App. C.2); "": encoder features only (the paper's CG)
+    proposal_net: str = ""  # "embedded" or the .pt of `raysys pretrain-detector --rgb-only`:
+    #   the proposals are this frozen person detector's peaks on the frame at crop_frame size
+    #   (the localization of the APTM analogue); "": the dense branch's (the paper's CG)
     crop_frame: tuple[int, int] = (360, 640)  # (h, w) the frames are brought to before the
-    #   attribute model's crops are cut (training and tracking alike)
+    #   attribute model's crops are cut and the proposal net reads them (training and
+    #   tracking alike)
     match_teacher_boxes: bool = True  # training: the matching branch also scores the
     #   teacher's boxes (referred = positive, the others = negative), as a two-stage
     #   detector adds its ground-truth boxes to the proposals of its RoI head; so it learns
     #   even while the dense branch's proposals rarely reach IoU pos_iou
+
+
+MEMO_ENTRIES = 100_000  # frames' proposals and boxes' attribute readings kept in training
 
 
 class BoxTeacher(Protocol):
@@ -112,6 +129,7 @@ class CandidateOutput:
     # n of the outputs is frame n % F (one clip shared by several expressions)
     crop_frames: torch.Tensor | None = None  # (F, 3, Hc, Wc)
     crop_context: torch.Tensor | None = None  # (F, CONTEXT_DIM) each frame's colour stats
+    crop_keys: list[bytes] | None = None  # training: (F,) content digests of crop_frames
 
 
 def output_row(out: CandidateOutput, n: int) -> CandidateOutput:
@@ -124,19 +142,10 @@ def output_row(out: CandidateOutput, n: int) -> CandidateOutput:
         return x[i:i + 1]
 
     f = None if out.crop_frames is None else out.crop_frames.shape[0]
+    keys = None if out.crop_keys is None else [out.crop_keys[n % f]]
     return replace(out, features=one(out.features), text_emb=one(out.text_emb),
-                               pixels=one(out.pixels), crop_frames=one(out.crop_frames, f),
-                               crop_context=one(out.crop_context, f))
-
-
-def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of xyxy boxes ``(..., K, 4)`` x ``(..., M, 4)`` -> ``(..., K, M)``."""
-    lt = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])
-    rb = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
-    area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
-    return inter / (area_a[..., :, None] + area_b[..., None, :] - inter).clamp(min=1e-6)
+                   pixels=one(out.pixels), crop_frames=one(out.crop_frames, f),
+                   crop_context=one(out.crop_context, f), crop_keys=keys)
 
 
 class CandidateGenerator(nn.Module):
@@ -185,10 +194,21 @@ class CandidateGenerator(nn.Module):
             # its own match term: [a, t, a * t] -> a logit added to the branch's
             self.attribute_match = nn.Sequential(nn.Linear(3 * hidden, hidden),
                                                  nn.ReLU(inplace=True), nn.Linear(hidden, 1))
+        # frozen, outside the state dict: the proposal detector (proposal_net)
+        self._proposal: tuple[nn.Module, ...] = (
+            (P.frozen_proposal_net(cfg.proposal_net),) if cfg.proposal_net else ())
+        # training: the frozen models' outputs by frame content (frozen_memo.py)
+        self._memo = FrozenMemo(MEMO_ENTRIES)
         self.text_proj = nn.Sequential(nn.Linear(text_dim, hidden), nn.LayerNorm(hidden))
         self.match_head = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.ReLU(inplace=True),
                                         nn.Linear(hidden, 1))
         self.cfg = cfg
+
+    @property
+    def needs_crop_frames(self) -> bool:
+        """Whether :meth:`forward` needs the frames at ``cfg.crop_frame`` size (an
+        ``attribute_net`` or a ``proposal_net``)."""
+        return bool(self.attribute_head is not None or self._proposal)
 
     def stride(self, top_stride: int) -> int:
         """Model pixels per proposal cell given the top level's stride."""
@@ -217,21 +237,29 @@ class CandidateGenerator(nn.Module):
         x = self.tower(feat)  # (N, W, h, w)
         heat, ctr = self.heat_head(x), self.ctr_head(x)
         size, offset = self.size_head(x), self.offset_head(x)
-        with torch.no_grad():
-            boxes, objectness = self.decode(heat, ctr, size, offset, stride)  # (N, K, 4), (N, K)
+        if self.needs_crop_frames and (
+                crop_frames is None or n % crop_frames.shape[0]
+                or tuple(crop_frames.shape[-2:]) != tuple(self.cfg.crop_frame)):
+            raise ValueError(
+                f"a Candidate Generator with attribute_net or proposal_net needs the frames "
+                f"at crop_frame {tuple(self.cfg.crop_frame)}, a divisor of {n} rows, got "
+                f"{None if crop_frames is None else tuple(crop_frames.shape)}")
+        keys = frame_keys(crop_frames) if self.training and self.needs_crop_frames else None
+        if self._proposal:  # the frozen detector's peaks, once per distinct frame
+            boxes, objectness = self._proposals(crop_frames, keys, max(h, w) * stride)
+            reps = n // crop_frames.shape[0]
+            boxes, objectness = boxes.repeat(reps, 1, 1), objectness.repeat(reps, 1)
+        else:
+            with torch.no_grad():  # (N, K, 4), (N, K)
+                boxes, objectness = self.decode(heat, ctr, size, offset, stride)
         text_emb = self.text_proj(text)  # (N, hidden)
         out = CandidateOutput(heatmap=heat, centerness=ctr, size=size, offset=offset,
                               boxes=boxes, objectness=objectness,
                               refer_logits=boxes.new_zeros(boxes.shape[:2]),
                               features=x, text_emb=text_emb, stride=stride, pixels=pixels)
         if self.attribute_head is not None:
-            if crop_frames is None or n % crop_frames.shape[0] or \
-                    tuple(crop_frames.shape[-2:]) != tuple(self.cfg.crop_frame):
-                raise ValueError(
-                    f"a Candidate Generator with attribute_net needs the frames at crop_frame "
-                    f"{tuple(self.cfg.crop_frame)}, a divisor of {n} rows, got "
-                    f"{None if crop_frames is None else tuple(crop_frames.shape)}")
             out.crop_frames, out.crop_context = crop_frames, A.frame_context(crop_frames)
+            out.crop_keys = keys
         out.refer_logits = self._match(out, boxes)  # (N, K)
         return out
 
@@ -277,8 +305,59 @@ class CandidateGenerator(nn.Module):
             raise ValueError("a Candidate Generator with attribute_net needs the frames "
                              "(CandidateOutput.crop_frames)")
         side = max(out.features.shape[-2:]) * out.stride  # the model input's side S
-        return A.attribute_probs(self._attribute[0], out.crop_frames, out.crop_context,
-                                 boxes.reshape(-1, 4), idx, side).to(out.features.dtype)
+        n, f = boxes.shape[0], out.crop_frames.shape[0]
+
+        def read(b: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            return A.attribute_probs(self._attribute[0], out.crop_frames, out.crop_context,
+                                     b, rows, side)
+
+        if out.crop_keys is not None:  # training: boxes already read on these frames
+            return self._remembered(read, out.crop_keys, boxes.reshape(-1, 4), idx).to(
+                out.features.dtype)
+        if n > f and n % f == 0 and torch.equal(boxes, boxes[:f].repeat(n // f, 1, 1)):
+            # the same boxes on the same frames (one clip, several expressions, the proposal
+            # net's boxes): read once, shared by every expression
+            one = read(boxes[:f].reshape(-1, 4), idx[:idx.numel() * f // n])
+            return one.repeat(n // f, 1).to(out.features.dtype)
+        return read(boxes.reshape(-1, 4), idx).to(out.features.dtype)
+
+    def _proposals(self, frames: torch.Tensor, keys: list[bytes] | None, side: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The proposal detector's ``(boxes (F, K, 4), scores (F, K))`` of ``frames``,
+        from the memo for frames it has seen (``keys``: their digests; None: no memo)."""
+        k, net = self.cfg.num_proposals, self._proposal[0]
+        if keys is None:
+            return P.detector_proposals(net, frames, k, side)
+        got = [self._memo.get(("det", key, side, k)) for key in keys]
+        miss = [i for i, g in enumerate(got) if g is None]
+        if miss:
+            b, sc = P.detector_proposals(net, frames[miss], k, side)
+            for j, i in enumerate(miss):
+                got[i] = (b[j].cpu(), sc[j].cpu())
+                self._memo.put(("det", keys[i], side, k), got[i])
+        return (torch.stack([g[0] for g in got]).to(frames.device),
+                torch.stack([g[1] for g in got]).to(frames.device))
+
+    def _remembered(self, read, keys: list[bytes], boxes: torch.Tensor, rows: torch.Tensor
+                    ) -> torch.Tensor:
+        """``read(boxes, rows)`` (the attribute net's ``(R, P)``) through the memo, keyed
+        by each box's frame digest (``keys[rows % F]``) and exact coordinates."""
+        rows = rows.long() % len(keys)
+        flat = boxes.detach().float().cpu().numpy()
+        ks = [("attr", keys[r], flat[i].tobytes()) for i, r in enumerate(rows.tolist())]
+        got = [self._memo.get(key) for key in ks]
+        miss: dict = {}
+        for i, g in enumerate(got):
+            if g is None:
+                miss.setdefault(ks[i], i)
+        if miss:
+            sel = torch.tensor(list(miss.values()), device=boxes.device)
+            probs = read(boxes[sel], rows[sel]).cpu()
+            fresh = dict(zip(miss, probs, strict=True))
+            for key, p in fresh.items():
+                self._memo.put(key, p)
+            got = [fresh[key] if g is None else g for key, g in zip(ks, got, strict=True)]
+        return torch.stack(got).to(boxes.device)
 
     def decode(self, heat, ctr, size, offset, stride: int):
         """Dense maps -> the top ``num_proposals`` boxes ``(N, K, 4)`` (model pixels) and
@@ -296,98 +375,3 @@ class CandidateGenerator(nn.Module):
         half_w, half_h = wh[:, 0] * stride / 2, wh[:, 1] * stride / 2
         boxes = torch.stack([px - half_w, py - half_h, px + half_w, py + half_h], dim=-1)
         return boxes.clamp(0, max(h, w) * stride), top
-
-
-def dense_targets(boxes: torch.Tensor, valid: torch.Tensor, h: int, w: int, stride: int,
-                  sigma_ratio: float = 1 / 6) -> dict[str, torch.Tensor]:
-    """Dense-branch targets of ``N`` frames with ``M`` boxes each.
-
-    Args:
-        boxes: ``(N, M, 4)`` xyxy model pixels; valid: ``(N, M)`` bool.
-
-    Returns dict: ``heat`` ``(N, 1, h, w)`` max over boxes of a Gaussian peaking at 1 on
-    the centre cell; ``ctr`` ``(N, 1, h, w)`` FCOS centerness of cell centres (max over the
-    boxes holding them) and ``inside`` ``(N, 1, h, w)`` bool; ``cell`` ``(N, M)`` flat
-    index of each centre cell; ``size`` / ``offset`` ``(N, M, 2)`` regression targets.
-    """
-    dt = boxes.dtype
-    c = (boxes[..., :2] + boxes[..., 2:]) / 2 / stride  # (N, M, 2) centre in cells
-    wh = (boxes[..., 2:] - boxes[..., :2]).clamp(min=1.0) / stride  # (N, M, 2) in cells
-    ci = torch.stack([c[..., 0].floor().clamp(0, w - 1), c[..., 1].floor().clamp(0, h - 1)], -1)
-    sig = (wh * sigma_ratio).clamp(min=0.5)  # (N, M, 2)
-    xs = torch.arange(w, dtype=dt, device=boxes.device)
-    ys = torch.arange(h, dtype=dt, device=boxes.device)
-    gx = ((xs[None, None] - ci[..., :1]) / sig[..., :1]) ** 2  # (N, M, w)
-    gy = ((ys[None, None] - ci[..., 1:]) / sig[..., 1:]) ** 2  # (N, M, h)
-    g = torch.exp(-0.5 * (gy[..., :, None] + gx[..., None, :]))  # (N, M, h, w)
-    heat = (g * valid[..., None, None]).amax(1, keepdim=True) if boxes.shape[1] else (
-        boxes.new_zeros(boxes.shape[0], 1, h, w))
-    px = (xs + 0.5) * stride  # cell centres in pixels
-    py = (ys + 0.5) * stride
-    left = px[None, None, None, :] - boxes[..., 0, None, None]  # (N, M, 1, w)
-    right = boxes[..., 2, None, None] - px[None, None, None, :]
-    top = py[None, None, :, None] - boxes[..., 1, None, None]  # (N, M, h, 1)
-    bottom = boxes[..., 3, None, None] - py[None, None, :, None]
-    lr = torch.minimum(left, right) / torch.maximum(left, right).clamp(min=1e-6)
-    tb = torch.minimum(top, bottom) / torch.maximum(top, bottom).clamp(min=1e-6)
-    inside = (lr > 0) & (tb > 0) & valid[..., None, None]  # (N, M, h, w)
-    ctr = torch.where(inside, (lr.clamp(min=0) * tb.clamp(min=0)).sqrt(), torch.zeros_like(g))
-    return {"heat": heat, "ctr": ctr.amax(1, keepdim=True) if boxes.shape[1] else heat * 0,
-            "inside": inside.any(1, keepdim=True), "cell": (ci[..., 1] * w + ci[..., 0]).long(),
-            "size": wh.log(), "offset": c - ci}
-
-
-def candidate_losses(out: CandidateOutput, boxes: torch.Tensor, valid: torch.Tensor,
-                     referred: torch.Tensor, stride: int, cfg: CandidateGeneratorConfig,
-                     dense_boxes: torch.Tensor | None = None,
-                     dense_valid: torch.Tensor | None = None,
-                     teacher_logits: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """CG losses for ``N`` frames (Eq. 14-18).
-
-    Args:
-        boxes: ``(N, M, 4)`` teacher boxes (model pixels); valid: ``(N, M)`` bool;
-        referred: ``(N, M)`` bool, box belongs to an object the expression refers to.
-        dense_boxes, dense_valid: ``(N, A, 4)`` / ``(N, A)`` every labelled object of each
-            frame, the targets of the dense branch (heat-map, centerness, box); default: the
-            ``M`` boxes. The matching branch always uses ``boxes`` and ``referred``.
-        teacher_logits: ``(N, M)`` referring logits of the teacher boxes themselves
-            (:meth:`CandidateGenerator.match_boxes`); the matching losses then score them
-            with the proposals (valid ones only; target: IoU with the referred boxes).
-
-    Returns dict with ``cg_heatmap``, ``cg_centerness``, ``cg_box``, ``cg_match``,
-    ``cg_rank``.
-    """
-    n, _, h, w = out.heatmap.shape
-    db, dv = (boxes, valid) if dense_boxes is None else (dense_boxes, dense_valid)
-    tg = dense_targets(db, dv, h, w, stride, cfg.sigma_ratio)
-    num_obj = dv.sum().clamp(min=1)
-    heat = L.sigmoid_focal_loss(out.heatmap, tg["heat"], reduction="sum") / num_obj
-    inside = tg["inside"]  # Eq. 14: focal loss on the centerness of the cells in a box
-    ctr = (L.sigmoid_focal_loss(out.centerness[inside], tg["ctr"][inside])
-           if bool(inside.any()) else out.centerness.sum() * 0)
-    # regression at each valid box's centre cell
-    cell = tg["cell"][..., None].expand(-1, -1, 2)  # (N, M, 2)
-    size = out.size.flatten(2).transpose(1, 2).gather(1, cell)  # (N, M, 2)
-    off = out.offset.flatten(2).transpose(1, 2).gather(1, cell)
-    wv = dv[..., None]
-    box = (L.smooth_l1_loss(size, tg["size"], weights=wv)
-           + L.smooth_l1_loss(off, tg["offset"], weights=wv))
-    # matching: soft IoU with the referred boxes of the same frame
-    ref_ok = (valid & referred)[:, None, :]  # (N, 1, M)
-    iou = (pairwise_iou(out.boxes, boxes) * ref_ok).amax(-1) if boxes.shape[1] else (
-        out.refer_logits.detach() * 0)  # (N, K)
-    groups = torch.arange(n, device=iou.device)[:, None].expand_as(iou).reshape(-1)
-    logits, iou = out.refer_logits.reshape(-1), iou.reshape(-1)
-    if teacher_logits is not None and boxes.shape[1]:
-        t_iou = (pairwise_iou(boxes, boxes) * ref_ok).amax(-1)  # (N, M): 1 for referred
-        t_groups = torch.arange(n, device=iou.device)[:, None].expand_as(t_iou)
-        logits = torch.cat([logits, teacher_logits[valid]])
-        iou = torch.cat([iou, t_iou[valid]])
-        groups = torch.cat([groups, t_groups[valid]])
-    y = L.soft_iou_target(iou, cfg.pos_iou, cfg.neg_iou)  # Eq. 15
-    match = L.group_balanced_bce(logits, y, groups, positive=iou >= cfg.pos_iou)  # Eq. 16
-    # Eq. 17 on the logits: P = y 1 (IoU >= tau_pos), N = y 0 (IoU <= tau_neg), every pair
-    rank = L.margin_ranking_loss(logits, iou >= cfg.pos_iou, iou <= cfg.neg_iou,
-                                 cfg.rank_margin)
-    return {"cg_heatmap": heat, "cg_centerness": ctr, "cg_box": box, "cg_match": match,
-            "cg_rank": rank}

@@ -140,9 +140,9 @@ class ViewSAM(nn.Module):
             view_state: ``(B, V, d_a)`` the view token ``e`` of the previous clip's last
                 frame (Eq. 4; online). The returned ``ClipEncoding.view_state`` is this
                 clip's, to pass to the next.
-            crop_frames: ``(B or 1, V, T, 3, Hc, Wc)`` the frames where a CG with
-                ``attribute_net`` cuts its crops, brought to its ``crop_frame`` size here
-                (training: the clip loader's ``crop_frames``); None: ``frames``.
+            crop_frames: ``(B or 1, V, T, 3, Hc, Wc)`` the frames a CG's attribute and
+                proposal nets read, brought to its ``crop_frame`` size here (training:
+                the clip loader's ``crop_frames``); None: ``frames``.
 
         The returned encoding carries ``T_ca`` (Eq. 7, one per view, ``ClipEncoding.text``)
         and the referring token ``t_R`` (its masked mean, ``ClipEncoding.text_ref``): the
@@ -178,7 +178,7 @@ class ViewSAM(nn.Module):
             # tracking, whatever size the frames arrive at
             pix = None if cg.pixel_head is None else \
                 images.repeat(b * v * t // images.shape[0], 1, 1, 1)
-            crops = None if cg.attribute_head is None else crop_frames_at(
+            crops = None if not cg.needs_crop_frames else crop_frames_at(
                 frames if crop_frames is None else crop_frames, cg.cfg.crop_frame)
             cand = cg(enc["fpn"][-1], t_ref.repeat_interleave(t, 0),  # T_ca, Eq. 7
                       self.sam2.backbone_stride, enc["fpn"][-2], pix, crops)
