@@ -7,6 +7,10 @@ headline numbers; target on this 2-core machine: total < 1200 s) and writes it t
 ``--json`` (``benchmarks/results/main_job_cpu.json``):
 
     python benchmarks/speed/main.py --out /tmp/bench_main [--keep] [--json F]
+
+``--train-config C.json`` measures a variant: its training schedule merged into the main
+job's, as ``raysys report --preset main-job --train-config C.json`` merges it (give
+``--json`` another file then, so the default's figures stay).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ablations", default="none", help="as in `raysys demo`")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/main_job_cpu.json"),
                     help="where the JSON line is written too ('-': printed only)")
+    ap.add_argument("--train-config", type=Path, metavar="FILE",
+                    help="a variant: this training config merged into the main job's")
     args = ap.parse_args(argv)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if not args.keep:
@@ -45,12 +51,20 @@ def main(argv: list[str] | None = None) -> int:
                               ablations=ablations)
     if ablations:  # as `raysys demo --ablations ...` names it
         cfg = dataclasses.replace(cfg, profile="main job")
+    if args.train_config is not None:
+        from raysys.config import load_config
+        from raysys.training.config import TrainConfig
+
+        cfg = dataclasses.replace(cfg, train=load_config(TrainConfig, args.train_config,
+                                                         cfg.train))
     t0 = time.perf_counter()
     report = run_report(cfg)
     wall = time.perf_counter() - t0
     all_in = {m: r["All"] for m, r in report["table1"].items()}
     res = {
         "bench": "main_job", "cpus": os.cpu_count(), "wall_s": round(wall, 1),
+        "train_config": None if args.train_config is None else json.loads(
+            args.train_config.read_text()),
         "target_s": 1200, "within_target": wall < 1200,
         "steps_s": {k: round(v, 1) for k, v in report["timing"].items()},
         "skipped_steps": report["config"].get("skipped_steps", []),
