@@ -9,7 +9,7 @@ Examples::
     # then, in a Stage 1 config (raysys label --config cfg.json):
     # {"tracker_options": {"person_detector": "runs/det/person_net.pt"}}
     raysys pretrain-detector --out runs/det --rgb-only     # the frame alone: person_net_rgb.pt
-    # a single-image detector, the Candidate Generator's proposal_net (embedded-rgb)
+    # a single-image detector: ViewSAM's proposal_net ("embedded" is the shipped one)
 """
 
 from __future__ import annotations
