@@ -10,7 +10,7 @@ no text. The package ships the result as ``person_detector="embedded"``.
 With ``rgb_only`` the detector reads the frame alone, without the classical tracker's
 foreground channel: a single-image person detector, the localization half of the
 Candidate Generator's APTM analogue (``CandidateGeneratorConfig.proposal_net``; the package
-ships it as ``embedded-rgb``).
+ships it as ``person_net_rgb_synth.pt``, ``proposal_net="embedded"``).
 """
 
 from __future__ import annotations
