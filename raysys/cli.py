@@ -42,6 +42,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                       "pre-train the embedded OSNet ReID model (Stage 1: --reid osnet)"),
     "pretrain-describer": ("raysys.commands.pretrain_describer",
                            "pre-train the embedded describer's attribute net"),
+    "pretrain-matcher": ("raysys.commands.pretrain_matcher",
+                         "pre-train the Candidate Generator's text matcher (APTM analogue)"),
     "tune": ("raysys.commands.tune",
              "sweep λ_dyn, α, δ, λ with Ray Tune on a weak-safe validation CVR-IDF1"),
     "track": ("raysys.commands.track", "cross-view referring tracking with a trained ViewSAM"),

@@ -180,11 +180,11 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def generated_data(out: Path, seeds, tag: str, scenes: int | None = None,
-                   frames: int | None = None) -> list[Path]:
+                   frames: int | None = None, expressions: int | None = None) -> list[Path]:
     """``out/data_<seed>`` generated benchmarks of ``seeds`` for a ``pretrain-*`` command
-    (``raysys.synth`` defaults; ``scenes`` per domain and split and ``frames`` per view if
-    given). Generation resumes: a folder an interrupted run left half-rendered is
-    completed, never taken as done."""
+    (``raysys.synth`` defaults; ``scenes`` per domain and split, ``frames`` per view and
+    ``expressions`` per scene if given). Generation resumes: a folder an interrupted run
+    left half-rendered is completed, never taken as done."""
     import dataclasses
     import logging
 
@@ -199,6 +199,8 @@ def generated_data(out: Path, seeds, tag: str, scenes: int | None = None,
             cfg = dataclasses.replace(cfg, scenes=scenes)
         if frames is not None:
             cfg = dataclasses.replace(cfg, frames=frames)
+        if expressions is not None:
+            cfg = dataclasses.replace(cfg, expressions=expressions)
         generate(cfg, d)
         out_dirs.append(d)
     return out_dirs

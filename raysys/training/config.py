@@ -153,18 +153,19 @@ def quick_config(**overrides) -> TrainConfig:
     freezes SAM2.1; see :mod:`raysys.training.pretrain_base`), the Candidate Generator on its
     fine stride-8 grid with pixel RoIs in its matching branch (colours the tiny encoder
     blurs), built upon the two frozen halves of the APTM analogue: the shipped RGB-only
-    person detector's peaks as its proposals (``proposal_net``) and the shipped attribute
-    net reading each box (``attribute_net``); short stages with larger learning rates: CG
-    5 epochs (CG losses only, no tracking: cheap), VC-CMA + BAR 1 epoch, CGCT 1.
+    person detector's peaks as its proposals (``proposal_net``), the shipped attribute
+    net reading each box (``attribute_net``) and the shipped text matcher scoring that
+    reading against the sentence (``text_matcher``); short stages with larger learning rates: CG
+    3 epochs (CG losses only, no tracking: cheap), VC-CMA + BAR 1 epoch, CGCT 1.
     """
     stages = (  # the paper's labels per stage (PAPER_STAGES)
-        StageConfig("candidate_generator", ("candidate_generator",), 5, 2e-3,
+        StageConfig("candidate_generator", ("candidate_generator",), 3, 2e-3,
                     "id_agnostic_single_view"),
         StageConfig("vc_cma_bar", ("vc_cma", "bar", "base"), 1, 5e-4, "id_agnostic_cross_view"),
         StageConfig("cgct", ("cgct",), 1, 1e-3, "refer_agnostic_cross_view"),
     )
     model = {"candidate_generator": {"fine": True, "pixel_roi": 8, "proposal_net": "embedded",
-                                     "attribute_net": "embedded"}}
+                                     "attribute_net": "embedded", "text_matcher": "embedded"}}
     base = dict(clip_frames=4, clip_stride=4, image_size=128, sam2_image_size=128,
                 max_objects=6, max_samples=64, stages=stages, sam2_checkpoint="embedded",
                 model=model)

@@ -20,7 +20,10 @@ grid fine enough for small people in low-resolution CPU runs):
   at ``crop_frame`` size and read by a frozen pretrained person-attribute model, the
   analogue of the APTM the paper's CG learns from (App. C.2); its per-attribute
   probabilities, through a small MLP, get a match term of their own, added to the logit
-  (:mod:`raysys.viewsam.attribute_roi`).
+  (:mod:`raysys.viewsam.attribute_roi`). With ``text_matcher`` as well, the logit
+  starts from a frozen pretrained text-person matcher's score of that reading against the
+  sentence (the text half of the APTM analogue, :mod:`raysys.viewsam.text_matcher`), times
+  a learned scale plus a bias; the learned terms start at zero and learn a residual.
   With ``proposal_net`` the proposals are a frozen pretrained single-image person
   detector's peaks on the frame at ``crop_frame`` size instead of the dense branch's, the
   analogue of the localization the paper's CG inherits from APTM
@@ -45,6 +48,7 @@ from torch import nn
 
 from raysys.viewsam import attribute_roi as A
 from raysys.viewsam import proposal_net as P
+from raysys.viewsam import text_matcher as TM
 from raysys.viewsam.candidate_targets import candidate_losses, dense_targets, pairwise_iou
 from raysys.viewsam.frozen_memo import FrozenMemo, frame_keys
 
@@ -85,6 +89,10 @@ class CandidateGeneratorConfig:
     proposal_net: str = ""  # "embedded" or the .pt of `raysys pretrain-detector --rgb-only`:
     #   the proposals are this frozen person detector's peaks on the frame at crop_frame size
     #   (the localization of the APTM analogue); "": the dense branch's (the paper's CG)
+    text_matcher: str = ""  # "embedded" or the .pt of `raysys pretrain-matcher` (needs
+    #   attribute_net): the matching logit starts from this frozen text-person matcher's
+    #   score of the attribute reading against the sentence (the APTM analogue's text
+    #   side); "": learnt from the pseudo labels alone
     crop_frame: tuple[int, int] = (360, 640)  # (h, w) the frames are brought to before the
     #   attribute model's crops are cut and the proposal net reads them (training and
     #   tracking alike)
@@ -130,6 +138,7 @@ class CandidateOutput:
     crop_frames: torch.Tensor | None = None  # (F, 3, Hc, Wc)
     crop_context: torch.Tensor | None = None  # (F, CONTEXT_DIM) each frame's colour stats
     crop_keys: list[bytes] | None = None  # training: (F,) content digests of crop_frames
+    sentence: torch.Tensor | None = None  # text_matcher: (N, D_t) each row's sentence vector
 
 
 def output_row(out: CandidateOutput, n: int) -> CandidateOutput:
@@ -145,7 +154,8 @@ def output_row(out: CandidateOutput, n: int) -> CandidateOutput:
     keys = None if out.crop_keys is None else [out.crop_keys[n % f]]
     return replace(out, features=one(out.features), text_emb=one(out.text_emb),
                    pixels=one(out.pixels), crop_frames=one(out.crop_frames, f),
-                   crop_context=one(out.crop_context, f), crop_keys=keys)
+                   crop_context=one(out.crop_context, f), crop_keys=keys,
+                   sentence=one(out.sentence))
 
 
 class CandidateGenerator(nn.Module):
@@ -194,6 +204,15 @@ class CandidateGenerator(nn.Module):
             # its own match term: [a, t, a * t] -> a logit added to the branch's
             self.attribute_match = nn.Sequential(nn.Linear(3 * hidden, hidden),
                                                  nn.ReLU(inplace=True), nn.Linear(hidden, 1))
+        self._matcher: tuple[nn.Module, ...] = ()  # frozen, outside the state dict
+        self.matcher_scale = self.matcher_bias = None
+        if cfg.text_matcher:
+            if not cfg.attribute_net:
+                raise ValueError("CandidateGeneratorConfig.text_matcher reads the attribute "
+                                 "net's probabilities: set attribute_net too (e.g. 'embedded')")
+            self._matcher = (TM.frozen_text_matcher(cfg.text_matcher, dim, text_dim),)
+            self.matcher_scale = nn.Parameter(torch.ones(()))
+            self.matcher_bias = nn.Parameter(torch.zeros(()))
         # frozen, outside the state dict: the proposal detector (proposal_net)
         self._proposal: tuple[nn.Module, ...] = (
             (P.frozen_proposal_net(cfg.proposal_net),) if cfg.proposal_net else ())
@@ -202,6 +221,10 @@ class CandidateGenerator(nn.Module):
         self.text_proj = nn.Sequential(nn.Linear(text_dim, hidden), nn.LayerNorm(hidden))
         self.match_head = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.ReLU(inplace=True),
                                         nn.Linear(hidden, 1))
+        if self._matcher:  # the learned terms start at zero: a residual on the matcher
+            for head in (self.match_head[-1], self.attribute_match[-1]):
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
         self.cfg = cfg
 
     @property
@@ -217,15 +240,17 @@ class CandidateGenerator(nn.Module):
     def forward(self, feat: torch.Tensor, text: torch.Tensor, stride: int,
                 fine_feat: torch.Tensor | None = None,
                 pixels: torch.Tensor | None = None,
-                crop_frames: torch.Tensor | None = None) -> CandidateOutput:
+                crop_frames: torch.Tensor | None = None,
+                sentence: torch.Tensor | None = None) -> CandidateOutput:
         """Args: feat ``(N, C, h, w)`` top level; text ``(N, D_t)`` the referring token
         ``t_R`` of each frame (the masked mean of its view's ``T_ca``, Eq. 7); stride:
         model pixels per cell of ``feat``; fine_feat: the stride-8 level
         ``(N, C_f, 2h, 2w)`` (required with ``fine``); pixels: ``(N, 3, S, S)`` the
         normalised model input, in the boxes' pixels (required with ``pixel_roi``);
         crop_frames: ``(F, 3, Hc, Wc)`` in [0, 1] at ``crop_frame`` size, ``N`` a multiple
-        of ``F`` (required with ``attribute_net``). Outputs are on the grid of
-        :meth:`stride`."""
+        of ``F`` (required with ``attribute_net``); sentence: ``(N, D_t)`` the frozen text
+        encoder's sentence vector of each row (required with ``text_matcher``). Outputs are
+        on the grid of :meth:`stride`."""
         if self.lateral is not None:
             if fine_feat is None:
                 raise ValueError("a fine Candidate Generator needs the stride-8 features")
@@ -244,6 +269,10 @@ class CandidateGenerator(nn.Module):
                 f"a Candidate Generator with attribute_net or proposal_net needs the frames "
                 f"at crop_frame {tuple(self.cfg.crop_frame)}, a divisor of {n} rows, got "
                 f"{None if crop_frames is None else tuple(crop_frames.shape)}")
+        if self._matcher and (sentence is None or sentence.shape[0] != n):
+            raise ValueError(f"a Candidate Generator with text_matcher needs the (N={n}, D_t) "
+                             f"sentence vectors, got "
+                             f"{None if sentence is None else tuple(sentence.shape)}")
         keys = frame_keys(crop_frames) if self.training and self.needs_crop_frames else None
         if self._proposal:  # the frozen detector's peaks, once per distinct frame
             boxes, objectness = self._proposals(crop_frames, keys, max(h, w) * stride)
@@ -256,7 +285,8 @@ class CandidateGenerator(nn.Module):
         out = CandidateOutput(heatmap=heat, centerness=ctr, size=size, offset=offset,
                               boxes=boxes, objectness=objectness,
                               refer_logits=boxes.new_zeros(boxes.shape[:2]),
-                              features=x, text_emb=text_emb, stride=stride, pixels=pixels)
+                              features=x, text_emb=text_emb, stride=stride, pixels=pixels,
+                              sentence=sentence if self._matcher else None)
         if self.attribute_head is not None:
             out.crop_frames, out.crop_context = crop_frames, A.frame_context(crop_frames)
             out.crop_keys = keys
@@ -293,8 +323,17 @@ class CandidateGenerator(nn.Module):
         t = text_emb[:, None].expand_as(f)  # (N, K, hidden)
         logit = self.match_head(torch.cat([f, t, f * t], dim=-1)).squeeze(-1)  # (N, K)
         if self.attribute_head is not None:  # the APTM analogue's reading of each crop
-            a = self.attribute_head(self._attributes(out, boxes, idx)).reshape(n, k, -1)
+            probs = self._attributes(out, boxes, idx)  # (N*K, P)
+            a = self.attribute_head(probs).reshape(n, k, -1)
             logit = logit + self.attribute_match(torch.cat([a, t, a * t], -1)).squeeze(-1)
+            if self._matcher:  # its text side: the frozen matcher's score, scaled
+                if out.sentence is None:
+                    raise ValueError("a Candidate Generator with text_matcher needs the "
+                                     "sentence vectors (CandidateOutput.sentence)")
+                with torch.no_grad():
+                    m = self._matcher[0](probs, out.sentence.repeat_interleave(k, 0))
+                logit = logit + self.matcher_scale * m.reshape(n, k).to(logit.dtype) + \
+                    self.matcher_bias
         return logit
 
     def _attributes(self, out: CandidateOutput, boxes: torch.Tensor, idx: torch.Tensor
@@ -312,7 +351,7 @@ class CandidateGenerator(nn.Module):
                                      b, rows, side)
 
         if out.crop_keys is not None:  # training: boxes already read on these frames
-            return self._remembered(read, out.crop_keys, boxes.reshape(-1, 4), idx).to(
+            return self._memo.per_box(read, out.crop_keys, boxes.reshape(-1, 4), idx).to(
                 out.features.dtype)
         if n > f and n % f == 0 and torch.equal(boxes, boxes[:f].repeat(n // f, 1, 1)):
             # the same boxes on the same frames (one clip, several expressions, the proposal
@@ -328,36 +367,8 @@ class CandidateGenerator(nn.Module):
         k, net = self.cfg.num_proposals, self._proposal[0]
         if keys is None:
             return P.detector_proposals(net, frames, k, side)
-        got = [self._memo.get(("det", key, side, k)) for key in keys]
-        miss = [i for i, g in enumerate(got) if g is None]
-        if miss:
-            b, sc = P.detector_proposals(net, frames[miss], k, side)
-            for j, i in enumerate(miss):
-                got[i] = (b[j].cpu(), sc[j].cpu())
-                self._memo.put(("det", keys[i], side, k), got[i])
-        return (torch.stack([g[0] for g in got]).to(frames.device),
-                torch.stack([g[1] for g in got]).to(frames.device))
-
-    def _remembered(self, read, keys: list[bytes], boxes: torch.Tensor, rows: torch.Tensor
-                    ) -> torch.Tensor:
-        """``read(boxes, rows)`` (the attribute net's ``(R, P)``) through the memo, keyed
-        by each box's frame digest (``keys[rows % F]``) and exact coordinates."""
-        rows = rows.long() % len(keys)
-        flat = boxes.detach().float().cpu().numpy()
-        ks = [("attr", keys[r], flat[i].tobytes()) for i, r in enumerate(rows.tolist())]
-        got = [self._memo.get(key) for key in ks]
-        miss: dict = {}
-        for i, g in enumerate(got):
-            if g is None:
-                miss.setdefault(ks[i], i)
-        if miss:
-            sel = torch.tensor(list(miss.values()), device=boxes.device)
-            probs = read(boxes[sel], rows[sel]).cpu()
-            fresh = dict(zip(miss, probs, strict=True))
-            for key, p in fresh.items():
-                self._memo.put(key, p)
-            got = [fresh[key] if g is None else g for key, g in zip(ks, got, strict=True)]
-        return torch.stack(got).to(boxes.device)
+        return self._memo.per_frame(("det", side, k), keys, frames,
+                                    lambda f: P.detector_proposals(net, f, k, side))
 
     def decode(self, heat, ctr, size, offset, stride: int):
         """Dense maps -> the top ``num_proposals`` boxes ``(N, K, 4)`` (model pixels) and

@@ -46,5 +46,39 @@ class FrozenMemo:
         while len(self._d) > self.size:
             self._d.popitem(last=False)
 
+    def per_frame(self, tag: tuple, keys: list[bytes], frames: torch.Tensor, run
+                  ) -> tuple[torch.Tensor, ...]:
+        """``run(frames)`` (a tuple of per-frame tensors ``(F, ...)``) through the memo,
+        keyed by ``tag`` and each frame's digest ``keys``; only unseen frames are run."""
+        got = [self.get((tag, key)) for key in keys]
+        miss = [i for i, g in enumerate(got) if g is None]
+        if miss:
+            fresh = run(frames[miss])
+            for j, i in enumerate(miss):
+                got[i] = tuple(x[j].cpu() for x in fresh)
+                self.put((tag, keys[i]), got[i])
+        return tuple(torch.stack(parts).to(frames.device) for parts in zip(*got, strict=True))
+
+    def per_box(self, read, keys: list[bytes], boxes: torch.Tensor, rows: torch.Tensor
+                ) -> torch.Tensor:
+        """``read(boxes, rows)`` (the attribute net's ``(R, P)``) through the memo, keyed by
+        each box's frame digest (``keys[rows % F]``) and exact coordinates."""
+        rows = rows.long() % len(keys)
+        flat = boxes.detach().float().cpu().numpy()
+        ks = [("attr", keys[r], flat[i].tobytes()) for i, r in enumerate(rows.tolist())]
+        got = [self.get(key) for key in ks]
+        miss: dict = {}
+        for i, g in enumerate(got):
+            if g is None:
+                miss.setdefault(ks[i], i)
+        if miss:
+            sel = torch.tensor(list(miss.values()), device=boxes.device)
+            probs = read(boxes[sel], rows[sel]).cpu()
+            fresh = dict(zip(miss, probs, strict=True))
+            for key, p in fresh.items():
+                self.put(key, p)
+            got = [fresh[key] if g is None else g for key, g in zip(ks, got, strict=True)]
+        return torch.stack(got).to(boxes.device)
+
     def __len__(self) -> int:
         return len(self._d)

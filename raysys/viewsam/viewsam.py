@@ -7,7 +7,8 @@ Forward pass over a clip ``(B, V, T, 3, H, W)`` with one expression per sample:
    after ``ViewTokenConfig.stage`` and VC-CMA adapters (Eq. 5-7) after their stages;
    the last VC-CMA stage's text ``T_ca`` (Eq. 7, one per view) is the text of steps 3 and 5;
 3. Candidate Generator (Eq. 14-18) on the top FPN level: proposals + referring logits
-   against the referring token ``t_R`` (the masked mean of ``T_ca``);
+   against the referring token ``t_R`` (the masked mean of ``T_ca``) and, with a text
+   matcher, the frozen sentence vector;
 4. slots and box prompts (:mod:`raysys.viewsam.prompts`);
 5. frame by frame, SAM2's memory attention over a memory bank of previous frames'
    memory encodings (``SAM2Base._prepare_memory_conditioned_features``), the mask decoder
@@ -15,8 +16,8 @@ Forward pass over a clip ``(B, V, T, 3, H, W)`` with one expression per sample:
    and ``SAM2Base._encode_new_memory`` on the fused mask for the next frames;
 6. CGCT (Eq. 10-12) embeddings of every slot in every view and frame.
 
-``losses(outputs, targets)`` returns the named losses and their weighted ``total``.
-Components are passed in; :func:`raysys.viewsam.build.build_viewsam` wires them.
+``losses(outputs, targets)``: the named losses and their weighted ``total``. Components
+are passed in; :func:`raysys.viewsam.build.build_viewsam` wires them.
 """
 
 from __future__ import annotations
@@ -62,8 +63,7 @@ class ViewSAM(nn.Module):
         text_encoder: frozen text encoder.
         view_token, vc_cma, text_prompt, candidate_generator, bar, cgct: components;
             ``text_prompt`` (Linear text -> d_model) replaces VC-CMA in its ablation.
-        teacher: box teacher for CG targets and prompts (default: pseudo-label boxes).
-    """
+        teacher: box teacher for CG targets and prompts (default: pseudo-label boxes)."""
 
     def __init__(self, cfg: ViewSAMConfig, sam2: nn.Module, text_encoder: FrozenTextEncoder,
                  view_token: ViewToken | None = None, vc_cma: VCCMA | None = None,
@@ -111,8 +111,7 @@ class ViewSAM(nn.Module):
             view_ids: ``(B, V)`` camera index of each view, default ``0..V-1``.
 
         This is the training pass. Inference is :class:`raysys.tracking.ViewSAMTracker`,
-        which calls :meth:`encode_clip` and :meth:`track_frame` online.
-        """
+        which calls :meth:`encode_clip` and :meth:`track_frame` online."""
         if targets is None:
             raise ValueError("ViewSAM.forward is the training pass and needs targets "
                              "(ClipTargets); track with raysys.tracking.ViewSAMTracker")
@@ -153,8 +152,7 @@ class ViewSAM(nn.Module):
         output has ``B = E``), but the frames go through the image encoder once up to the
         first text-conditioned (VC-CMA) stage, the view token included when it comes
         before; only the rest runs once per expression. The view ids and ``view_state``
-        of the shared part are those of the first row (the same clip, the same cameras).
-        """
+        of the shared part are those of the first row (the same clip, the same cameras)."""
         _, v, t, h, w = self._check(frames, text, None, shared=True)
         dev = frames.device
         b = int(text["input_ids"].shape[0])  # expressions: one per clip, or B on one clip
@@ -180,8 +178,10 @@ class ViewSAM(nn.Module):
                 images.repeat(b * v * t // images.shape[0], 1, 1, 1)
             crops = None if not cg.needs_crop_frames else crop_frames_at(
                 frames if crop_frames is None else crop_frames, cg.cfg.crop_frame)
+            sent = None if not cg.cfg.text_matcher else F.normalize(  # the sentence vector
+                _masked_mean(tokens, tmask).float(), dim=-1).repeat_interleave(v * t, 0)
             cand = cg(enc["fpn"][-1], t_ref.repeat_interleave(t, 0),  # T_ca, Eq. 7
-                      self.sam2.backbone_stride, enc["fpn"][-2], pix, crops)
+                      self.sam2.backbone_stride, enc["fpn"][-2], pix, crops, sent)
         scale = torch.tensor([s / w, s / h, s / w, s / h], device=dev)
         text_tok = None if self.text_prompt is None else \
             self.text_prompt(_masked_mean(tokens, tmask))  # (B, d)

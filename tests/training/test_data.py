@@ -29,8 +29,9 @@ def test_config_defaults_are_the_paper_schedule_and_json_overrides_merge():
         ("candidate_generator", 12, 4e-5), ("vc_cma_bar", 20, 2e-5), ("cgct", 10, 2e-4)]
     assert cfg.total_epochs == 12 + 20 + 10 and cfg.clip_frames == 8
     q = quick_config()
-    assert q.clip_frames == 4 and q.total_epochs == 7
+    assert q.clip_frames == 4 and q.total_epochs == 3 + 1 + 1
     assert q.sam2_checkpoint == "embedded" and q.model.candidate_generator.fine
+    assert q.model.candidate_generator.text_matcher == "embedded"  # the APTM analogue's text
     assert quick_config(model={"use_bar": False}).model.candidate_generator.fine  # merged
     # nested and partial overrides; the round trip through JSON is exact
     d = {"clip_frames": 2, "model": {"use_bar": False, "cgct": {"temperature": 0.2}},
