@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["crop_box", "person_crops", "pretraining_crops", "pretrain_attribute_net",
-           "head_accuracy"]
+__all__ = ["crop_box", "person_crops", "scene_dirs", "pretraining_crops",
+           "pretrain_attribute_net", "head_accuracy"]
 
 
 def _decode_rle(rle: str) -> np.ndarray:
@@ -86,7 +86,7 @@ def _concat(frames):
     return pd.concat(frames)
 
 
-def _scene_dirs(data: Path):
+def scene_dirs(data: Path):
     """``(meta scene dir, image root)`` of every scene of every domain and split."""
     for domain in ("In-domain", "Cross-domain"):
         for split in ("train", "test"):
@@ -104,7 +104,7 @@ def pretraining_crops(data: Path, per_view: int = 8, seed: int = 0, progress: bo
 
     from raysys.backends.attribute_net import labels_of, net_input
 
-    scenes = list(_scene_dirs(data))
+    scenes = list(scene_dirs(data))
     if not scenes:
         raise FileNotFoundError(f"no generated scenes under {data} (make them with "
                                 f"`raysys synth --out {data}`)")

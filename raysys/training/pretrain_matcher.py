@@ -76,15 +76,6 @@ def _background(gt: np.ndarray, size: tuple[int, int], rng: np.random.Generator,
     return out
 
 
-def _scene_dirs(data: Path):
-    for domain in ("In-domain", "Cross-domain"):
-        for split in ("train", "test"):
-            meta = Path(data) / domain / "meta" / split
-            if meta.is_dir():
-                for sd in sorted(p for p in meta.iterdir() if p.is_dir()):
-                    yield sd, Path(data) / domain / "images" / split
-
-
 def _scene_boxes(sd: Path, images: Path, net, every: int, min_visible: float,
                  background: int, rng: np.random.Generator):
     """``(attributes (n, P), object ids (n,))`` of one scene's boxes."""
@@ -135,11 +126,12 @@ def matcher_data(data: list[Path], attribute_net: str = "embedded", text_encoder
     import torch
     from tqdm.auto import tqdm
 
+    from raysys.backends.pretrain_describer import scene_dirs
     from raysys.viewsam.attribute_roi import frozen_attribute_net
     from raysys.viewsam.text_encoder import build_text_encoder
     from raysys.viewsam.text_matcher import sentence_embedding
 
-    scenes = [s for d in data for s in _scene_dirs(d)]
+    scenes = [s for d in data for s in scene_dirs(d)]
     if not scenes:
         raise FileNotFoundError(f"no generated scenes under {[str(d) for d in data]} (make "
                                 f"them with `raysys synth --out DIR`)")
