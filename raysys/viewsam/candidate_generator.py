@@ -330,8 +330,11 @@ class CandidateGenerator(nn.Module):
                 if out.sentence is None:
                     raise ValueError("a Candidate Generator with text_matcher needs the "
                                      "sentence vectors (CandidateOutput.sentence)")
+                net = self._matcher[0]
+                if next(net.parameters()).device != probs.device:  # not a submodule
+                    net.to(probs.device)
                 with torch.no_grad():
-                    m = self._matcher[0](probs, out.sentence.repeat_interleave(k, 0))
+                    m = net(probs, out.sentence.repeat_interleave(k, 0))
                 logit = logit + self.matcher_scale * m.reshape(n, k).to(logit.dtype) + \
                     self.matcher_bias
         return logit
