@@ -63,14 +63,13 @@ class DiagnosticsConfig:
 
 
 def auc(pos: list[float], neg: list[float]) -> float | None:
-    """ROC AUC by the rank-sum (Mann-Whitney) formula, ties counted half; None without
-    both classes."""
-    import numpy as np
+    """ROC AUC of positives' against negatives' scores (:func:`raysys.eval.auc.roc_auc`,
+    ties counted half); None without both classes."""
+    from raysys.eval.auc import roc_auc
 
-    if not pos or not neg:
+    if not len(pos) or not len(neg):
         return None
-    p, n = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
-    return float((p > n).mean() + 0.5 * (p == n).mean())
+    return roc_auc(list(pos) + list(neg), [1] * len(pos) + [0] * len(neg))
 
 
 def _r(x: float | None, digits: int = 4) -> float | None:

@@ -22,12 +22,11 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["PRETRAIN_SEEDS", "HELDOUT_SEED", "EXPRESSIONS_PER_SCENE", "MatcherData",
-           "matcher_data", "train_text_matcher", "roc_auc", "pair_auc", "pretrain_text_matcher"]
+           "matcher_data", "train_text_matcher", "pair_auc", "pretrain_text_matcher"]
 
 PRETRAIN_SEEDS = (6000, 6001, 6002, 6003)  # generated benchmarks the shipped file learns from
 HELDOUT_SEED = 6100  # its held-out check
 EXPRESSIONS_PER_SCENE = 40  # the generator's expressions per scene (more text than the default)
-_CROP_FRAME = (360, 640)  # CandidateGeneratorConfig.crop_frame's default
 
 
 @dataclass
@@ -84,6 +83,7 @@ def _scene_boxes(sd: Path, images: Path, net, every: int, min_visible: float,
 
     from raysys.io.video import VideoFrames
     from raysys.viewsam import attribute_roi as A
+    from raysys.viewsam.candidate_generator import CandidateGeneratorConfig
 
     attrs, ids = [], []
     for mask_file in sorted((sd / "masks").glob("View*.parquet")):
@@ -107,7 +107,7 @@ def _scene_boxes(sd: Path, images: Path, net, every: int, min_visible: float,
             if not boxes:
                 continue
             x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None, None, None]
-            fr = A.crop_frames_at(x, _CROP_FRAME)
+            fr = A.crop_frames_at(x, CandidateGeneratorConfig().crop_frame)
             b = torch.tensor(np.stack(boxes), dtype=torch.float32)
             b = b / b.new_tensor([ww, hh, ww, hh])  # unit square: side 1
             probs = A.attribute_probs(net, fr, A.frame_context(fr), b,
@@ -158,18 +158,6 @@ def matcher_data(data: list[Path], attribute_net: str = "embedded", text_encoder
     return MatcherData(np.concatenate(attrs), np.concatenate(objs), np.concatenate(sc),
                        np.concatenate(sent).astype(np.float32), np.array(escene), referred,
                        texts)
-
-
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ROC AUC by the rank-sum (Mann-Whitney) formula, tied scores given their mean rank."""
-    from scipy.stats import rankdata
-
-    y = np.asarray(labels) > 0.5
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if not n_pos or not n_neg:
-        return float("nan")
-    r = rankdata(np.asarray(scores, float))
-    return float((r[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _labels(d: MatcherData, e: int, rows: np.ndarray) -> np.ndarray:
@@ -229,6 +217,8 @@ def pair_auc(net, d: MatcherData, people_only: bool = False) -> dict[str, float]
     """ROC AUC of the logits over every (expression, box of its scene) pair, pooled, and
     the mean of each expression's own AUC; ``people_only``: background boxes left out."""
     import torch
+
+    from raysys.eval.auc import roc_auc
 
     scores, labels, per = [], [], []
     with torch.no_grad():
