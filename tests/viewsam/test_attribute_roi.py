@@ -172,18 +172,11 @@ def test_tracking_cuts_the_same_crops_alone_and_batched(attr_viewsam):
     assert len(runs[0]) > 4 and runs[0] == runs[1]
 
 
-def test_training_reads_the_loaders_frames(attr_viewsam):
+def test_training_reads_the_loaders_frames(attr_viewsam, two_box_targets):
     """The Candidate Generator's losses take the crops from the targets' crop_frames, and
     the attribute path learns."""
-    from raysys.viewsam.data import ClipTargets
-
     b, v, t, s = 1, 2, 2, 64
-    boxes = torch.tensor([20.0, 10.0, 30.0, 50.0]).expand(b, v, t, 2, 4).clone()
-    boxes[..., 1, :] += torch.tensor([25.0, 0.0, 25.0, 0.0])
-    targets = ClipTargets(boxes=boxes, visible=torch.ones(b, v, t, 2, dtype=torch.bool),
-                          ids=torch.tensor([[0, 1]]), referred=torch.tensor([[True, False]]),
-                          crop_frames=torch.randint(0, 255, (b, v, t, 3, 48, 80),
-                                                    dtype=torch.uint8))
+    targets = two_box_targets
     model = attr_viewsam.train()
     frames = torch.rand(b, v, t, 3, s, s)
     try:

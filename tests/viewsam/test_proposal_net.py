@@ -167,12 +167,11 @@ def pn_viewsam(always_present, rgb_file):
     return always_present(build_model(cfg, sam2_yaml_text(None, 64)).eval())
 
 
-def test_tracking_and_training_with_the_proposal_net(pn_viewsam):
+def test_tracking_and_training_with_the_proposal_net(pn_viewsam, two_box_targets):
     """Two expressions tracked together equal each alone (the detector's boxes shared,
     each scored by its own text), and the Candidate Generator's losses train through the
     detector's proposals."""
     from raysys.tracking import MultiExpressionTracker, TrackConfig, ViewSAMTracker
-    from raysys.viewsam.data import ClipTargets
 
     cfg = TrackConfig(clip_frames=2, keep_masks=False, memory_frames=2, refer_threshold=0.0,
                       objectness_threshold=0.0, min_refer=0.0)
@@ -195,12 +194,7 @@ def test_tracking_and_training_with_the_proposal_net(pn_viewsam):
         got = [row for fs in sets for row in rows(alone.step(fs))]
         assert got == outs[e] and len(got) > 2
     b, v, t, s = 1, 2, 2, 64
-    boxes = torch.tensor([20.0, 10.0, 30.0, 50.0]).expand(b, v, t, 2, 4).clone()
-    boxes[..., 1, :] += torch.tensor([25.0, 0.0, 25.0, 0.0])
-    targets = ClipTargets(boxes=boxes, visible=torch.ones(b, v, t, 2, dtype=torch.bool),
-                          ids=torch.tensor([[0, 1]]), referred=torch.tensor([[True, False]]),
-                          crop_frames=torch.randint(0, 255, (b, v, t, 3, 48, 80),
-                                                    dtype=torch.uint8))
+    targets = two_box_targets
     model = pn_viewsam.train()
     try:
         res = model.candidate_losses(torch.rand(b, v, t, 3, s, s), model.tokenize(texts[:1]),
