@@ -7,7 +7,9 @@ imports it). For one checkpoint and one dataset split, :func:`run_diagnostics` m
   a single-view clip of ``base_frames`` frames, SAM2's memory carries the object over the
   rest; IoU over the visible object-frames after the first) and box-prompted mask IoU (the
   GT box on every visible frame), through
-  :func:`raysys.training.pretrain_base.evaluate_base` (the tracker's SAM2 steps);
+  :func:`raysys.training.pretrain_base.evaluate_base` (the tracker's SAM2 steps). It
+  depends on the base's weights only, so two models on one frozen base (the report's weak
+  and full) share it through a cache file named by :func:`base_digest`;
 * **the Candidate Generator** (``candidates``, :func:`candidate_scores`): proposal recall at
   IoU 0.5 against every visible GT person box, and the referring AUC of its matching branch
   (Eq. 17) scoring every GT box of a frame for the expression, referred against not
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["DiagnosticsConfig", "auc", "diagnostic_clips", "candidate_scores",
-           "cgct_margin", "base_scores", "run_diagnostics", "diagnostics_job"]
+           "cgct_margin", "base_scores", "base_digest", "run_diagnostics", "diagnostics_job"]
 
 
 @dataclass(frozen=True)
@@ -255,8 +257,46 @@ def base_scores(model, layout, cfg: DiagnosticsConfig) -> dict:
                                "memory_false_present", "memory_iou_per_frame")}
 
 
-def run_diagnostics(model, layout, cfg: DiagnosticsConfig | None = None) -> dict:
-    """Every diagnostic of the module doc for ``model`` (a loaded ViewSAM) on ``layout``."""
+def base_digest(model, layout, cfg: DiagnosticsConfig) -> str:
+    """What :func:`base_scores` depends on, hashed: the SAM2 base's weights (every tensor
+    of its state, bit for bit), the model's input side, the split (its folder and the
+    dataset's ``dataset.json``) and the base sizes and seed of ``cfg``."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in model.sam2.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    meta = Path(layout.root) / "dataset.json"
+    h.update(json.dumps([int(model.image_size), str(Path(layout.root).resolve()),
+                         layout.domain, layout.split, cfg.base_clips, cfg.base_frames,
+                         cfg.base_objects, cfg.seed,
+                         meta.read_text() if meta.is_file() else None]).encode())
+    return h.hexdigest()[:16]
+
+
+def _cached_base(model, layout, cfg: DiagnosticsConfig, cache: Path | None) -> dict:
+    """:func:`base_scores`, read from ``cache/base_<digest>.json`` when a model on the same
+    base has written it (``"cached": true``), else measured and written there."""
+    from raysys.io.jsonio import write_json_file
+
+    if cache is None:
+        return base_scores(model, layout, cfg)
+    f = Path(cache) / f"base_{base_digest(model, layout, cfg)}.json"
+    if f.is_file():
+        return {**json.loads(f.read_text()), "cached": True}
+    res = base_scores(model, layout, cfg)
+    write_json_file(f, res, indent=2)
+    return res
+
+
+def run_diagnostics(model, layout, cfg: DiagnosticsConfig | None = None,
+                    base_cache: str | Path | None = None) -> dict:
+    """Every diagnostic of the module doc for ``model`` (a loaded ViewSAM) on ``layout``;
+    ``base_cache``: a folder where the base's scores are shared by models on the same base
+    (None: always measured)."""
     import torch
 
     from raysys.report.oracle import identity_oracle
@@ -274,7 +314,7 @@ def run_diagnostics(model, layout, cfg: DiagnosticsConfig | None = None) -> dict
         out[name] = fn(*args)
         out["seconds"][name] = round(time.perf_counter() - t0, 1)
 
-    timed("base", base_scores, model, layout, cfg)
+    timed("base", _cached_base, model, layout, cfg, base_cache)
     osnet = getattr(model.cgct, "backbone", None) is not None
     clips = diagnostic_clips(layout, int(model.image_size), cfg,
                              crop_size=CROP_SIZE if osnet else None,
@@ -288,13 +328,14 @@ def run_diagnostics(model, layout, cfg: DiagnosticsConfig | None = None) -> dict
 
 
 def diagnostics_job(checkpoint: str | Path, layout, out: str | Path,
-                    cfg: DiagnosticsConfig | None = None, allow_partial: bool = False) -> dict:
+                    cfg: DiagnosticsConfig | None = None, allow_partial: bool = False,
+                    base_cache: str | Path | None = None) -> dict:
     """:func:`run_diagnostics` of a checkpoint folder, written to the JSON ``out`` (the
     report's ``diagnostics_*`` steps run it in a process of their own)."""
     from raysys.io.jsonio import write_json_file
     from raysys.viewsam.checkpoint import load_viewsam_checkpoint
 
     model = load_viewsam_checkpoint(checkpoint, allow_partial=allow_partial).model
-    res = {"checkpoint": str(checkpoint), **run_diagnostics(model, layout, cfg)}
+    res = {"checkpoint": str(checkpoint), **run_diagnostics(model, layout, cfg, base_cache)}
     write_json_file(Path(out), json.loads(json.dumps(res, default=float)), indent=2)
     return res

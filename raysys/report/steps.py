@@ -259,7 +259,8 @@ def diagnostics_step(r: StepRunner, cfg: ReportConfig, method: str, checkpoint: 
                      data: Path, upstream: str | None) -> dict:
     """The diagnostics of one model on the In-domain test split
     (:func:`raysys.report.diagnostics.diagnostics_job`, in its own process); the JSON is
-    kept in ``out/diagnostics/<method>.json``."""
+    kept in ``out/diagnostics/<method>.json``. Models on the same SAM2 base share its
+    scores through ``out/diagnostics/cache/``."""
     out = r.out / "diagnostics" / f"{method}.json"
     name = f"diagnostics_{method}"
     layout = DatasetLayout(data, "In-domain", "test")
@@ -268,7 +269,7 @@ def diagnostics_step(r: StepRunner, cfg: ReportConfig, method: str, checkpoint: 
 
     def work():
         r.isolated(name, diagnostics_job, checkpoint, layout, out, cfg.diagnostics_config,
-                   cfg.allow_partial)
+                   cfg.allow_partial, r.out / "diagnostics" / "cache")
         return json.loads(out.read_text())
 
     return r.run(name, settings, work, outputs=[out], owned=[out])

@@ -168,8 +168,8 @@ def test_diagnostics_step_runs_the_job_in_its_own_process_and_caches(tmp_path, m
 
     calls = []
 
-    def fake_isolated(self, name, fn, ck, layout, out, cfg, allow_partial):
-        calls.append((name, fn, layout, cfg))
+    def fake_isolated(self, name, fn, ck, layout, out, cfg, allow_partial, base_cache):
+        calls.append((name, fn, layout, cfg, base_cache))
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(diag()))
 
@@ -181,13 +181,47 @@ def test_diagnostics_step_runs_the_job_in_its_own_process_and_caches(tmp_path, m
     r = StepRunner(tmp_path)
     got = steps.diagnostics_step(r, cfg, "viewsam_weak", ck, tmp_path / "data", "up")
     assert got["cgct"]["margin"] == 0.12
-    (name, fn, layout, dcfg), = calls
+    (name, fn, layout, dcfg, cache), = calls
     assert name == "diagnostics_viewsam_weak" and fn is diagnostics_job
+    assert cache == tmp_path / "diagnostics" / "cache"  # shared by the models on one base
     assert (layout.domain, layout.split) == ("In-domain", "test")
     assert dcfg == cfg.diagnostics_config
     steps.diagnostics_step(StepRunner(tmp_path), cfg, "viewsam_weak", ck, tmp_path / "data",
                            "up")
     assert len(calls) == 1  # done: skipped on a re-run
+
+
+def test_models_on_one_base_share_its_scores_and_another_base_measures_its_own(
+        tiny_model, tiny_test_split, tmp_path, monkeypatch):
+    import torch
+
+    from raysys.report import diagnostics as D
+
+    measured = []
+
+    def fake_base_scores(model, layout, cfg):
+        measured.append(float(next(model.sam2.parameters()).detach().sum()))
+        return {"memory_iou": 0.25, "box_iou": 0.5, "n": len(measured)}
+
+    monkeypatch.setattr(D, "base_scores", fake_base_scores)
+    cfg = DiagnosticsConfig(base_clips=2)
+    first = D._cached_base(tiny_model, tiny_test_split, cfg, tmp_path)
+    again = D._cached_base(tiny_model, tiny_test_split, cfg, tmp_path)
+    assert len(measured) == 1 and "cached" not in first
+    assert again == {**first, "cached": True}
+    # other base sizes, or other base weights: measured again, under another file
+    D._cached_base(tiny_model, tiny_test_split, DiagnosticsConfig(base_clips=3), tmp_path)
+    w = next(tiny_model.sam2.parameters())
+    with torch.no_grad():
+        w.add_(1e-3)
+    try:
+        other = D._cached_base(tiny_model, tiny_test_split, cfg, tmp_path)
+    finally:
+        with torch.no_grad():
+            w.sub_(1e-3)  # the module's model, as the other tests expect it
+    assert len(measured) == 3 and "cached" not in other
+    assert len(list(tmp_path.glob("base_*.json"))) == 3
+    assert D._cached_base(tiny_model, tiny_test_split, cfg, None)["n"] == 4  # no cache
 
 
 def test_report_config_file_sets_diagnostics_and_ablation_models(tmp_path):
