@@ -40,6 +40,7 @@ class MatcherData:
     expression_scene: np.ndarray  # (E,) int: each expression's scene
     referred: list[set[int]]  # (E,) the object ids each expression refers to
     texts: list[str]  # (E,)
+    views: np.ndarray | None = None  # (N,) int: the box's view (its index in the scene)
 
 
 def _jitter(box: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -77,7 +78,7 @@ def _background(gt: np.ndarray, size: tuple[int, int], rng: np.random.Generator,
 
 def _scene_boxes(sd: Path, images: Path, net, every: int, min_visible: float,
                  background: int, rng: np.random.Generator):
-    """``(attributes (n, P), object ids (n,))`` of one scene's boxes."""
+    """``(attributes (n, P), object ids (n,), views (n,))`` of one scene's boxes."""
     import pyarrow.parquet as pq
     import torch
 
@@ -85,8 +86,8 @@ def _scene_boxes(sd: Path, images: Path, net, every: int, min_visible: float,
     from raysys.viewsam import attribute_roi as A
     from raysys.viewsam.candidate_generator import CandidateGeneratorConfig
 
-    attrs, ids = [], []
-    for mask_file in sorted((sd / "masks").glob("View*.parquet")):
+    attrs, ids, views = [], [], []
+    for v, mask_file in enumerate(sorted((sd / "masks").glob("View*.parquet"))):
         view = mask_file.stem
         df = pq.read_table(mask_file, columns=["frame", "id", "category", "left", "top",
                                                "width", "height", "visible_fraction"]
@@ -114,15 +115,18 @@ def _scene_boxes(sd: Path, images: Path, net, every: int, min_visible: float,
                                       torch.zeros(len(b), dtype=torch.long), 1)
             attrs.append(probs.numpy().astype(np.float32))
             ids += oid
+            views += [v] * len(oid)
     if not attrs:
-        return np.zeros((0, 0), np.float32), np.zeros(0, int)
-    return np.concatenate(attrs), np.array(ids, int)
+        return np.zeros((0, 0), np.float32), np.zeros(0, int), np.zeros(0, int)
+    return np.concatenate(attrs), np.array(ids, int), np.array(views, int)
 
 
 def matcher_data(data: list[Path], attribute_net: str = "embedded", text_encoder: str = "minilm",
                  every: int = 4, min_visible: float = 0.3, background: int = 2,
-                 seed: int = 0, progress: bool = True) -> MatcherData:
-    """Read every scene of every domain and split of the generated benchmarks ``data``."""
+                 seed: int = 0, progress: bool = True, domain: str | None = None,
+                 split: str | None = None) -> MatcherData:
+    """Read every scene of every domain and split of the generated benchmarks ``data``
+    (or of one ``domain`` and/or ``split`` only)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -131,18 +135,23 @@ def matcher_data(data: list[Path], attribute_net: str = "embedded", text_encoder
     from raysys.viewsam.text_encoder import build_text_encoder
     from raysys.viewsam.text_matcher import sentence_embedding
 
-    scenes = [s for d in data for s in scene_dirs(d)]
+    scenes = [(sd, im) for d in data for sd, im in scene_dirs(d)
+              if (domain is None or sd.parents[2].name == domain)
+              and (split is None or sd.parent.name == split)]
     if not scenes:
-        raise FileNotFoundError(f"no generated scenes under {[str(d) for d in data]} (make "
-                                f"them with `raysys synth --out DIR`)")
+        where = "" if domain is None and split is None else \
+            f" in domain {domain or 'any'}, split {split or 'any'}"
+        raise FileNotFoundError(f"no generated scenes under {[str(d) for d in data]}{where} "
+                                f"(make them with `raysys synth --out DIR`)")
     net, _ = frozen_attribute_net(attribute_net)
     rng = np.random.default_rng(seed)
-    attrs, objs, sc, texts, escene, referred = [], [], [], [], [], []
+    attrs, objs, vs, sc, texts, escene, referred = [], [], [], [], [], [], []
     for i, (sd, images) in enumerate(tqdm(scenes, desc="matcher data", unit="scene",
                                           disable=not progress)):
-        a, o = _scene_boxes(sd, images, net, every, min_visible, background, rng)
+        a, o, v = _scene_boxes(sd, images, net, every, min_visible, background, rng)
         attrs.append(a)
         objs.append(o)
+        vs.append(v)
         sc.append(np.full(len(o), i))
         for e in json.loads((sd / "expressions.json").read_text()):
             texts.append(e["text"])
@@ -157,7 +166,7 @@ def matcher_data(data: list[Path], attribute_net: str = "embedded", text_encoder
             sent.append(sentence_embedding(t, m).numpy())
     return MatcherData(np.concatenate(attrs), np.concatenate(objs), np.concatenate(sc),
                        np.concatenate(sent).astype(np.float32), np.array(escene), referred,
-                       texts)
+                       texts, np.concatenate(vs))
 
 
 def _labels(d: MatcherData, e: int, rows: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 (raysys.viewsam.text_matcher, CandidateGeneratorConfig.text_matcher) and its pre-training
 (raysys.training.pretrain_matcher)."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -122,6 +123,12 @@ def test_pretrain_matcher_learns_the_tiny_benchmark(tiny_test_split, tmp_path):
     d = matcher_data([tiny_test_split.root], progress=False)
     assert (d.objects >= 0).any() and (d.objects == -1).any() and len(d.texts) > 0
     assert d.sentences.shape == (len(d.texts), 384)
+    assert d.views.shape == d.objects.shape and set(d.views) == {0, 1, 2}  # its 3 views
+    one = matcher_data([tiny_test_split.root], progress=False, domain="In-domain",
+                       split="test")
+    assert np.array_equal(one.objects, d.objects) and np.array_equal(one.views, d.views)
+    with pytest.raises(FileNotFoundError, match="split train"):
+        matcher_data([tiny_test_split.root], progress=False, split="train")
     meta = pretrain_text_matcher(tmp_path, [tiny_test_split.root], steps=150, progress=False)
     net, saved = load_text_matcher(tmp_path / "text_matcher.pt")
     assert saved["steps"] == 150 and saved["boxes"] == len(d.objects)
