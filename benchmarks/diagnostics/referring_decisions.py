@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from raysys.commands.options import write_json
     from raysys.training.pretrain_matcher import matcher_data
     from raysys.viewsam.text_matcher import load_text_matcher
 
@@ -125,11 +126,9 @@ def main(argv: list[str] | None = None) -> int:
            "levels": measure(d, matcher.eval()),
            "seconds": round(time.perf_counter() - t0, 1),
            "machine": platform.machine(), "threads": args.threads}
-    text = json.dumps(out, indent=2)
-    print(text)
+    print(json.dumps(out, indent=2))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+        write_json(args.json, out)
     return 0
 
 
