@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["best_f1_threshold", "calibration_scores", "thresholds_from_scores",
-           "calibrate_thresholds", "calibrate_payload"]
+__all__ = ["best_f1_threshold", "calibrate_thresholds", "calibrate_payload"]
 
 
 def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -38,19 +37,22 @@ def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, fl
     return float(s[i]), float(f1[i])
 
 
-def calibration_scores(model, clips: list[dict], pos_iou: float | None = None
-                       ) -> dict[str, np.ndarray] | None:
-    """Every proposal's objectness and referring probability on decoded clips, and whether
-    it matches any target box / a referred one (IoU >= ``pos_iou``, default the Candidate
-    Generator's): arrays ``obj``, ``ref``, ``is_obj``, ``is_ref`` in clip order. None for a
-    model without a Candidate Generator."""
+def calibrate_thresholds(model, clips: list[dict], pos_iou: float | None = None) -> dict:
+    """Objectness and referring thresholds from decoded training clips.
+
+    Args:
+        model: the trained ViewSAM (eval mode is set here).
+        clips: :func:`raysys.training.data.load_clip` outputs (numpy, one sample each).
+        pos_iou: IoU with a target box at which a proposal counts as that object (default:
+            the Candidate Generator's ``pos_iou``).
+    """
     import torch
 
     from raysys.training.data import collate
     from raysys.viewsam.candidate_generator import pairwise_iou
 
     if model.candidate_generator is None:
-        return None
+        return {}
     pos_iou = model.cfg.candidate_generator.pos_iou if pos_iou is None else pos_iou
     model.eval()
     obj, ref, is_obj, is_ref = [], [], [], []
@@ -82,86 +84,35 @@ def calibration_scores(model, clips: list[dict], pos_iou: float | None = None
                 ref.append(ce.cand.refer_logits[n].sigmoid().numpy())
                 is_obj.append(any_obj.numpy())
                 is_ref.append(any_ref.numpy())
-    cat = (np.concatenate(x) if x else np.zeros(0) for x in (obj, ref, is_obj, is_ref))
-    return dict(zip(("obj", "ref", "is_obj", "is_ref"), cat, strict=True))
-
-
-def thresholds_from_scores(scores: dict[str, np.ndarray], clips: int, pos_iou: float
-                           ) -> dict:
-    """The objectness threshold of best F1, then among proposals above it the referring
-    threshold of best F1 (the module doc), from :func:`calibration_scores`."""
-    obj, ref = scores["obj"], scores["ref"]
-    is_obj, is_ref = scores["is_obj"].astype(bool), scores["is_ref"].astype(bool)
+    obj, ref = np.concatenate(obj), np.concatenate(ref)
+    is_obj, is_ref = np.concatenate(is_obj), np.concatenate(is_ref)
     t_obj, f_obj = best_f1_threshold(obj, is_obj)
     keep = obj >= t_obj
     t_ref, f_ref = best_f1_threshold(ref[keep], is_ref[keep])
     return {"objectness_threshold": round(t_obj, 4), "refer_threshold": round(t_ref, 4),
             "f1_objectness": round(f_obj, 4), "f1_refer": round(f_ref, 4),
-            "clips": clips, "proposals": int(obj.size),
+            "clips": len(clips), "proposals": int(obj.size),
             "positives": int(is_obj.sum()), "referred_positives": int(is_ref.sum()),
             "pos_iou": pos_iou}
 
 
-def calibrate_thresholds(model, clips: list[dict], pos_iou: float | None = None) -> dict:
-    """Objectness and referring thresholds from decoded training clips.
+def calibrate_payload(payload: dict, source, spec, samples, clips: int = 32,
+               held_out: bool = False) -> dict:
+    """Tracker thresholds on ``clips`` of ``samples`` (:mod:`raysys.training.calibrate`):
+    the run's own supervision (pseudo labels for a weak run), on clips it did not train on
+    where ``held_out``.
 
-    Args:
-        model: the trained ViewSAM (eval mode is set here).
-        clips: :func:`raysys.training.data.load_clip` outputs (numpy, one sample each).
-        pos_iou: IoU with a target box at which a proposal counts as that object (default:
-            the Candidate Generator's ``pos_iou``).
-    """
-    scores = calibration_scores(model, clips, pos_iou)
-    if scores is None:
-        return {}
-    pos_iou = model.cfg.candidate_generator.pos_iou if pos_iou is None else pos_iou
-    return thresholds_from_scores(scores, len(clips), pos_iou)
-
-
-def _payload_scores(payload: dict, source, spec, samples, threads: int
-                    ) -> tuple[dict | None, float]:
-    """:func:`calibration_scores` of the payload's model on ``samples`` (decoded here),
-    with ``threads`` torch threads; and the CG's ``pos_iou``."""
+    Runs in the driver (which, for a weak run, is under the GT guard like the workers)."""
     import torch
 
     from raysys.training.data import load_clip
     from raysys.viewsam.checkpoint import model_from_payload
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         model = model_from_payload(payload, name="final checkpoint").model
-        decoded = [load_clip(source, s, spec) for s in samples]
-        cg = model.cfg.candidate_generator
-        return calibration_scores(model, decoded), cg.pos_iou
+        decoded = [load_clip(source, s, spec) for s in samples[:clips]]
+        return {**calibrate_thresholds(model, decoded), "held_out": held_out}
     finally:
-        torch.set_num_threads(before)
-
-
-def calibrate_payload(payload: dict, source, spec, samples, clips: int = 32,
-                      held_out: bool = False, parallel: int = 1, cpus: float = 1.0) -> dict:
-    """Tracker thresholds on ``clips`` of ``samples`` (:mod:`raysys.training.calibrate`):
-    the run's own supervision (pseudo labels for a weak run), on clips it did not train on
-    where ``held_out``.
-
-    ``parallel`` > 1: the clips are split into that many consecutive parts, scored by as
-    many Ray tasks of ``cpus`` CPUs each (a training's workers, free once it has
-    finished), and joined in order: the same thresholds as one part, in a fraction of the
-    time. Each part decodes its clips and runs the model in its own process (under the GT
-    guard of the job's runtime environment, like the training workers)."""
-    chosen = list(samples[:clips])
-    parts = [p.tolist() for p in np.array_split(np.arange(len(chosen)), parallel)
-             if p.size] if parallel > 1 and len(chosen) > 1 else [list(range(len(chosen)))]
-    if len(parts) > 1:
-        import ray
-
-        task = ray.remote(_payload_scores).options(num_cpus=cpus, num_gpus=0, max_retries=2)
-        ref = ray.put(payload)
-        got = ray.get([task.remote(ref, source, spec, [chosen[i] for i in p],
-                                   int(cpus)) for p in parts])
-    else:
-        got = [_payload_scores(payload, source, spec, chosen, 1)]
-    if got[0][0] is None:
-        return {"held_out": held_out}
-    scores = {k: np.concatenate([g[k] for g, _ in got]) for k in got[0][0]}
-    return {**thresholds_from_scores(scores, len(chosen), got[0][1]), "held_out": held_out}
+        torch.set_num_threads(threads)

@@ -28,19 +28,15 @@ def finish_run(out, checkpoint, samples, spec, res: Resources, seconds, source, 
         return write_outputs(out, checkpoint, samples, spec, res, seconds, source, **kw)
     task = ray.remote(write_outputs).options(
         num_cpus=res.cpus_per_worker, num_gpus=1 if res.use_gpu else 0, max_retries=2)
-    # the training's workers are free now: calibration scores its clips on as many tasks
-    return ray.get(task.remote(out, checkpoint, samples, spec, res, seconds, source,
-                               calibration_parallel=res.workers, **kw))
+    return ray.get(task.remote(out, checkpoint, samples, spec, res, seconds, source, **kw))
 
 
 def write_outputs(out: Path, checkpoint, samples, spec, res, seconds, source=None,
                    calibration_samples: list | None = None,
-                   per_labels: dict | None = None,
-                   calibration_parallel: int = 1) -> TrainingResult:
+                   per_labels: dict | None = None) -> TrainingResult:
     """``final/``, ``metrics.json`` and ``loss_curves.png`` from the last checkpoint;
     thresholds calibrated on ``calibration_samples`` (clips left out of training), else on
-    the training ``samples``, by ``calibration_parallel`` Ray tasks of a worker's CPUs
-    (:func:`raysys.training.calibrate.calibrate_payload`)."""
+    the training ``samples``."""
     from dataclasses import asdict
 
     from raysys.training.curves import plot_loss_curves
@@ -54,8 +50,7 @@ def write_outputs(out: Path, checkpoint, samples, spec, res, seconds, source=Non
 
         payload["calibration"] = calibrate_payload(
             payload, source, spec, calibration_samples or samples,
-            held_out=bool(calibration_samples), parallel=calibration_parallel,
-            cpus=res.cpus_per_worker)
+            held_out=bool(calibration_samples))
     final = out / "final"
     if isinstance(out, storage.RemotePath):
         with tempfile.TemporaryDirectory() as tmp:

@@ -83,15 +83,6 @@ def test_two_worker_ddp_run_reports_checkpoints_and_learns(labeled, local_ray, t
     assert total > 4, "the tiny dataset should have clips beyond the 4 trained on"
     assert m["calibration"]["held_out"] is True
     assert m["calibration"]["clips"] == min(32, total - 4)
-    # calibrated by two Ray tasks (the run's two workers; >= 2 clips to split): the
-    # thresholds of one
-    assert m["calibration"]["clips"] >= 2
-    from raysys.training.calibrate import calibrate_payload
-
-    spec = ClipSpec.from_config(cfg, 64)
-    held = plan_samples(open_source("weak", labels), spec, None, cfg.seed)[4:]
-    assert calibrate_payload(read_checkpoint(res.final), open_source("weak", labels), spec,
-                             held, held_out=True) == m["calibration"]
     assert (out / "loss_curves.png").stat().st_size > 1000
     ckpts = sorted(p for p in (out / RUN_NAME).glob("checkpoint_*") if p.is_dir())
     assert len(ckpts) == 2, "keep_checkpoints=2 of the 3 epoch checkpoints"
