@@ -86,14 +86,15 @@ def _concat(frames):
     return pd.concat(frames)
 
 
-def scene_dirs(data: Path):
-    """``(meta scene dir, image root)`` of every scene of every domain and split."""
-    for domain in ("In-domain", "Cross-domain"):
-        for split in ("train", "test"):
-            meta = Path(data) / domain / "meta" / split
+def scene_dirs(data: Path, domain: str | None = None, split: str | None = None):
+    """``(meta scene dir, image root)`` of every scene of every domain and split (or of
+    one ``domain`` and/or ``split`` only)."""
+    for dom in ("In-domain", "Cross-domain") if domain is None else (domain,):
+        for spl in ("train", "test") if split is None else (split,):
+            meta = Path(data) / dom / "meta" / spl
             if meta.is_dir():
                 for sd in sorted(p for p in meta.iterdir() if p.is_dir()):
-                    yield sd, Path(data) / domain / "images" / split
+                    yield sd, Path(data) / dom / "images" / spl
 
 
 def pretraining_crops(data: Path, per_view: int = 8, seed: int = 0, progress: bool = True

@@ -135,9 +135,7 @@ def matcher_data(data: list[Path], attribute_net: str = "embedded", text_encoder
     from raysys.viewsam.text_encoder import build_text_encoder
     from raysys.viewsam.text_matcher import sentence_embedding
 
-    scenes = [(sd, im) for d in data for sd, im in scene_dirs(d)
-              if (domain is None or sd.parents[2].name == domain)
-              and (split is None or sd.parent.name == split)]
+    scenes = [s for d in data for s in scene_dirs(d, domain, split)]
     if not scenes:
         where = "" if domain is None and split is None else \
             f" in domain {domain or 'any'}, split {split or 'any'}"
