@@ -15,8 +15,9 @@ browser:
 s3-server:
 	bash scripts/setup_s3_server.sh
 
+# --durations: the 25 slowest tests close the log (the suite's 25-minute budget)
 test: setup browser s3-server
-	.venv/bin/python -m pytest -q -p no:cacheprovider
+	.venv/bin/python -m pytest -q -p no:cacheprovider --durations=25
 
 # the quick loop while developing: everything but the tests marked slow
 test-fast: setup

@@ -23,7 +23,7 @@ from raysys.commands.options import add_pretrain_options, generated_data
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_pretrain_options(p, "6000-6003", 3000)
+    add_pretrain_options(p, "6004-6027 (16 frames each)", 6000)
     p.add_argument("--heldout", type=Path, nargs="*", metavar="DATA",
                    help="generated benchmarks to check it on (default: OUT/data_6100, made "
                         "with the held-out seed; none with --data)")
@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from raysys.training.pretrain_matcher import (
         EXPRESSIONS_PER_SCENE,
         HELDOUT_SEED,
+        PRETRAIN_FRAMES,
         PRETRAIN_SEEDS,
         pretrain_text_matcher,
     )
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     data, heldout = args.data, args.heldout
     if not data:
         data = generated_data(args.out, PRETRAIN_SEEDS, "pretrain-matcher",
-                              expressions=EXPRESSIONS_PER_SCENE)
+                              frames=PRETRAIN_FRAMES, expressions=EXPRESSIONS_PER_SCENE)
         if heldout is None:
             heldout = generated_data(args.out, (HELDOUT_SEED,), "pretrain-matcher",
                                      expressions=EXPRESSIONS_PER_SCENE)

@@ -23,6 +23,23 @@ def test_pretrain_seed_is_disjoint_from_scored_and_detector_seeds():
                                                     | set(PRETRAIN_SEEDS))
 
 
+def test_every_shipped_weights_seeds_are_disjoint_from_each_other_and_the_scored_ones():
+    from raysys.backends.attribute_net import PRETRAIN_SEEDS as describer
+    from raysys.backends.classical.person_net import PRETRAIN_SEEDS as detector
+    from raysys.backends.pretrain_reid import PRETRAIN_SEEDS as reid
+    from raysys.commands.pretrain_reid import HELDOUT_SEED as reid_heldout
+    from raysys.training.pretrain_matcher import HELDOUT_SEED, PRETRAIN_SEEDS
+
+    scored = {0, 11, 23} | set(range(5)) | set(range(10, 14))
+    groups = [{PRETRAIN_SEED, PRETRAIN_SEED + 1}, set(detector), set(describer),
+              set(reid) | {reid_heldout}, set(PRETRAIN_SEEDS) | {HELDOUT_SEED}]
+    assert len(PRETRAIN_SEEDS) == 24 and HELDOUT_SEED not in PRETRAIN_SEEDS
+    for i, g in enumerate(groups):
+        assert not g & scored, g & scored
+        for h in groups[i + 1:]:
+            assert not g & h, g & h
+
+
 def test_export_base_round_trips_a_sam2_model(tmp_path):
     torch.manual_seed(0)
     sam2 = load_base(None, 64)
