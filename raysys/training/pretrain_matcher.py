@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["PRETRAIN_SEEDS", "PRETRAIN_FRAMES", "HELDOUT_SEED", "EXPRESSIONS_PER_SCENE",
-           "MatcherData",
-           "matcher_data", "train_text_matcher", "pair_auc", "pretrain_text_matcher"]
+           "MatcherData", "matcher_data", "train_text_matcher", "pair_auc",
+           "pretrain_text_matcher"]
 
 # generated benchmarks the shipped file learns from: many scenes of few frames (the
 # expressions and people vary per scene, frames add little; 24 seeds at 16 frames gave 2.9x
