@@ -23,6 +23,9 @@ class TrackConfig:
     #   is >= this; None: the refer threshold in use
     id_threshold: float = 0.5  # min cosine of a new track's CGCT embedding to an identity
     id_momentum: float = 0.8  # EMA of identity prototypes over clips
+    reassign_ids: bool = True  # every present track's id decided again at each clip's end
+    #   (False: only new tracks get one, kept for good)
+    keep_bonus: float = 0.1  # reassign_ids: added to a track's cosine with the id it holds
     max_identities: int = 256  # identities kept for re-identification (least recent dropped)
     memory_frames: int | None = None  # per-track memory frames kept; None = what SAM2 reads
     #                                  (max(num_maskmem, max_obj_ptrs_in_encoder))
@@ -36,7 +39,7 @@ class TrackConfig:
         if self.clip_frames < 1:
             raise ValueError(f"clip_frames must be >= 1, got {self.clip_frames}")
         for name in ("refer_threshold", "objectness_threshold", "track_iou", "new_track_iou",
-                     "duplicate_iou", "min_refer", "id_momentum"):
+                     "duplicate_iou", "min_refer", "id_momentum", "keep_bonus"):
             val = getattr(self, name)
             if val is not None and not 0.0 <= val <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {val}")

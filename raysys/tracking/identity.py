@@ -5,8 +5,11 @@ embeddings). A new single-view track is assigned, per view, by a Hungarian assig
 cosine similarity to the prototypes of identities that no other live track of that view
 holds (one object cannot be twice in a view); a similarity below the threshold opens a new
 identity. An identity keeps its id for good, so a person who leaves a view and comes back,
-or who appears in another view, gets the id they had. The gallery is bounded: the least
-recently seen identities are forgotten beyond ``max_identities``.
+or who appears in another view, gets the id they had. With ``TrackConfig.reassign_ids``
+every present track is assigned again at the end of each clip (the id it holds favoured),
+so a single-view track that switched people takes the right id for the clips in which it
+looks like the other person. The gallery is bounded: the least recently seen identities
+are forgotten beyond ``max_identities``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["IdentityBank"]
+__all__ = ["IdentityBank", "assign_clip_ids"]
 
 
 class IdentityBank:
@@ -45,13 +48,17 @@ class IdentityBank:
             self._bound()
         return gid
 
-    def assign(self, embeddings: list[np.ndarray | None], busy: set[int]) -> list[int]:
-        """Global ids for the new tracks of one view.
+    def assign(self, embeddings: list[np.ndarray | None], busy: set[int],
+               held: list[int | None] | None = None, keep_bonus: float = 0.0) -> list[int]:
+        """Global ids for tracks of one view (new ones, or all of the clip's).
 
         Args:
-            embeddings: one clip-mean embedding per new track (None: no embedding, e.g.
+            embeddings: one clip-mean embedding per track (None: no embedding, e.g.
                 the CGCT ablation; such a track always opens a new identity).
             busy: identities held by other live tracks of the same view (not eligible).
+            held: the id each track holds already (None: a new track); ``keep_bonus`` is
+                added to a track's cosine with the id it holds, so that an id changes only
+                when another identity is clearly closer.
         """
         from scipy.optimize import linear_sum_assignment
 
@@ -62,6 +69,10 @@ class IdentityBank:
             a = np.stack([_unit(embeddings[i]) for i in rows])  # (n, d)
             b = np.stack([self.prototypes[g] for g in gids])  # (m, d)
             sim = a @ b.T
+            col = {g: c for c, g in enumerate(gids)}
+            for r, i in enumerate(rows):
+                if held is not None and held[i] in col:
+                    sim[r, col[held[i]]] += keep_bonus
             ri, ci = linear_sum_assignment(-sim)
             for r, c in zip(ri, ci, strict=True):
                 if sim[r, c] >= self.threshold:
@@ -80,6 +91,33 @@ class IdentityBank:
     def _bound(self) -> None:
         while len(self.prototypes) > self.max_identities:
             self.prototypes.popitem(last=False)
+
+
+def assign_clip_ids(bank: IdentityBank, seen: dict, live: list[list], reassign: bool,
+                    keep_bonus: float) -> None:
+    """Global ids at the end of a clip for one expression's present tracks ``seen`` (track
+    id -> track, each with ``view``, ``gid`` and this clip's CGCT embeddings ``emb``), its
+    live tracks ``live[view]``; then the identity prototypes are updated and the clip's
+    embeddings cleared. Per view, the new tracks are assigned; with ``reassign`` every
+    present track with an embedding is (the id it holds favoured by ``keep_bonus``), so a
+    track that followed another person through a crossing takes that person's id for the
+    clip (the clip's results are emitted after this step)."""
+    for k in range(len(live)):
+        todo = [tr for tr in seen.values() if tr.view == k
+                and (tr.gid is None or (reassign and tr.emb))]
+        if not todo:
+            continue
+        mine = {id(tr) for tr in todo}
+        busy = {tr.gid for tr in [*seen.values(), *live[k]]
+                if tr.view == k and tr.gid is not None and id(tr) not in mine}
+        embs = [np.mean(tr.emb, 0) if tr.emb else None for tr in todo]
+        gids = bank.assign(embs, busy, [tr.gid for tr in todo], keep_bonus)
+        for tr, gid in zip(todo, gids, strict=True):
+            tr.gid = gid
+    for tr in seen.values():
+        if tr.emb:
+            bank.update(tr.gid, np.mean(tr.emb, 0))
+        tr.emb = []
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -26,9 +26,10 @@ server. Per clip of ``T`` frame sets (no look-ahead beyond the clip):
    a proposal is present in that frame and reports the proposal's box; elsewhere SAM2's
    mask gives its box. External
    proposals (``proposals=fn``) may replace the Candidate Generator's.
-3. CGCT embeddings of every present track; at the end of the clip new tracks get global
-   ids from their expression's :class:`raysys.tracking.identity.IdentityBank` (assignment
-   across views, new ids for new objects), and identity prototypes are updated.
+3. CGCT embeddings of every present track; at the end of the clip new tracks (with
+   ``reassign_ids``, every present track) get global ids from their expression's
+   :class:`raysys.tracking.identity.IdentityBank` (assignment across views, new ids for
+   new objects), and identity prototypes are updated.
 
 Expressions never interact: each has its own tracks, identities and ids, and its results
 equal those of a :class:`ViewSAMTracker` of that expression alone (up to float rounding of
@@ -49,7 +50,7 @@ import numpy as np
 import torch
 
 from raysys.tracking.config import TrackConfig
-from raysys.tracking.identity import IdentityBank
+from raysys.tracking.identity import IdentityBank, assign_clip_ids
 from raysys.tracking.tracks import (
     FrameResult,
     TrackedObject,
@@ -354,23 +355,10 @@ class MultiExpressionTracker:
             del non[f]
 
     def _assign_ids(self, q: _Query) -> None:
-        """Global ids for this clip's new tracks of one expression (per view, an
-        assignment to identities that no other live track of the view holds), then
-        prototype updates."""
-        seen = q.seen
-        for k in range(self.num_views):
-            new = [tr for tr in seen.values() if tr.view == k and tr.gid is None]
-            if not new:
-                continue
-            busy = {tr.gid for tr in seen.values() if tr.view == k and tr.gid is not None}
-            busy |= {tr.gid for tr in q.tracks[k] if tr.gid is not None}
-            embs = [np.mean(tr.emb, 0) if tr.emb else None for tr in new]
-            for tr, gid in zip(new, q.identities.assign(embs, busy), strict=True):
-                tr.gid = gid
-        for tr in seen.values():
-            if tr.emb:
-                q.identities.update(tr.gid, np.mean(tr.emb, 0))
-            tr.emb = []
+        """Global ids for this clip's tracks of one expression
+        (:func:`raysys.tracking.identity.assign_clip_ids`), then prototype updates."""
+        assign_clip_ids(q.identities, q.seen, q.tracks, self.cfg.reassign_ids,
+                        self.cfg.keep_bonus)
         q.seen = {}
 
 

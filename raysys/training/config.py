@@ -155,7 +155,10 @@ def quick_config(**overrides) -> TrainConfig:
     blurs), built upon the two frozen halves of the APTM analogue: the shipped RGB-only
     person detector's peaks as its proposals (``proposal_net``), the shipped attribute
     net reading each box (``attribute_net``) and the shipped text matcher scoring that
-    reading against the sentence (``text_matcher``); short stages with larger learning rates: CG
+    reading against the sentence (``text_matcher``); CGCT built upon the same attribute net's
+    reading of each object's crop (``cgct.backbone = "attribute"``) and trained with the
+    intra- and inter-view InfoNCE (``cgct.objective = "infonce"``: Eq. 23 alone collapses the
+    embeddings, docs/viewsam.md); short stages with larger learning rates: CG
     3 epochs (CG losses only, no tracking: cheap), VC-CMA + BAR 1 epoch, CGCT 1.
     """
     stages = (  # the paper's labels per stage (PAPER_STAGES)
@@ -165,7 +168,8 @@ def quick_config(**overrides) -> TrainConfig:
         StageConfig("cgct", ("cgct",), 1, 1e-3, "refer_agnostic_cross_view"),
     )
     model = {"candidate_generator": {"fine": True, "pixel_roi": 8, "proposal_net": "embedded",
-                                     "attribute_net": "embedded", "text_matcher": "embedded"}}
+                                     "attribute_net": "embedded", "text_matcher": "embedded"},
+             "cgct": {"backbone": "attribute", "objective": "infonce"}}
     base = dict(clip_frames=4, clip_stride=4, image_size=128, sam2_image_size=128,
                 max_objects=6, max_samples=64, stages=stages, sam2_checkpoint="embedded",
                 model=model)

@@ -80,7 +80,7 @@ def _crop_size(cfg: TrainConfig) -> tuple[int, int] | None:
     from raysys.viewsam.osnet_backbone import CROP_SIZE
 
     m = cfg.model
-    return CROP_SIZE if m.use_cgct and m.cgct.backbone == "osnet" else None
+    return CROP_SIZE if m.use_cgct and m.cgct.backbone in ("osnet", "attribute") else None
 
 
 def _resized(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:

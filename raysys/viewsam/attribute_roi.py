@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["frozen_attribute_net", "frame_context", "crop_frames_at", "attribute_probs"]
+__all__ = ["frozen_attribute_net", "frame_context", "crop_frames_at", "attribute_probs",
+           "AttributeBackbone"]
 
 
 def frozen_attribute_net(spec: str) -> tuple[nn.Module, int]:
@@ -89,3 +90,34 @@ def attribute_probs(net: nn.Module, frames: torch.Tensor, context: torch.Tensor,
             logits = net(x, context[rows[i:i + chunk]].float())
             out.append(torch.cat([logits[h].float().softmax(1) for h in HEADS], 1))
     return torch.cat(out) if out else frames.new_zeros(0, sum(len(v) for v in HEADS.values()))
+
+
+class AttributeBackbone:
+    """CGCT's appearance reader with ``CGCTConfig.backbone = "attribute"``: the frozen
+    attribute net's per-attribute probabilities of each object's crop, square-rooted (so
+    that the cosine of two readings is their Bhattacharyya coefficient, averaged over the
+    heads). A plain object, not a submodule: frozen and outside the state dict, rebuilt
+    from its file like the Candidate Generator's copy.
+
+    ``spec``: ``"embedded"`` or a ``.pt`` of ``raysys pretrain-describer``. Crops are read
+    with an all-ones mask channel and no frame colour statistics (as the net's ``ctx=None``).
+    """
+
+    def __init__(self, spec: str | None = "embedded") -> None:
+        self.net, dim = frozen_attribute_net(spec or "embedded")
+        self.channels = (dim,)
+
+    def __call__(self, crops: torch.Tensor) -> list[torch.Tensor]:
+        """``crops`` ``(N, 3, h, w)`` in [0, 1] -> ``[(N, P)]``: the readings' square roots."""
+        from raysys.backends.attribute_net import HEADS, INPUT_H, INPUT_W
+
+        if next(self.net.parameters()).device != crops.device:
+            self.net.to(crops.device)
+        x = crops.float()
+        if tuple(x.shape[-2:]) != (INPUT_H, INPUT_W):
+            x = F.interpolate(x, size=(INPUT_H, INPUT_W), mode="area")
+        x = torch.cat([x, torch.ones_like(x[:, :1])], 1)
+        with torch.no_grad():
+            logits = self.net(x, None)
+            p = torch.cat([logits[h].float().softmax(1) for h in HEADS], 1)
+        return [p.clamp_min(0).sqrt()]

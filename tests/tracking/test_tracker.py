@@ -57,6 +57,34 @@ def test_identity_bank_assigns_matches_and_new_ids():
     assert 1 not in bank.prototypes
 
 
+def test_clip_ids_follow_a_track_that_switched_people_only_with_reassign():
+    """Two people in view 0 hold ids 1 and 2; next clip their tracks' embeddings are
+    swapped (the tracks crossed and followed each other's person). With ``reassign`` the
+    ids follow the embeddings; without, they stay. A small difference does not flip an
+    id (``keep_bonus``); a new track in view 1 joins the identity it looks like."""
+    from types import SimpleNamespace as Track
+
+    from raysys.tracking.identity import assign_clip_ids
+
+    a, b = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    for reassign, want in ((True, (2, 1)), (False, (1, 2))):
+        bank = IdentityBank(threshold=0.5, momentum=0.0, max_identities=8)
+        t1, t2 = Track(view=0, gid=None, emb=[a]), Track(view=0, gid=None, emb=[b])
+        assign_clip_ids(bank, {1: t1, 2: t2}, [[t1, t2], []], reassign, 0.1)
+        assert (t1.gid, t2.gid) == (1, 2) and t1.emb == []
+        t1.emb, t2.emb = [b], [a]
+        new = Track(view=1, gid=None, emb=[a * 0.9 + b * 0.1])
+        assign_clip_ids(bank, {1: t1, 2: t2, 3: new}, [[t1, t2], [new]], reassign, 0.1)
+        assert (t1.gid, t2.gid) == want and new.gid == 1
+    for bonus, want_id in ((0.1, 1), (0.0, 2)):  # t2 has ended; t1 drifts towards its look
+        bank = IdentityBank(threshold=0.5, momentum=0.0, max_identities=8)
+        t1, t2 = Track(view=0, gid=None, emb=[a]), Track(view=0, gid=None, emb=[b])
+        assign_clip_ids(bank, {1: t1, 2: t2}, [[t1, t2]], True, bonus)
+        t1.emb = [a * 0.48 + b * 0.52]  # cosine 0.68 with id 1, 0.73 with id 2
+        assign_clip_ids(bank, {1: t1}, [[t1]], True, bonus)
+        assert t1.gid == want_id
+
+
 def test_identity_bank_update_moves_prototype():
     bank = IdentityBank(threshold=0.5, momentum=0.5, max_identities=8)
     g = bank.new_identity(np.array([1.0, 0.0]))
