@@ -58,9 +58,10 @@ class CGCTConfig:
     dim: int | None = None  # embedding width; None: SAM2's d_model
     hidden: int | None = None  # fusion MLP hidden width; None: 4 * d_model
     objective: str = "paper"  # consistency loss: "paper" (Eq. 12/23, prototypes; it has no
-    #   repulsive term and is minimised by collapse) or "infonce" (supervised InfoNCE).
-    #   Main job 2026-12-04, weak model, same-id minus different-id cosine on the test
-    #   split: paper 0.0000 (collapsed), infonce 0.0435; gt_all 3.27 vs 3.83 (docs/report.md)
+    #   repulsive term and is minimised by collapse) or "infonce" (supervised InfoNCE; the
+    #   quick schedule's, with the attribute backbone). Same-id minus different-id cosine,
+    #   main job's weak model: SAM2 stages 0.000 (paper) and 0.044 (infonce, 2026-12-04);
+    #   attribute 0.000 (paper, train split) and 0.438 (infonce, test split, stop 44)
     temperature: float = 0.1  # tau of the InfoNCE objective (objective="infonce" only)
     inter_weight: float = 1.0  # InfoNCE only: inter-view term relative to the intra-view one
 
