@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from raysys.viewsam import ClipTargets, ViewSAMConfig, build_viewsam
+from raysys.viewsam import ViewSAMConfig, build_viewsam
 from raysys.viewsam.cgct import CGCTConfig
 from raysys.viewsam.osnet_backbone import CROP_SIZE, crop_maps, crop_objects
 from raysys.viewsam.text_encoder import build_text_encoder
@@ -37,7 +37,7 @@ def test_crops_cut_exactly_the_box():
     assert float(off.abs().max()) == 0.0
 
 
-def test_the_embedding_follows_the_object_not_its_place():
+def test_the_embedding_follows_the_object_not_its_place(two_places):
     """The same person pasted at two places of two frames: the same embedding; another
     person: another one (the OSNet sees crops, not the frame)."""
     from raysys.viewsam.cgct import CGCT
@@ -48,13 +48,7 @@ def test_the_embedding_follows_the_object_not_its_place():
     rng = np.random.default_rng(0)
     person = torch.from_numpy(rng.integers(0, 255, (3, 40, 16))).float()
     other = torch.from_numpy(rng.integers(0, 255, (3, 40, 16))).float()
-    img = torch.zeros(2, 3, 90, 160)
-    img[0, :, 10:50, 20:36] = person
-    img[1, :, 45:85, 120:136] = person
-    img[1, :, 0:40, 0:16] = other
-    boxes = torch.tensor([[[20.0, 10.0, 36.0, 50.0], [20.0, 10.0, 36.0, 50.0]],
-                          [[120.0, 45.0, 136.0, 85.0], [0.0, 0.0, 16.0, 40.0]]])
-    crops = crop_objects(img, boxes, CROP_SIZE) / 255.0
+    crops, boxes = two_places(person, other)
     masks = torch.ones(2, 2, 90, 160)  # the whole box
     with torch.no_grad():
         z = cgct([], masks, None, crops, boxes)
@@ -80,24 +74,16 @@ def test_the_embedded_reid_weights_are_loaded_and_their_statistics_kept():
     assert torch.equal(bb.net.state_dict()["conv1.bn.running_mean"], before)
 
 
-def test_training_pass_uses_the_loaders_crops(micro_sam2):
+def test_training_pass_uses_the_loaders_crops(micro_sam2, crop_clip):
     """A ViewSAM whose CGCT is built upon the OSNet trains on the targets' crops: gradients
     reach the OSNet; without crops the pass says what is missing."""
-    torch.manual_seed(0)
+    frames, targets = crop_clip
     cfg = dataclasses.replace(ViewSAMConfig(), cgct=OSNET)
     model = build_viewsam(cfg, sam2_config=micro_sam2, text_encoder=build_text_encoder("minilm"))
     model.train()
-    b, v, t, m, s = 1, 2, 2, 3, 64
-    frames = torch.rand(b, v, t, 3, s, s)
-    boxes = torch.tensor([[8.0, 8.0, 28.0, 56.0], [34.0, 4.0, 60.0, 40.0],
-                          [2.0, 40.0, 20.0, 62.0]]).expand(b, v, t, m, 4).clone()
-    crops = torch.randint(0, 255, (b, v, t, m, 3, *CROP_SIZE), dtype=torch.uint8)
-    targets = ClipTargets(boxes=boxes, visible=torch.ones(b, v, t, m, dtype=torch.bool),
-                          ids=torch.tensor([[3, 7, 9]]),
-                          referred=torch.tensor([[True, True, False]]), crops=crops)
     text = model.tokenize(["a person in a red coat"])
     out = model(frames, text, targets)
-    assert out.embeddings.shape[:4] == (b, v, t, 2)
+    assert out.embeddings.shape[:4] == (1, 2, 2, 2)
     model.losses(out, targets)["total"].backward()
     grads = [p.grad for p in model.cgct.backbone.parameters()]
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
@@ -140,8 +126,10 @@ def test_the_loader_cuts_each_object_from_the_full_resolution_frame(tiny_test_sp
     assert checked > 0
 
 
-def test_the_tracker_embeds_crops_of_the_frames_it_is_given(always_present):
-    """Online tracking with the OSNet CGCT: present tracks carry embeddings and get ids."""
+@pytest.mark.parametrize("backbone", ["osnet", "attribute"])
+def test_the_tracker_embeds_crops_of_the_frames_it_is_given(always_present, backbone):
+    """Online tracking with a CGCT upon crops (the OSNet, the attribute net): present tracks
+    carry embeddings and get ids."""
     from raysys.tracking import ViewSAMTracker
     from raysys.tracking.config import TrackConfig
     from raysys.training.config import StageConfig, quick_config
@@ -151,7 +139,8 @@ def test_the_tracker_embeds_crops_of_the_frames_it_is_given(always_present):
     torch.manual_seed(0)
     cfg = quick_config(clip_frames=2, image_size=64, sam2_image_size=64, max_objects=4,
                        max_samples=4, stages=(StageConfig("all", ("cgct",), 1, 1e-3),))
-    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, cgct=OSNET))
+    cgct = CGCTConfig(backbone=backbone)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, cgct=cgct))
     model = always_present(build_model(cfg, sam2_yaml_text(None, 64)).eval())
     tracker = ViewSAMTracker(model, "a person", 2, TrackConfig(
         clip_frames=2, refer_threshold=0.0, objectness_threshold=0.0, min_refer=0.0))
