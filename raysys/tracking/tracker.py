@@ -220,16 +220,15 @@ class MultiExpressionTracker:
             views = [[self._view_frame(enc, cand, (e * v + k) * t + i, ext and ext[k],
                                        (h, w), s) for k in range(v)] for e in range(ne)]
             present = self._step_frame(g, views, extra)
-            for e, q in enumerate(self.queries):
-                for k, ctx in enumerate(views[e]):
-                    rows = present[e][k]
-                    lows = [r[1] for r in rows]
-                    embs = cgct_embeddings(model.cgct, enc, ce.views, ctx.n, lows, arr[k, i],
-                                           [r[3] for r in rows], s) if rows else None
-                    for j, (tr, low, score, box) in enumerate(rows):
+            for k in range(v):  # every expression's tracks on this view-frame at once
+                embs = cgct_embeddings(model.cgct, enc, ce.views, [
+                    (views[e][k].n, [(r[1], r[3]) for r in present[e][k]]) for e in range(ne)],
+                    arr[k, i], s)
+                for e, q in enumerate(self.queries):
+                    for j, (tr, low, score, box) in enumerate(present[e][k]):
                         q.seen[tr.tid] = tr
-                        if embs is not None:
-                            tr.emb.append(embs[j])
+                        if embs[e] is not None:
+                            tr.emb.append(embs[e][j])
                         raw[e][i][k].append((tr, low, score, box))
         for q in self.queries:
             self._assign_ids(q)

@@ -202,22 +202,37 @@ def external_proposals(ctx: _ViewFrame, cand, ext: tuple, hw: tuple[int, int], s
     ctx.props, ctx.refer, ctx.obj = boxes, ref.float(), ob
 
 
-def cgct_embeddings(cgct, enc: dict, views: torch.Tensor | None, n: int,
-                    lows: list[torch.Tensor], image: np.ndarray | None = None,
-                    boxes: list | None = None, s: int = 0) -> list[np.ndarray] | None:
-    """CGCT embeddings (Eq. 10-11) of the present tracks of row ``n`` of a clip's encoding
-    (their mask logits ``lows``, each ``(1, 1, h, w)``); None without CGCT. The OSNet
-    backbone also takes the frame ``image`` (H, W, 3) and the tracks' ``boxes`` (model
-    pixels of the side-``s`` input, or None: the mask's box) and crops the objects."""
-    if cgct is None:
-        return None
-    masks = torch.cat(lows, 1).sigmoid()  # (1, O, h, w)
-    vt = None
-    if cgct.film is not None and views is not None:
-        vt = views.reshape(-1, views.shape[-1])[n:n + 1]
-    crop = () if cgct.backbone is None else _crops(masks, image, boxes, s)
-    e = cgct([st[n:n + 1] for st in enc["stages"]], masks, vt, *crop)[0]  # (O, D)
-    return list(e.float().cpu().numpy())
+def cgct_embeddings(cgct, enc: dict, views: torch.Tensor | None,
+                    queries: list[tuple[int, list]], image: np.ndarray | None = None,
+                    s: int = 0) -> list[list[np.ndarray] | None]:
+    """CGCT embeddings (Eq. 10-11) of the present tracks on one frame of one view, for each
+    of several expressions; all None without CGCT.
+
+    ``queries`` holds, per expression, its row ``n`` of the clip's encoding and its tracks'
+    ``(mask logits (1, 1, h, w), box)`` there (box: model pixels of the side-``s`` input,
+    or None: the mask's box); an expression with no track gets None. A crop backbone
+    (OSNet, attribute net) cuts the objects from the frame ``image`` (H, W, 3) and reads
+    every expression's crops in one call: a crop's reading does not depend on the
+    expression. Fuse and the view FiLM run per expression (its own view token)."""
+    out: list[list[np.ndarray] | None] = [None] * len(queries)
+    live = [(e, n, tracks) for e, (n, tracks) in enumerate(queries) if tracks]
+    if cgct is None or not live:
+        return out
+    if cgct.backbone is None:  # masked pools of the expression's own stage features
+        pools = [cgct.pool([st[n:n + 1] for st in enc["stages"]],
+                           torch.cat([low for low, _ in tracks], 1).sigmoid())
+                 for _, n, tracks in live]
+    else:
+        masks = torch.cat([low for *_, tracks in live for low, _ in tracks], 1).sigmoid()
+        boxes = [box for *_, tracks in live for _, box in tracks]
+        x = cgct.pool([], masks, *_crops(masks, image, boxes, s))  # (1, O, C)
+        pools = list(x.split([len(tracks) for *_, tracks in live], dim=1))
+    for (e, n, _), x in zip(live, pools, strict=True):
+        vt = None
+        if cgct.film is not None and views is not None:
+            vt = views.reshape(-1, views.shape[-1])[n:n + 1]
+        out[e] = list(cgct.head(x, vt)[0].float().cpu().numpy())  # (O, D)
+    return out
 
 
 def _crops(masks: torch.Tensor, image: np.ndarray, boxes: list, s: int):

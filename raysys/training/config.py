@@ -94,6 +94,8 @@ class TrainConfig:
     use_masks: bool = True  # mask targets from the RLEs (False: boxes filled in)
     batch_size: int = 1  # clips per worker and step
     max_samples: int | None = None  # cap on the training samples (None = all)
+    calibration_clips: int = 32  # clips (past max_samples where there are) on which the
+    #                              finished run calibrates the tracker's thresholds
     stages: tuple[StageConfig, ...] = PAPER_STAGES  # the schedule, run in order
     weight_decay: float = 0.01  # AdamW weight decay
     grad_clip: float = 1.0  # max gradient norm (0 = no clipping)
@@ -119,7 +121,7 @@ class TrainConfig:
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         for name in ("clip_frames", "clip_stride", "frame_step", "max_objects",
-                     "max_dense_objects", "batch_size"):
+                     "max_dense_objects", "batch_size", "calibration_clips"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.sam2_image_size is not None and self.sam2_image_size % 16:

@@ -50,6 +50,7 @@ def write_outputs(out: Path, checkpoint, samples, spec, res, seconds, source=Non
 
         payload["calibration"] = calibrate_payload(
             payload, source, spec, calibration_samples or samples,
+            clips=payload["config"].get("calibration_clips", 32),
             held_out=bool(calibration_samples))
     final = out / "final"
     if isinstance(out, storage.RemotePath):

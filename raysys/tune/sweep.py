@@ -158,8 +158,10 @@ def _trainable(base: TrainConfig, source, res: Resources, validator):
     return trial
 
 
-def _interrupt_callback(after: int):
-    """Stops the sweep (as Ctrl-C does) once ``after`` trials finished: the resume test."""
+def _interrupt_callback():
+    """Stops the sweep (as Ctrl-C does) once :data:`INTERRUPT_ENV` trials finished (tests).
+    ``Tuner.restore`` brings the callback back with the sweep's state, so it reads
+    :data:`INTERRUPT_ENV` again at each trial's end: a resume without it runs to the end."""
     import signal
 
     from ray.tune import Callback
@@ -169,7 +171,8 @@ def _interrupt_callback(after: int):
 
         def on_trial_complete(self, iteration, trials, trial, **info) -> None:
             Interrupt.done += 1
-            if Interrupt.done >= after:
+            now = int(os.environ.get(INTERRUPT_ENV, "0") or 0)
+            if now and Interrupt.done >= now:
                 os.kill(os.getpid(), signal.SIGINT)
 
     return Interrupt()
@@ -216,7 +219,7 @@ def _tuner(trainable, space: dict[str, Param], sweep: SweepConfig, cfg: TrainCon
             max_concurrent_trials=sweep.max_concurrent if sweep.search != "random" else None),
         run_config=ray.tune.RunConfig(
             name=EXPERIMENT, **storage.ray_storage(out),
-            callbacks=[_interrupt_callback(after)] if after else None,
+            callbacks=[_interrupt_callback()] if after else None,
             failure_config=ray.tune.FailureConfig(max_failures=0), verbose=0))
 
 

@@ -148,12 +148,25 @@ class CGCT(nn.Module):
 
         Returns ``(N, O, dim)`` L2-normalised embeddings ``z``.
         """
+        return self.head(self.pool(stages, masks, crops, boxes), view)
+
+    def pool(self, stages: list[torch.Tensor], masks: torch.Tensor,
+             crops: torch.Tensor | None = None, boxes: torch.Tensor | None = None,
+             ) -> torch.Tensor:
+        """The concatenated pools ``(N, O, C)`` that Fuse (Eq. 10) reads: the masked pools
+        of the stage features, or the crop backbone's reading (arguments of :meth:`forward`).
+        With a crop backbone each object's pool depends on its own crop alone, so objects of
+        several frames or expressions may be pooled in one call."""
         masks = masks.detach()
         if self.backbone is None:
             pooled = [masked_average_pool(stages[s], masks) for s in self.stages]
         else:
             pooled = self._crop_pools(masks, crops, boxes)
-        x = torch.cat(pooled, dim=-1)
+        return torch.cat(pooled, dim=-1)
+
+    def head(self, x: torch.Tensor, view: torch.Tensor | None = None) -> torch.Tensor:
+        """Fuse (Eq. 10) and the view FiLM (Eq. 11) of pools ``x`` ``(N, O, C)`` with view
+        tokens ``(N, d_v)`` -> ``(N, O, dim)`` L2-normalised embeddings."""
         f = F.normalize(x + self.fuse(x) if self.residual else self.fuse(x), dim=-1)  # Eq. 10
         if self.film is None:
             return f

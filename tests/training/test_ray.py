@@ -42,7 +42,7 @@ ALL = ("candidate_generator", "vc_cma", "bar", "cgct", "base")
 
 def tiny_config(epochs: int = 3, **kw):
     return quick_config(clip_frames=2, clip_stride=4, image_size=64, sam2_image_size=64,
-                        max_objects=4, max_samples=4, max_failures=1,
+                        max_objects=4, max_samples=4, max_failures=1, calibration_clips=4,
                         stages=(StageConfig("all", ALL, epochs, 1e-3),), **kw)
 
 
@@ -82,7 +82,7 @@ def test_two_worker_ddp_run_reports_checkpoints_and_learns(labeled, local_ray, t
                              None, cfg.seed))
     assert total > 4, "the tiny dataset should have clips beyond the 4 trained on"
     assert m["calibration"]["held_out"] is True
-    assert m["calibration"]["clips"] == min(32, total - 4)
+    assert m["calibration"]["clips"] == min(4, total - 4)  # calibration_clips
     assert (out / "loss_curves.png").stat().st_size > 1000
     ckpts = sorted(p for p in (out / RUN_NAME).glob("checkpoint_*") if p.is_dir())
     assert len(ckpts) == 2, "keep_checkpoints=2 of the 3 epoch checkpoints"
@@ -147,7 +147,8 @@ def test_each_stage_trains_on_its_own_labels(labeled, local_ray, tmp_path):
     _, labels = labeled
     stages = tuple(dataclasses.replace(s, epochs=1, lr=1e-3) for s in quick_config().stages)
     cfg = quick_config(clip_frames=2, clip_stride=4, image_size=64, sam2_image_size=64,
-                       max_objects=4, max_samples=4, max_failures=1, stages=stages)
+                       max_objects=4, max_samples=4, max_failures=1, calibration_clips=4,
+                       stages=stages)
     src = open_source("weak", labels)
     res = run_training(src, tmp_path / "run", cfg, _workers(), progress=False)
     per = json.loads((tmp_path / "run" / "metrics.json").read_text())["samples_per_labels"]
@@ -173,7 +174,8 @@ def test_an_ablation_skips_a_stage_with_nothing_to_train(labeled, local_ray, tmp
     Such a stage is skipped and the run goes on."""
     _, labels = labeled
     cfg = quick_config(clip_frames=2, clip_stride=4, image_size=64, sam2_image_size=64,
-                       max_objects=4, max_samples=4, max_failures=1, model={switch: False},
+                       max_objects=4, max_samples=4, max_failures=1, calibration_clips=4,
+                       model={switch: False},
                        stages=(StageConfig("cg", ("candidate_generator",), 1, 1e-3),
                                StageConfig("mid", ("vc_cma", "bar"), 1, 1e-3),
                                StageConfig("cgct", ("cgct",), 1, 1e-3)))

@@ -90,7 +90,7 @@ ALL = ("candidate_generator", "vc_cma", "bar", "cgct", "base")
 
 def _tiny(epochs: int = 1):
     return quick_config(clip_frames=2, clip_stride=4, image_size=64, sam2_image_size=64,
-                        max_objects=4, max_samples=4, max_failures=1,
+                        max_objects=4, max_samples=4, max_failures=1, calibration_clips=4,
                         stages=(StageConfig("all", ALL, epochs, 1e-3),))
 
 

@@ -1,6 +1,6 @@
 """Ray Tune sweeps on a real local Ray (2 CPUs), under the weak-supervision guard: a
-3-trial quick sweep and its outputs; a killed sweep resumed without repeating finished
-trials. A tiny schedule (CG 1 epoch, shared; VC-CMA+BAR 1; CGCT 1) at 64 px."""
+3-trial quick sweep, killed and resumed without repeating finished trials, and its
+outputs. A tiny schedule (CG 1 epoch, shared; VC-CMA+BAR 1; CGCT 1) at 64 px."""
 
 import json
 import os
@@ -29,7 +29,7 @@ STAGES = (StageConfig("candidate_generator", ("candidate_generator",), 1, 2e-3,
           StageConfig("vc_cma_bar", ("vc_cma", "bar", "base"), 1, 5e-4, "id_agnostic_cross_view"),
           StageConfig("cgct", ("cgct",), 1, 1e-3, "refer_agnostic_cross_view"))
 CFG = quick_config(clip_frames=2, image_size=64, sam2_image_size=64, max_objects=4,
-                   max_samples=4, stages=STAGES)
+                   max_samples=4, calibration_clips=4, stages=STAGES)
 SPACE = parse_space({"alpha": {"low": 0.0, "high": 1.0}, "delta": {"low": 0.0, "high": 1.0}},
                     tuple(s.name for s in STAGES))
 RES = Resources(workers=1, cpus_per_worker=0.25, loader_cpus=0.25)  # 1.0 CPU a trial: 2 fit
@@ -56,26 +56,49 @@ def _results(out: Path) -> pd.DataFrame:
     return pd.read_parquet(out / "results.parquet").set_index("trial_id")
 
 
-def test_three_trial_quick_sweep_writes_its_outputs(labeled, local_ray, tmp_path):
+def test_a_killed_quick_sweep_resumes_and_writes_its_outputs(labeled, local_ray, tmp_path,
+                                                           monkeypatch):
+    """A 3-trial quick sweep, 2 trials at a time, stopped (as by Ctrl-C) once its first
+    trial finished, then resumed: the finished trials are not run again, and the whole
+    sweep's outputs are written (one sweep for both: they take minutes on 2 cores)."""
     from raysys.commands.train import build_train_config
 
     _, labels = labeled
     out = tmp_path / "sweep"
-    info = run_sweep(labels, out, CFG, SPACE, _sweep(trials=3, max_concurrent=2), RES)
+    monkeypatch.setenv(INTERRUPT_ENV, "1")  # Ctrl-C once the first trial finished
+    run_sweep(labels, out, CFG, SPACE, _sweep(trials=3, max_concurrent=2), RES)
+    first = _results(out)
+    done = list(first.index[first["status"] == "completed"])
+    # the other trials were cut off, or not yet created (the generator makes them one by one)
+    assert 1 <= len(done) < 3 and len(first) <= 3, first
+    files = {t: next((out / "tune").glob(f"trial_{t}_*/result.json")) for t in done}
+    before = {t: f.read_text() for t, f in files.items()}
+    with pytest.raises(UserError, match="--resume"):  # no silent restart over a sweep
+        run_sweep(labels, out, CFG, SPACE, _sweep(trials=3), RES)
+    monkeypatch.delenv(INTERRUPT_ENV)
+    info = run_sweep(labels, out, CFG, SPACE, _sweep(trials=3, max_concurrent=2), RES,
+                     resume=True)
     df = _results(out)
     assert len(df) == 3 and set(df["status"]) == {"completed"}, df
+    assert info["status"] == {"completed": 3} and set(df.index) >= set(first.index)
+    for t, f in files.items():  # the finished trials were not run again
+        assert f.read_text() == before[t]
+        assert list(df.loc[t, "metric"]) == list(first.loc[t, "metric"])
     assert {"alpha", "delta", "epochs", "metric", "best", "best_epoch", "oracle"} <= set(df)
     assert df["alpha"].nunique() == 3 and not df["oracle"].any()
-    for _, r in df.iterrows():  # the shared CG epoch is global epoch 1: trials report 2, 3
-        assert list(r["epochs"]) == [2, 3] and len(r["metric"]) == 2
+    for t, r in df.iterrows():  # the shared CG epoch is global epoch 1: trials report 2, 3
+        assert list(r["epochs"])[-1] == 3 and len(r["metric"]) >= 1, (t, r["epochs"])
         assert all(0.0 <= m <= 100.0 for m in r["metric"]) and r["best"] == max(r["metric"])
+    for t in done:
+        assert list(df.loc[t, "epochs"]) == [2, 3]
     assert info["prefix_epochs"] == 1 and (out / "prefix" / "final" / "checkpoint.json").is_file()
-    assert info["grace"] == 3 and info["status"] == {"completed": 3}
+    assert info["grace"] == 3
     # every trial's report carries the validation, on the labels' held-out frames
-    reports = [json.loads(line) for f in (out / "tune").glob("trial_*/result.json")
-               for line in f.read_text().splitlines()]
-    assert len(reports) == 6 and all(r["val_n"] >= 1 and r["val_oracle"] is False
-                                     for r in reports)
+    reports = {f.parent.name: [json.loads(line) for line in f.read_text().splitlines()]
+               for f in (out / "tune").glob("trial_*/result.json")}
+    assert len(reports) == 3 and all(
+        rs and all(r["val_n"] >= 1 and r["val_oracle"] is False for r in rs)
+        for rs in reports.values())
     best = df["best"].idxmax()
     cfg_file = out / "best_config.json"
     import argparse
@@ -90,8 +113,6 @@ def test_three_trial_quick_sweep_writes_its_outputs(labeled, local_ray, tmp_path
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     md = (out / "summary.md").read_text()
     assert "weak-safe" in md and all(t in md for t in df.index)
-    with pytest.raises(UserError, match="--resume"):  # no silent restart over a sweep
-        run_sweep(labels, out, CFG, SPACE, _sweep(trials=3), RES)
     _no_reserved_cpus()
 
 
@@ -107,29 +128,6 @@ def _no_reserved_cpus():
             return
         time.sleep(1)
     raise AssertionError(f"placement groups left: {live}")
-
-
-def test_a_killed_sweep_resumes_without_repeating_finished_trials(labeled, local_ray,
-                                                                  tmp_path, monkeypatch):
-    _, labels = labeled
-    out = tmp_path / "sweep"
-    monkeypatch.setenv(INTERRUPT_ENV, "1")  # Ctrl-C once the first trial finished
-    run_sweep(labels, out, CFG, SPACE, _sweep(trials=2, max_concurrent=1), RES)
-    first = _results(out)
-    done = list(first.index[first["status"] == "completed"])
-    # the second trial was cut off, or not yet created (the generator makes them one by one)
-    assert len(done) == 1 and len(first) in (1, 2), first
-    files = {t: next((out / "tune").glob(f"trial_{t}_*/result.json")) for t in done}
-    before = {t: f.read_text() for t, f in files.items()}
-    monkeypatch.delenv(INTERRUPT_ENV)
-    info = run_sweep(labels, out, CFG, SPACE, _sweep(trials=2, max_concurrent=1), RES,
-                     resume=True)
-    again = _results(out)
-    assert info["status"] == {"completed": 2} and set(again.index) >= set(first.index)
-    for t, f in files.items():  # the finished trial was not run again
-        assert f.read_text() == before[t]
-        assert list(again.loc[t, "metric"]) == list(first.loc[t, "metric"])
-    _no_reserved_cpus()
 
 
 def test_concurrency_counts_two_sets_of_decoders_per_trial():
