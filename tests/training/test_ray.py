@@ -62,11 +62,34 @@ def _workers():
     return Resources(workers=2, cpus_per_worker=0.5, loader_cpus=0.25)
 
 
-def test_two_worker_ddp_run_reports_checkpoints_and_learns(labeled, local_ray, tmp_path):
+def _kill_once(marker: str, log: str):
+    def hook(row, rank):
+        with open(log, "a") as f:
+            f.write(f"{row['epoch']} {rank}\n")
+        if rank == 1 and row["epoch"] == 1 and not os.path.exists(marker):
+            Path(marker).write_text("killed once")
+            time.sleep(5.0)  # let the controller register epoch 1's checkpoint (slow when loaded)
+            os._exit(1)
+
+    return hook
+
+
+@pytest.fixture(scope="module")
+def ddp_run(labeled, local_ray, tmp_path_factory):
+    """One 3-epoch, 2-worker run whose second worker dies after epoch 1 (Ray Train restarts
+    the group from the last checkpoint): (result, run folder, marker, epoch log). The tests
+    below read it; a run per test took minutes on 2 cores."""
     _, labels = labeled
-    out = tmp_path / "run"
-    res = run_training(open_source("weak", labels), out, tiny_config(3), _workers(),
-                       progress=False)
+    base = tmp_path_factory.mktemp("ddp")
+    marker, log = base / "killed.txt", base / "epochs.log"
+    res = run_training(open_source("weak", labels), base / "run", tiny_config(3), _workers(),
+                       after_epoch=_kill_once(str(marker), str(log)), progress=False)
+    return res, base / "run", marker, log
+
+
+def test_two_worker_ddp_run_reports_checkpoints_and_learns(labeled, ddp_run):
+    _, labels = labeled
+    res, out, _, _ = ddp_run
     h = res.history
     assert [r["epoch"] for r in h] == [1, 2, 3] and all(r["stage"] == "all" for r in h)
     assert all(r["steps"] == 4 for r in h), "4 clips over 2 workers, batch 1, every epoch"
@@ -188,31 +211,43 @@ def test_an_ablation_skips_a_stage_with_nothing_to_train(labeled, local_ray, tmp
     assert getattr(model.cfg, switch) is False
 
 
-def _kill_once(marker: str, log: str):
-    def hook(row, rank):
-        with open(log, "a") as f:
-            f.write(f"{row['epoch']} {rank}\n")
-        if rank == 1 and row["epoch"] == 1 and not os.path.exists(marker):
-            Path(marker).write_text("killed once")
-            time.sleep(5.0)  # let the controller register epoch 1's checkpoint (slow when loaded)
-            os._exit(1)
-
-    return hook
-
-
-def test_killed_worker_resumes_from_the_last_checkpoint(labeled, local_ray, tmp_path):
-    _, labels = labeled
-    marker, log = tmp_path / "killed.txt", tmp_path / "epochs.log"
-    res = run_training(open_source("weak", labels), tmp_path / "run", tiny_config(2),
-                       _workers(), after_epoch=_kill_once(str(marker), str(log)),
-                       progress=False)
+def test_killed_worker_resumes_from_the_last_checkpoint(ddp_run):
+    res, _, marker, log = ddp_run
     assert marker.exists(), "the worker was never killed: the test proves nothing"
-    assert [r["epoch"] for r in res.history] == [1, 2]
+    assert [r["epoch"] for r in res.history] == [1, 2, 3]
     seen = log.read_text().split("\n")
-    # epoch 1 ran once (before the failure); the restarted group went on with epoch 2
-    assert seen.count("1 0") == 1 and seen.count("1 1") == 1, seen
-    assert seen.count("2 0") == 1 and seen.count("2 1") == 1, seen
+    # epoch 1 ran once (before the failure); the restarted group went on with epochs 2, 3
+    for e in (1, 2, 3):
+        assert seen.count(f"{e} 0") == 1 and seen.count(f"{e} 1") == 1, seen
     assert read_checkpoint(res.final)["history"][0] == res.history[0]
+
+
+def test_other_labels_into_the_same_out_are_refused(labeled, ddp_run, tmp_path):
+    """Content-aware resume (issue #19): other labels into the same --out are refused
+    before any work (they used to resume the old weights, re-calibrate them on the new
+    labels and print the old loss table); the worker count is a resource setting."""
+    import shutil
+
+    from raysys.io.tables import read_table, write_table
+    from raysys.training.resume import RECORD
+
+    _, labels = labeled
+    first, out, _, _ = ddp_run
+    # one worker instead of two: a resource setting, the run resumes (nothing to do)
+    one = Resources(workers=1, cpus_per_worker=0.5, loader_cpus=0.25)
+    again = run_training(open_source("weak", labels), out, tiny_config(3), one,
+                         progress=False)
+    assert again.history == first.history
+    # other labels of the same dataset (one expression fewer): refused before any work
+    other = tmp_path / "labels2"
+    shutil.copytree(labels, other)
+    ex = read_table(other / "expressions.parquet")
+    write_table(ex.slice(0, ex.num_rows - 1), other / "expressions.parquet")
+    record = (out / RECORD).read_bytes()
+    with pytest.raises(ValueError, match="holds a training run on other labels"):
+        run_training(open_source("weak", other), out, tiny_config(3), _workers(),
+                     progress=False)
+    assert (out / RECORD).read_bytes() == record
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 
-import cloudpickle
 import pytest
 
 from raysys.cli import main
@@ -18,11 +16,9 @@ from raysys.io.fingerprint import write_record
 from raysys.labeling.config import LabelConfig
 from raysys.labeling.record import RECORD as LABEL_RECORD
 from raysys.labeling.record import label_record
-from raysys.training.config import StageConfig, quick_config
+from raysys.training.config import quick_config
 from raysys.training.resume import RECORD, check_run_folder, train_record
 from raysys.training.sources import PseudoLabelSource, open_source
-
-cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 @pytest.fixture
@@ -83,51 +79,6 @@ def test_a_run_folder_refuses_other_labels_and_not_other_workers(made, tmp_path)
     assert json.loads((run / RECORD).read_text())["inputs"] == theirs["inputs"]
 
 
-# ----------------------------------------------------------------------------- on Ray
-
-ALL = ("candidate_generator", "vc_cma", "bar", "cgct", "base")
-
-
-def _tiny(epochs: int = 1):
-    return quick_config(clip_frames=2, clip_stride=4, image_size=64, sam2_image_size=64,
-                        max_objects=4, max_samples=4, max_failures=1, calibration_clips=4,
-                        stages=(StageConfig("all", ALL, epochs, 1e-3),))
-
-
-@pytest.mark.slow
-def test_other_labels_into_the_same_out_are_refused(labeled, tmp_path):
-    import os
-
-    ray = pytest.importorskip("ray")
-    from raysys import guard
-    from raysys.runtime import Resources
-    from raysys.training.trainer import run_training
-
-    data, labels = labeled
-    forbidden = DatasetLayout(data, "In-domain", "train").ground_truth_dirs()
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env=guard.runtime_env(forbidden))
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    out = tmp_path / "run"
-    two = Resources(workers=2, cpus_per_worker=0.5, loader_cpus=0.25)
-    try:
-        first = run_training(open_source("weak", labels), out, _tiny(), two, progress=False)
-        assert [r["epoch"] for r in first.history] == [1]
-        # one worker instead of two: a resource setting, the run resumes (nothing to do)
-        one = Resources(workers=1, cpus_per_worker=0.5, loader_cpus=0.25)
-        again = run_training(open_source("weak", labels), out, _tiny(), one, progress=False)
-        assert again.history == first.history
-        # other labels of the same dataset (one expression fewer): refused before any work
-        other = tmp_path / "labels2"
-        shutil.copytree(labels, other)
-        from raysys.io.tables import read_table, write_table
-
-        ex = read_table(other / "expressions.parquet")
-        write_table(ex.slice(0, ex.num_rows - 1), other / "expressions.parquet")
-        record = (out / RECORD).read_bytes()
-        with pytest.raises(ValueError, match="holds a training run on other labels"):
-            run_training(open_source("weak", other), out, _tiny(), two, progress=False)
-        assert (out / RECORD).read_bytes() == record
-    finally:
-        ray.shutdown()
+# The on-Ray case (other labels into a trained run's --out) is
+# tests/training/test_ray.py::test_other_labels_into_the_same_out_are_refused: it reuses
+# that module's run.
