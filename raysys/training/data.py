@@ -9,8 +9,12 @@ batches into tensors (:func:`collate`). Clip arrays (uint8 frames, bool masks) s
 through Ray Data; nothing is decoded on the driver.
 
 Sources: :mod:`raysys.training.sources`. The labels each stage trains on (§4.1) are derived
-from these samples by :mod:`raysys.training.labels`; each kind gets its own per-rank
-datasets (:func:`shard_name`). View ids follow :mod:`raysys.io.views`, as in the tracker.
+from these samples by :mod:`raysys.training.labels`. Each training worker reads one dataset
+for the whole run (:func:`shard_name`): every epoch of every stage in schedule order, each
+row tagged with its place in the schedule (:func:`build_train_datasets`), so one decoding
+actor pool serves all epochs instead of a new one starting per epoch, and
+:class:`EpochBatches` hands the worker one epoch at a time. View ids follow
+:mod:`raysys.io.views`, as in the tracker.
 
 Whole-run variants (``TrainConfig.variant``, comparisons; our reading):
 
@@ -35,7 +39,9 @@ from raysys.training.config import TrainConfig
 from raysys.training.sources import ClipSource
 
 __all__ = ["ClipSpec", "plan_samples", "load_clip", "ClipLoader", "collate",
-           "build_train_datasets", "shard_name", "crop_frame_of"]
+           "build_train_datasets", "shard_name", "crop_frame_of", "EpochBatches", "SLOT"]
+
+SLOT = "schedule_epoch"  # the column tagging each clip with its epoch's place in the schedule
 
 @dataclass(frozen=True)
 class ClipSpec:
@@ -274,14 +280,18 @@ def load_clip(source: ClipSource, sample: dict, spec: ClipSpec) -> dict[str, np.
 
 
 class ClipLoader:
-    """Ray Data ``map_batches`` UDF: JSON descriptors (column ``sample``) -> clip arrays."""
+    """Ray Data ``map_batches`` UDF: JSON descriptors (column ``sample``) -> clip arrays
+    (the :data:`SLOT` column, when there is one, passes through)."""
 
     def __init__(self, source: ClipSource, spec: ClipSpec) -> None:
         self.source, self.spec = source, spec
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         clips = [load_clip(self.source, json.loads(str(x)), self.spec) for x in batch["sample"]]
-        return {k: np.stack([c[k] for c in clips]) for k in clips[0]}
+        out = {k: np.stack([c[k] for c in clips]) for k in clips[0]}
+        if SLOT in batch:
+            out[SLOT] = np.asarray(batch[SLOT], np.int64)
+        return out
 
 
 def collate(batch: dict[str, np.ndarray], device=None):
@@ -312,33 +322,79 @@ def collate(batch: dict[str, np.ndarray], device=None):
     return frames, texts, targets, t(batch["view_ids"], torch.long)
 
 
-def shard_name(rank: int, labels: str = "standard") -> str:
-    """The dataset of ``labels`` (a ``STAGE_LABELS`` kind) that a training worker of rank
-    ``rank`` reads (:func:`build_train_datasets`)."""
-    return f"train_{labels}_{rank}"
+def shard_name(rank: int) -> str:
+    """The dataset that the training worker of rank ``rank`` reads
+    (:func:`build_train_datasets`)."""
+    return f"train_{rank}"
 
 
-def build_train_datasets(samples: list[dict], source: ClipSource, spec: ClipSpec,
-                         workers: int, loader_cpus: float = 0.25, loaders: int = 1,
-                         labels: str = "standard") -> dict:
-    """One Ray Dataset of decoded clips per training worker (descriptors -> ``ClipLoader``
-    actor pool), keyed by :func:`shard_name` (``labels``: the kind the samples carry,
-    :mod:`raysys.training.labels`).
+def build_train_datasets(schedule: list[tuple[int, list[dict]]], source: ClipSource,
+                         spec: ClipSpec, workers: int, loader_cpus: float = 0.25,
+                         loaders: int = 1) -> dict:
+    """One Ray Dataset of decoded clips per training worker for the whole run (descriptors
+    -> ``ClipLoader`` actor pool), keyed by :func:`shard_name`.
 
-    Worker ``r`` reads samples ``r, r + W, r + 2W, ...``, the same count for every worker
-    (DDP steps pair up; the last ``len(samples) % W`` are left out), in order: which clips
-    meet in a step does not depend on timing, so a run is reproducible. (A dynamic
-    ``streaming_split`` hands blocks to whichever worker asks first.)
+    ``schedule``: ``(slot, samples)`` per epoch in the order the worker trains them
+    (``slot``: the epoch's place in the run's schedule, 1-based, increasing; ``samples``:
+    the descriptors of its stage's labels). Every row carries its epoch's slot (column
+    :data:`SLOT`); :class:`EpochBatches` splits the stream back into epochs. One dataset
+    for the run, not one per epoch: Ray Data starts a decoding actor (which imports torch
+    and loads the label tables) each time a dataset runs, about 10 s per epoch on 2 cores.
+
+    Worker ``r`` reads samples ``r, r + W, r + 2W, ...`` of each epoch, the same count for
+    every worker (DDP steps pair up; the last ``len(samples) % W`` are left out), in order:
+    which clips meet in a step does not depend on timing, so a run is reproducible. (A
+    dynamic ``streaming_split`` hands blocks to whichever worker asks first.)
     """
     import ray
 
-    n = len(samples) // workers
     out = {}
     for r in range(workers):
-        mine = samples[r::workers][:n]
-        ds = ray.data.from_items([{"sample": json.dumps(s)} for s in mine])
-        out[shard_name(r, labels)] = ds.map_batches(
+        rows = [{"sample": json.dumps(s), SLOT: slot} for slot, samples in schedule
+                for s in samples[r::workers][:len(samples) // workers]]
+        ds = ray.data.from_items(rows)
+        out[shard_name(r)] = ds.map_batches(
             ClipLoader, fn_constructor_args=(source, spec), batch_size=1,
             batch_format="numpy", num_cpus=loader_cpus,
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=loaders))
     return out
+
+
+class EpochBatches:
+    """A training worker's clip stream (:func:`build_train_datasets`), one epoch at a time.
+
+    ``epoch(slot)`` yields the numpy batches (``batch_size`` clips; the last may be
+    smaller) of the epoch at ``slot``, after dropping the rows of earlier slots: those of
+    epochs done before a restart (Ray Train re-runs a dataset from its start when it
+    restarts the workers) or of a stage the worker skips. Rows of later slots stay for the
+    next call.
+    """
+
+    def __init__(self, shard, batch_size: int = 1) -> None:
+        self._rows = iter(shard.iter_batches(batch_size=1, batch_format="numpy"))
+        self._head: dict | None = None
+        self.batch_size = batch_size
+
+    def _peek(self) -> dict | None:
+        if self._head is None:
+            self._head = next(self._rows, None)
+        return self._head
+
+    def epoch(self, slot: int):
+        buf: list[dict] = []
+        while (row := self._peek()) is not None and int(row[SLOT][0]) <= slot:
+            self._head = None
+            if int(row[SLOT][0]) < slot:
+                continue  # an epoch done before a restart, or a skipped stage's
+            buf.append(row)
+            if len(buf) == self.batch_size:
+                yield _concat(buf)
+                buf = []
+        if buf:
+            yield _concat(buf)
+
+
+def _concat(rows: list[dict]) -> dict[str, np.ndarray]:
+    if len(rows) == 1:
+        return rows[0]
+    return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}

@@ -8,10 +8,10 @@
 
 :attr:`raysys.training.config.StageConfig.labels` names a stage's kind; the driver derives
 one list of sample descriptors per kind from the run's planned referring samples
-(:func:`relabel`) and gives each its own per-rank Ray Datasets
-(:func:`raysys.training.data.build_train_datasets`); a worker reads the datasets of the
-stage it runs. Every derivation is a deterministic function of the planned samples and the
-seed, so runs stay reproducible. Our reading of each kind:
+(:func:`relabel`); each worker's one dataset for the run streams every epoch with the
+samples of its stage's kind (:func:`stage_datasets`,
+:func:`raysys.training.data.build_train_datasets`). Every derivation is a deterministic
+function of the planned samples and the seed, so runs stay reproducible. Our reading of each kind:
 
 ``standard``
     The referring samples as planned (:func:`raysys.training.data.plan_samples`, with the
@@ -41,7 +41,8 @@ import numpy as np
 
 from raysys.training.config import STAGE_LABELS, TrainConfig
 
-__all__ = ["relabel", "run_labels", "stage_model_config", "IDENTITY_FREE"]
+__all__ = ["relabel", "run_labels", "stage_model_config", "stage_slots", "stage_datasets",
+           "IDENTITY_FREE"]
 
 # the kinds whose stage never sees Stage 1's identities
 IDENTITY_FREE = ("id_agnostic_single_view", "id_agnostic_cross_view")
@@ -121,23 +122,36 @@ def relabel(samples: list[dict], labels: str, source, spec, seed: int = 0) -> li
     return _refer_agnostic(samples, source, spec)
 
 
-def stage_datasets(cfg: TrainConfig, samples: list[dict], source, spec, res
+def stage_slots(cfg: TrainConfig) -> list[int]:
+    """The schedule slot before each stage: epoch ``e`` (1-based) of stage ``i`` is the
+    run's slot ``stage_slots(cfg)[i] + e`` (:func:`stage_datasets`)."""
+    out, n = [], 0
+    for s in cfg.stages:
+        out.append(n)
+        n += s.epochs
+    return out
+
+
+def stage_datasets(cfg: TrainConfig, samples: list[dict], source, spec, res, done: int = 0
                    ) -> tuple[dict, dict[str, int]]:
-    """Per-rank Ray Datasets of every label kind the run's stages use, and the samples of
-    each kind (``res``: :class:`raysys.runtime.Resources`).
+    """Per-rank Ray Datasets of the run's epochs after slot ``done`` (the epochs a resumed
+    run has still to train), each epoch the samples of its stage's labels, and the samples
+    of each kind (``res``: :class:`raysys.runtime.Resources`).
 
     Raises:
         ValueError: a kind has fewer samples than workers.
     """
     from raysys.training.data import build_train_datasets
 
-    datasets, counts = {}, {}
+    per_kind, counts = {}, {}
     for kind in run_labels(cfg):
         mine = relabel(samples, kind, source, spec, cfg.seed)
         if len(mine) < res.workers:
             raise ValueError(f"{len(mine)} training clips of {kind} labels for {res.workers} "
                              "workers: use fewer workers or more data")
-        counts[kind] = len(mine)
-        datasets |= build_train_datasets(mine, source, spec, res.workers, res.loader_cpus,
-                                         res.loaders, labels=kind)
-    return datasets, counts
+        per_kind[kind], counts[kind] = mine, len(mine)
+    schedule = [(first + e, per_kind[cfg.stage_labels(s)])
+                for s, first in zip(cfg.stages, stage_slots(cfg), strict=True)
+                for e in range(1, s.epochs + 1) if first + e > done]
+    return build_train_datasets(schedule, source, spec, res.workers, res.loader_cpus,
+                                res.loaders), counts

@@ -16,6 +16,7 @@ never blocking a resume.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from raysys.config import to_dict
@@ -30,7 +31,7 @@ from raysys.io.fingerprint import (
 from raysys.labeling.record import labels_digest
 from raysys.training.config import TrainConfig
 
-__all__ = ["RECORD", "train_record", "check_run_folder"]
+__all__ = ["RECORD", "train_record", "check_run_folder", "done_slot"]
 
 RECORD = "train_config.json"
 SETTINGS = ("config", "supervision")
@@ -82,6 +83,25 @@ def check_run_folder(out: str | Path, want: dict, *, write: bool) -> None:
                 f"weights; delete {out} or pass a new --out to start fresh")
     if write:
         write_record(out / RECORD, want)
+
+
+def done_slot(out: str | Path, cfg: TrainConfig) -> int:
+    """The schedule slot (:func:`raysys.training.labels.stage_slots`) of the newest epoch
+    checkpoint under ``out`` (read from its ``checkpoint.json`` only), the epoch a re-run
+    resumes after; 0 when there is none or it cannot be read. Ray Train restores the
+    newest checkpoint too; should it ever restore an older one, the worker finds its
+    epoch's clips missing from the stream and says so (:mod:`raysys.training.trainer`)."""
+    from raysys.training.labels import stage_slots
+    from raysys.viewsam.checkpoint_format import META_FILE
+
+    metas = sorted((storage.path(out) / "ray_train").glob(f"checkpoint_*/{META_FILE}"))
+    if not metas:
+        return 0
+    try:
+        meta = json.loads(metas[-1].read_text())
+        return stage_slots(cfg)[int(meta["stage"])] + int(meta["stage_epoch"])
+    except (ValueError, KeyError, IndexError, TypeError, OSError):
+        return 0
 
 
 def _upgrade(have: dict) -> dict:

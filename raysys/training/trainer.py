@@ -1,7 +1,9 @@
 """Stage 2: train ViewSAM on Ray Train (``TorchTrainer``, DDP) over streamed clips.
 
 Driver (:func:`run_training`): plans sample descriptors, builds the Ray Data pipeline
-(descriptors -> decoding actors), runs the ``TorchTrainer`` and writes ``<out>/``:
+(descriptors -> decoding actors; one stream per worker holding every epoch still to
+train, after the newest checkpoint when the run resumes), runs the ``TorchTrainer`` and
+writes ``<out>/``:
 
 * ``ray_train/checkpoint_*``: per-epoch checkpoints in Ray's storage layout (resumable);
 * ``metrics.json``: per-epoch losses of every stage; ``loss_curves.png``;
@@ -10,9 +12,10 @@ Driver (:func:`run_training`): plans sample descriptors, builds the Ray Data pip
 
 Workers (:func:`train_loop`): build the model, restore the last checkpoint if there is one
 (``ray.train.get_checkpoint()``: after a worker failure Ray restarts the group and the
-run continues from it), then run the stages in order. Each stage reads the datasets of its
-labels (§4.1, :mod:`raysys.training.labels`), freezes everything but its module groups,
-gets its own AdamW over the trainable parameters only, and wraps the model
+run continues from it), then run the stages in order. Each epoch reads its clips from the
+worker's stream (:class:`raysys.training.data.EpochBatches`; a stage's clips carry its
+labels, §4.1, :mod:`raysys.training.labels`); each stage freezes everything but its
+module groups, gets its own AdamW over the trainable parameters only, and wraps the model
 in DDP (gloo on CPU, NCCL on GPU; ``find_unused_parameters`` because ablations and frozen
 stages leave parameters without gradients). Each epoch all-reduces its mean losses, and
 rank 0 reports them with a checkpoint (``ray.train.report``; every rank reports).
@@ -123,10 +126,11 @@ def _wrap(model, world: int, device, cg_only: bool = False):
     return DistributedDataParallel(net, device_ids=ids, find_unused_parameters=True)
 
 
-def _run_epoch(net, model, shard, opt, cfg: TrainConfig, device, keys: list[str]):
-    """One pass over this worker's shard; returns (per-key loss sums, steps) tensors, or
-    None when no loss reaches the trainable modules (e.g. CGCT without the consistency
-    loss, an ablation): the stage has nothing to learn."""
+def _run_epoch(net, model, batches, opt, cfg: TrainConfig, device, keys: list[str]):
+    """One pass over this worker's clips of an epoch (``batches``: numpy batches); returns
+    (per-key loss sums, steps) tensors, or None when no loss reaches the trainable modules
+    (e.g. CGCT without the consistency loss, an ablation): the stage has nothing to
+    learn."""
     import torch
 
     from raysys.training.data import collate
@@ -135,7 +139,7 @@ def _run_epoch(net, model, shard, opt, cfg: TrainConfig, device, keys: list[str]
     params = [p for g in opt.param_groups for p in g["params"]]
     bf16 = cfg.precision == "bf16" and device.type == "cuda"
     model.train()
-    for batch in shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"):
+    for batch in batches:
         frames, texts, targets, view_ids = collate(batch, device)
         text = {k: v.to(device) for k, v in model.tokenize(texts).items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -195,8 +199,8 @@ def train_loop(config: dict) -> None:
     import ray.train.torch
     import torch
 
-    from raysys.training.data import shard_name
-    from raysys.training.labels import stage_model_config
+    from raysys.training.data import EpochBatches, shard_name
+    from raysys.training.labels import stage_model_config, stage_slots
     from raysys.training.model import build_model, loss_keys, set_trainable
 
     cfg = from_dict(TrainConfig, config["config"])
@@ -210,6 +214,8 @@ def train_loop(config: dict) -> None:
     model_cfg = model.cfg
     hook: Callable | None = config.get("after_epoch")
     validate: Callable | None = config.get("validate")
+    stream = EpochBatches(ray.train.get_dataset_shard(shard_name(rank)), cfg.batch_size)
+    slots = stage_slots(cfg)
     for si, stage in enumerate(cfg.stages):
         done = stage.epochs if si < state["stage"] else (
             state["stage_epoch"] if si == state["stage"] else 0)
@@ -227,14 +233,20 @@ def train_loop(config: dict) -> None:
         labels = cfg.stage_labels(stage)
         model.cfg = stage_model_config(model_cfg, labels)  # ID-agnostic: no identity loss
         keys = loss_keys(model)
-        shard = ray.train.get_dataset_shard(shard_name(rank, labels))
         cg_only = _cg_only(model, stage)
         stage_keys = [k for k in keys if k == "total" or k.startswith("cg_")] if cg_only \
             else keys
         net = _wrap(model, world, device, cg_only)
         for e in range(done, stage.epochs):
             t0 = time.perf_counter()
-            sums = _run_epoch(net, model, shard, opt, cfg, device, stage_keys)
+            sums = _run_epoch(net, model, stream.epoch(slots[si] + e + 1), opt, cfg, device,
+                              stage_keys)
+            if sums is not None and int(sums[-1]) == 0:
+                raise RuntimeError(
+                    f"the clip stream holds no clips of stage {stage.name!r}, epoch {e + 1}: "
+                    "the driver planned the stream after a newer checkpoint than the one Ray "
+                    "Train restored; delete the newest checkpoint_* folder under the run's "
+                    "ray_train/ and run the job again")
             if sums is None:
                 if rank == 0:
                     _worker_log().info("stage %r skipped: no loss of this model reaches its "
@@ -343,7 +355,10 @@ def run_training(source, out: str | os.PathLike, cfg: TrainConfig | None = None,
         raise ValueError(f"{len(samples)} training clips for {res.workers} workers: use fewer "
                          "workers or more data")
     _check_out(out, cfg, source)
-    datasets, per_labels = stage_datasets(cfg, samples, source, spec, res)
+    from raysys.training.resume import done_slot
+
+    datasets, per_labels = stage_datasets(cfg, samples, source, spec, res,
+                                          done=done_slot(out, cfg))
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"config": to_dict(cfg), "sam2_yaml": yaml_text,

@@ -41,9 +41,10 @@ ALL = ("candidate_generator", "vc_cma", "bar", "cgct", "base")
 
 
 def tiny_config(epochs: int = 3, **kw):
-    return quick_config(clip_frames=2, clip_stride=4, image_size=64, sam2_image_size=64,
-                        max_objects=4, max_samples=4, max_failures=1, calibration_clips=4,
-                        stages=(StageConfig("all", ALL, epochs, 1e-3),), **kw)
+    return quick_config(**{"clip_frames": 2, "clip_stride": 4, "image_size": 64,
+                           "sam2_image_size": 64, "max_objects": 4, "max_samples": 4,
+                           "max_failures": 1, "calibration_clips": 4,
+                           "stages": (StageConfig("all", ALL, epochs, 1e-3),), **kw})
 
 
 @pytest.fixture(scope="module")
@@ -74,16 +75,30 @@ def _kill_once(marker: str, log: str):
     return hook
 
 
+def ddp_config():
+    """The shared run's config: a dead worker ends the run (no restart inside it)."""
+    return tiny_config(3, max_failures=0)
+
+
 @pytest.fixture(scope="module")
 def ddp_run(labeled, local_ray, tmp_path_factory):
-    """One 3-epoch, 2-worker run whose second worker dies after epoch 1 (Ray Train restarts
-    the group from the last checkpoint): (result, run folder, marker, epoch log). The tests
-    below read it; a run per test took minutes on 2 cores."""
+    """One 3-epoch, 2-worker run whose second worker dies after epoch 1, which ends the
+    run; the job run again resumes from epoch 1's checkpoint, its clip stream planned from
+    epoch 2 on: (result, run folder, marker, epoch log). The tests below read it; a run
+    per test took minutes on 2 cores. (A restart inside a run, whose workers drop the
+    stream's rows of the epochs done: ``tests/cluster/test_multinode.py``.)"""
     _, labels = labeled
     base = tmp_path_factory.mktemp("ddp")
     marker, log = base / "killed.txt", base / "epochs.log"
-    res = run_training(open_source("weak", labels), base / "run", tiny_config(3), _workers(),
-                       after_epoch=_kill_once(str(marker), str(log)), progress=False)
+    hook = _kill_once(str(marker), str(log))
+    with pytest.raises(Exception, match="(?i)worker|fail"):
+        run_training(open_source("weak", labels), base / "run", ddp_config(), _workers(),
+                     after_epoch=hook, progress=False)
+    from raysys.training.resume import done_slot
+
+    (base / "done_slot.txt").write_text(str(done_slot(base / "run", ddp_config())))
+    res = run_training(open_source("weak", labels), base / "run", ddp_config(), _workers(),
+                       after_epoch=hook, progress=False)
     return res, base / "run", marker, log
 
 
@@ -118,12 +133,15 @@ def test_two_worker_ddp_run_reports_checkpoints_and_learns(labeled, ddp_run):
 
 
 def test_each_worker_reads_its_own_samples_in_order(labeled, local_ray):
-    """Reproducible runs: worker r reads samples r, r + W, ... in order, the same count for
-    every worker (a dynamic split would hand clips to whichever worker asks first)."""
+    """Reproducible runs: worker r reads samples r, r + W, ... of each epoch in order, the
+    same count for every worker (a dynamic split would hand clips to whichever worker asks
+    first), in one stream for the run whose rows carry their epoch's slot."""
     import numpy as np
 
     from raysys.training.data import (
+        SLOT,
         ClipSpec,
+        EpochBatches,
         build_train_datasets,
         load_clip,
         plan_samples,
@@ -141,19 +159,22 @@ def test_each_worker_reads_its_own_samples_in_order(labeled, local_ray):
     ctx = ray.data.DataContext.get_current()
     old, ctx.execution_options.preserve_order = ctx.execution_options.preserve_order, True
     try:
-        ds = build_train_datasets(samples, src, spec, workers=2)
+        # two epochs: slot 2 on all five samples, slot 3 on the last four
+        ds = build_train_datasets([(2, samples), (3, samples[1:])], src, spec, workers=2)
         seen = []
         for r in range(2):
-            got = [(str(b["text"][0]), b["frames"][0], b["ids"][0]) for b in
-                   ds[shard_name(r)].iter_batches(batch_size=1, batch_format="numpy")]
-            want = [load_clip(src, s, spec) for s in samples[r::2][:2]]
-            assert len(got) == 2
+            rows = list(ds[shard_name(r)].iter_batches(batch_size=1, batch_format="numpy"))
+            assert [int(b[SLOT][0]) for b in rows] == [2, 2, 3, 3]
+            got = [(str(b["text"][0]), b["frames"][0], b["ids"][0]) for b in rows]
+            want = [load_clip(src, s, spec) for s in samples[r::2][:2] + samples[1:][r::2][:2]]
             for (text, frames, ids), w in zip(got, want, strict=True):
                 assert text == str(w["text"]) and np.array_equal(frames, w["frames"])
                 assert np.array_equal(ids, w["ids"])
-            seen += [(text, frames.tobytes(), ids.tobytes()) for text, frames, ids in got]
+            seen += [(text, frames.tobytes(), ids.tobytes()) for text, frames, ids in got[:2]]
         # four different samples (two expressions may share a clip's frames)
         assert len(set(seen)) == 4
+        stream = EpochBatches(ds[shard_name(1)], batch_size=2)
+        assert [len(b["frames"]) for b in stream.epoch(3)] == [2], "slot 2 dropped"
     finally:
         ctx.execution_options.preserve_order = old
 
@@ -216,10 +237,12 @@ def test_killed_worker_resumes_from_the_last_checkpoint(ddp_run):
     assert marker.exists(), "the worker was never killed: the test proves nothing"
     assert [r["epoch"] for r in res.history] == [1, 2, 3]
     seen = log.read_text().split("\n")
-    # epoch 1 ran once (before the failure); the restarted group went on with epochs 2, 3
+    # epoch 1 ran once (before the failure); the job run again went on with epochs 2, 3
     for e in (1, 2, 3):
         assert seen.count(f"{e} 0") == 1 and seen.count(f"{e} 1") == 1, seen
     assert read_checkpoint(res.final)["history"][0] == res.history[0]
+    assert (marker.parent / "done_slot.txt").read_text() == "1", \
+        "the job run again planned its clip stream from epoch 2"
 
 
 def test_other_labels_into_the_same_out_are_refused(labeled, ddp_run, tmp_path):
@@ -235,7 +258,7 @@ def test_other_labels_into_the_same_out_are_refused(labeled, ddp_run, tmp_path):
     first, out, _, _ = ddp_run
     # one worker instead of two: a resource setting, the run resumes (nothing to do)
     one = Resources(workers=1, cpus_per_worker=0.5, loader_cpus=0.25)
-    again = run_training(open_source("weak", labels), out, tiny_config(3), one,
+    again = run_training(open_source("weak", labels), out, ddp_config(), one,
                          progress=False)
     assert again.history == first.history
     # other labels of the same dataset (one expression fewer): refused before any work
@@ -245,7 +268,7 @@ def test_other_labels_into_the_same_out_are_refused(labeled, ddp_run, tmp_path):
     write_table(ex.slice(0, ex.num_rows - 1), other / "expressions.parquet")
     record = (out / RECORD).read_bytes()
     with pytest.raises(ValueError, match="holds a training run on other labels"):
-        run_training(open_source("weak", other), out, tiny_config(3), _workers(),
+        run_training(open_source("weak", other), out, ddp_config(), _workers(),
                      progress=False)
     assert (out / RECORD).read_bytes() == record
 

@@ -10,8 +10,8 @@ import pytest
 from raysys.config import from_dict, to_dict
 from raysys.io.dataset import DatasetLayout
 from raysys.training.config import PAPER_STAGES, StageConfig, TrainConfig, quick_config
-from raysys.training.data import ClipSpec, load_clip, plan_samples
-from raysys.training.labels import relabel, run_labels, stage_model_config
+from raysys.training.data import SLOT, ClipSpec, EpochBatches, load_clip, plan_samples
+from raysys.training.labels import relabel, run_labels, stage_model_config, stage_slots
 from raysys.training.sources import OBJECT_COLUMNS, ClipSource
 from raysys.viewsam.config import ViewSAMConfig
 
@@ -119,3 +119,46 @@ def test_refer_agnostic_samples_target_every_labelled_object_once_per_clip(sourc
         assert sorted(clip["ids"].tolist()) == [1, 2, 3], "Stage 1 ids: CGCT learns them"
     # person 2 (3 views x 2 frames = 6 boxes, person 1 has 4, the car 2) comes first
     assert ra[0]["object_ids"][0] == 2
+
+
+class _Shard:
+    """A worker's dataset shard as the trainer reads it: rows of one clip, in order."""
+
+    def __init__(self, slots):
+        import numpy as np
+
+        self.rows = [{SLOT: np.array([s]), "x": np.array([i])} for i, s in enumerate(slots)]
+
+    def iter_batches(self, batch_size, batch_format):
+        assert batch_size == 1 and batch_format == "numpy"
+        return iter(self.rows)
+
+
+def test_one_stream_per_worker_gives_each_epoch_its_own_clips(tmp_path):
+    """The run's one clip stream per worker splits back into epochs: the rows of epochs
+    done before a restart (or of a skipped stage) are dropped, later ones wait, batches
+    never straddle two epochs; a re-run starts the stream after its newest checkpoint."""
+    import json
+
+    from raysys.training.resume import done_slot
+
+    stream = EpochBatches(_Shard([1, 1, 2, 2, 2, 4, 4, 5]), batch_size=2)
+    xs = [list(b["x"]) for b in stream.epoch(2)]
+    assert xs == [[2, 3], [4]], "slot 1 dropped; the last batch of an epoch is short"
+    assert list(stream.epoch(3)) == [], "nothing of slot 3: the next slot's rows stay"
+    assert [list(b["x"]) for b in stream.epoch(5)] == [[7]], "slot 4 (a skipped stage) dropped"
+    assert list(stream.epoch(6)) == []
+    # slots: epoch e of stage i is stage_slots[i] + e
+    q = quick_config()
+    assert [s.epochs for s in q.stages] == [3, 1, 1] and stage_slots(q) == [0, 3, 4]
+    run = tmp_path / "run"
+    assert done_slot(run, q) == 0, "no checkpoint: the stream holds every epoch"
+    for name, stage, epoch in (("checkpoint_2026-01-01_00-00-01", 0, 3),
+                               ("checkpoint_2026-01-01_00-00-02", 1, 1)):
+        (run / "ray_train" / name).mkdir(parents=True)
+        (run / "ray_train" / name / "checkpoint.json").write_text(
+            json.dumps({"stage": stage, "stage_epoch": epoch}))
+    assert done_slot(run, q) == 4, "after the newest checkpoint: VC-CMA + BAR's epoch 1"
+    (run / "ray_train" / "checkpoint_2026-01-01_00-00-03").mkdir()
+    (run / "ray_train" / "checkpoint_2026-01-01_00-00-03" / "checkpoint.json").write_text("{")
+    assert done_slot(run, q) == 0, "an unreadable newest checkpoint: plan every epoch"
