@@ -15,6 +15,12 @@ ways and scores each with the CRTrack protocol (CVR-IDF1 / CVR-MA, All):
   of them they are not, so this isolates the CGCT cross-view identities (the score with
   true ids, ``all_objects_ceiling``, is computed from GT and printed too).
 
+With ``--breakdown`` each mode also counts where every referred GT box went
+(:func:`raysys.report.oracle.referred_bucket`): ``output``, ``no_proposal`` (no proposal
+overlaps it at IoU 0.5), ``refer_below`` / ``objectness_below`` (the overlapping proposals
+fall below the tracker's referring / objectness threshold), ``not_output`` (one passes both:
+a live track held it, ``max_tracks``, or its track's mean referring is below ``min_refer``).
+
 GT is read here for evaluation only (the oracle proposals are its boxes); training never
 sees it. The work is :mod:`raysys.report.oracle` (the report's identity diagnostic runs its
 ``gt_all`` mode on people); this is its command line. Prints one JSON object:
@@ -22,6 +28,7 @@ sees it. The work is :mod:`raysys.report.oracle` (the report's identity diagnost
     python benchmarks/diagnostics/track_oracle.py --model RUN/final --data DATA \\
         [--domain In-domain --split test --units 12 --modes model,gt_boxes,gt_referred,gt_all]
         [--refer-threshold 0 --set max_tracks=16]   # TrackConfig overrides
+        [--breakdown]                               # where the referred GT boxes went
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="TrackConfig.refer_threshold (default: the checkpoint's calibration)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a TrackConfig field, e.g. --set max_tracks=16 (repeatable)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also count where every referred GT box went (output, or why not)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, help="also write the JSON here")
     args = ap.parse_args(argv)
@@ -90,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         out["all_objects_ceiling"] = true_id_reference(layout, units, gts)
     for mode in modes:
         out["modes"] |= track_oracle_modes(model, layout, units, [mode], cfg, gts,
-                                           progress=True)
+                                           progress=True, breakdown=args.breakdown)
         print(json.dumps({mode: out["modes"][mode]}), flush=True)
     text = json.dumps(out, indent=2)
     print(text)

@@ -12,6 +12,7 @@ Examples::
     raysys report --out runs/report2 --data DATA --labels LABELS --weak-model RUN/final \\
         --full-model RUN_FULL/final --ablations use_bar,use_cgct
     raysys report --out runs/demo --preset main-job --ablations all   # the demo + Tables 2-3
+    raysys report --out runs/demo --preset main-job --ablations all --ablation-models full
     raysys report --out runs/r3 --config report.yaml    # e.g. {synth: {scenes: 4}}
 """
 
@@ -51,6 +52,10 @@ def add_report_arguments(p: argparse.ArgumentParser, preset) -> None:
     p.add_argument("--ablations", metavar="LIST",
                    help="Tables 2-3: none | all | comma list of switches, e.g. use_bar,cgct "
                         f"(default {'all' if d.ablations == ABLATIONS else 'none'})")
+    p.add_argument("--ablation-models", metavar="LIST",
+                   help="the supervisions of the ablation runs: all | full | weak (default "
+                        f"{','.join(d.ablation_models)}; full alone: the paper's Tables 2-3, "
+                        "half the training runs)")
     p.add_argument("--baselines", metavar="LIST", help="none | all | comma list of "
                    "zero_shot_concept,zero_shot_sam2 (default all)")
     p.add_argument("--no-cross-domain", action="store_true", help="In-domain test only")
@@ -93,7 +98,7 @@ def build_report_config(args: argparse.Namespace, preset):
     ``--train-config`` merged into its training schedule. A profile named "..., ablations
     off" that runs ablations loses that suffix."""
     from raysys.config import load_config
-    from raysys.report.config import parse_ablations, parse_baselines
+    from raysys.report.config import parse_ablation_models, parse_ablations, parse_baselines
     from raysys.training.config import TrainConfig
 
     over = {
@@ -101,6 +106,8 @@ def build_report_config(args: argparse.Namespace, preset):
         "weak_model": args.weak_model, "full_model": args.full_model,
         "allow_partial": True if args.allow_partial else None,
         "ablations": None if args.ablations is None else parse_ablations(args.ablations),
+        "ablation_models": None if args.ablation_models is None
+        else parse_ablation_models(args.ablation_models),
         "baselines": None if args.baselines is None else parse_baselines(args.baselines),
         "cross_domain": False if args.no_cross_domain else None,
         "video": False if args.no_video else None,

@@ -24,7 +24,7 @@ from raysys.training.config import TrainConfig, quick_config
 __all__ = ["ABLATIONS", "ABLATION_MODELS", "COMPONENT_SWITCHES", "DESIGN_SWITCHES", "BASELINES",
            "PRESETS",
            "REPORT_RESOURCES", "REPORT_SYNTH", "ReportConfig", "parse_ablations",
-           "parse_baselines", "check_checkpoint"]
+           "parse_baselines", "parse_ablation_models", "check_checkpoint"]
 
 # The switches of raysys.viewsam.config.ViewSAMConfig, in the paper's table order.
 COMPONENT_SWITCHES = ("use_vc_cma", "use_candidate_generator", "use_bar", "use_cgct")  # Table 2
@@ -84,6 +84,24 @@ def parse_baselines(spec: str | None) -> tuple[str, ...]:
     if bad:
         raise ValueError(f"unknown baselines {bad}; valid: all, none, {', '.join(BASELINES)}")
     return tuple(b for b in BASELINES if b in names)
+
+
+def parse_ablation_models(spec: str | None) -> tuple[str, ...]:
+    """``"all"`` | ``"full"`` | ``"weak"`` | ``"full,weak"`` -> the supervisions the ablation
+    runs train with, in table order (``full`` alone: the paper's Tables 2-3, half the runs).
+
+    Raises:
+        ValueError: an unknown or empty name list (the message lists the valid ones).
+    """
+    s = (spec or "all").strip().lower()
+    if s == "all":
+        return ABLATION_MODELS
+    names = [n.strip() for n in s.split(",") if n.strip()]
+    bad = [n for n in names if n not in ABLATION_MODELS]
+    if bad or not names:
+        raise ValueError(f"unknown ablation models {bad or [spec]}; valid: all, "
+                         f"{', '.join(ABLATION_MODELS)} or a comma list of them")
+    return tuple(m for m in ABLATION_MODELS if m in names)
 
 
 def check_checkpoint(path: Path, what: str, allow_partial: bool = False) -> Path:

@@ -14,6 +14,11 @@ sees it. :func:`track_oracle_modes` tracks expressions of a split with
   CGCT identities. Its reference, :func:`true_id_reference`, is every GT object under its
   true id (what perfect identities would score with the same boxes).
 
+With ``breakdown``, each mode also says where every referred GT box went
+(:func:`referred_bucket`): output, or lost for want of a proposal, of referring, of
+objectness, or with a proposal that passed both (a live track held it, ``max_tracks``, or
+the track's mean referring below ``min_refer``).
+
 :func:`identity_oracle` is the report's diagnostic: ``gt_all`` on people against that
 reference (:mod:`raysys.report.diagnostics`). ``benchmarks/diagnostics/track_oracle.py``
 is the command line of all four modes.
@@ -27,10 +32,12 @@ from dataclasses import replace
 
 import numpy as np
 
-__all__ = ["MODES", "gt_index", "oracle_proposals", "spread_units", "true_id_reference",
-           "track_oracle_modes", "identity_oracle"]
+__all__ = ["MODES", "BUCKETS", "referred_bucket", "gt_index", "oracle_proposals",
+           "spread_units", "true_id_reference", "track_oracle_modes", "identity_oracle"]
 
 MODES = ("model", "gt_boxes", "gt_referred", "gt_all")
+# where a referred GT box of a view-frame went (referred_bucket)
+BUCKETS = ("output", "no_proposal", "refer_below", "objectness_below", "not_output")
 
 
 def gt_index(layout, scene: str, views: Sequence[str], category: str | None = None
@@ -102,28 +109,91 @@ def true_id_reference(layout, units: list, gts: dict) -> dict:
     return {"CVR-IDF1": agg["CVR-IDF1"], "CVR-MA": agg["CVR-MA"]}
 
 
+def _area(b: np.ndarray) -> np.ndarray:
+    return np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one xyxy box with ``(n, 4)`` xyxy boxes."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    return w * h / np.maximum(_area(box) + _area(boxes) - w * h, 1e-9)
+
+
+def referred_bucket(box, outputs, proposals, thresholds: tuple[float, float],
+                    iou: float = 0.5) -> str:
+    """Where one referred GT box (xyxy) of a view-frame went (one of :data:`BUCKETS`).
+
+    Args:
+        outputs: ``(n, 4)`` the tracker's output boxes there (xyxy).
+        proposals: ``(boxes (k, 4) xyxy, refer (k,), objectness (k,))`` it decided from.
+        thresholds: the refer and objectness thresholds in use.
+    Returns ``output`` where an output box overlaps it with IoU >= ``iou``; else, over the
+    proposals overlapping it that much: ``no_proposal`` (none), ``not_output`` (one passes
+    both thresholds), ``objectness_below`` (one passes the refer threshold), else
+    ``refer_below``.
+    """
+    box = np.asarray(box, dtype=np.float64)
+    if len(outputs) and float(_iou(box, outputs).max()) >= iou:
+        return "output"
+    boxes, refer, obj = proposals
+    near = _iou(box, boxes) >= iou if len(boxes) else np.zeros(0, bool)
+    if not near.any():
+        return "no_proposal"
+    ref_ok = np.asarray(refer)[near] >= thresholds[0]
+    obj_ok = np.asarray(obj)[near] >= thresholds[1]
+    if (ref_ok & obj_ok).any():
+        return "not_output"
+    return "objectness_below" if ref_ok.any() else "refer_below"
+
+
+def _count_buckets(counts: dict, egt: dict, rows: dict, views: Sequence[str],
+                   props: dict, thresholds: tuple[float, float]) -> None:
+    none = (np.zeros((0, 4)), np.zeros(0), np.zeros(0))
+    for k, v in enumerate(views):
+        pred = np.asarray(rows.get(v, np.zeros((0, 6)))).reshape(-1, 6)
+        for r in egt.get(v, np.zeros((0, 6))):
+            f = int(r[0])
+            box = np.array([r[2], r[3], r[2] + r[4], r[3] + r[5]])
+            b = referred_bucket(box, pred[pred[:, 0] == f, 2:6], props.get((f, k), none),
+                                thresholds)
+            counts[b] += 1
+
+
 def track_oracle_modes(model, layout, units: list, modes: Sequence[str], cfg, gts: dict,
-                       progress: bool = False) -> dict:
+                       progress: bool = False, breakdown: bool = False) -> dict:
     """Track ``units`` in each of ``modes`` with TrackConfig ``cfg``; returns mode ->
-    ``{"CVR-IDF1", "CVR-MA", "seconds", "frame_sets_per_s"}``."""
+    ``{"CVR-IDF1", "CVR-MA", "seconds", "frame_sets_per_s"}`` (with ``breakdown``, also
+    ``"referred_boxes"``: the count of referred GT boxes per bucket of :data:`BUCKETS`)."""
     from tqdm.auto import tqdm
 
     from raysys.eval.crtrack_eval import aggregate, evaluate_expression
     from raysys.io import crtrack
+    from raysys.tracking.config import decision_thresholds
     from raysys.tracking.run import track_unit
 
+    thresholds = decision_thresholds(cfg, getattr(model, "calibration", None))[:2]
     out = {}
     for mode in modes:
         t0, frames, results = time.perf_counter(), 0, {}
+        counts = dict.fromkeys(BUCKETS, 0)
         for u in tqdm(units, desc=mode, disable=not progress):
             egt = crtrack.read_expression_gt(layout.gt_root, u.name)
             fn = oracle_proposals(mode, gts[u.scene], _referred(egt, u.views))
-            rows, n = track_unit(model, layout, u, cfg, fn)
+            props: dict = {}
+            hook = (lambda f, e, k, b, r, o, p=props: p.__setitem__((f, k), (b, r, o))) \
+                if breakdown else None
+            rows, n = track_unit(model, layout, u, cfg, fn, hook)
             frames += n
             results[u.name] = evaluate_expression(egt, {v: rows[v] for v in egt})
+            if breakdown:
+                _count_buckets(counts, egt, rows, u.views, props, thresholds)
         agg, dt = aggregate(results)["All"], time.perf_counter() - t0
         out[mode] = {"CVR-IDF1": agg["CVR-IDF1"], "CVR-MA": agg["CVR-MA"],
                      "seconds": round(dt, 1), "frame_sets_per_s": round(frames / dt, 2)}
+        if breakdown:
+            out[mode]["referred_boxes"] = counts
     return out
 
 

@@ -52,3 +52,15 @@ class TrackConfig:
             raise ValueError(f"max_lost must be >= 0, got {self.max_lost}")
         if self.memory_frames is not None and self.memory_frames < 1:
             raise ValueError(f"memory_frames must be >= 1 or None, got {self.memory_frames}")
+
+
+def decision_thresholds(cfg: TrackConfig, calibration: dict | None) -> tuple[float, float, float]:
+    """The tracker's ``(refer, objectness, min_refer)`` thresholds: ``cfg``'s where set, else
+    the checkpoint's ``calibration`` (:mod:`raysys.training.calibrate`), else 0.5 / 0.1;
+    ``min_refer`` defaults to the refer threshold in use."""
+    calib = calibration or {}
+    refer = cfg.refer_threshold if cfg.refer_threshold is not None else \
+        float(calib.get("refer_threshold", 0.5))
+    obj = cfg.objectness_threshold if cfg.objectness_threshold is not None else \
+        float(calib.get("objectness_threshold", 0.1))
+    return refer, obj, (cfg.min_refer if cfg.min_refer is not None else refer)

@@ -113,12 +113,14 @@ def _done(pred_root: Path, unit: TrackUnit) -> bool:
 
 
 def track_scene(model, layout: DatasetLayout, scene: ScenePass, cfg: TrackConfig,
-                proposals=None) -> tuple[dict[str, dict[str, np.ndarray]], int]:
+                proposals=None, on_proposals=None
+                ) -> tuple[dict[str, dict[str, np.ndarray]], int]:
     """Track the expressions of one scene pass together; returns, per expression name,
     its prediction rows per view ``(frame, id, x1, y1, x2, y2)``, and the number of frame
     sets. ``proposals``: optional ``fn(frame_number, view_index)`` of the tracker's
     external proposals (the same for every expression), here called with the frame's
-    number in the dataset (not its index in the stream)."""
+    number in the dataset (not its index in the stream); ``on_proposals``: the tracker's
+    hook of that name, also called with the frame's number."""
     from PIL import Image
 
     from raysys.tracking.tracker import MultiExpressionTracker
@@ -127,9 +129,11 @@ def track_scene(model, layout: DatasetLayout, scene: ScenePass, cfg: TrackConfig
              for v in scene.views}
     frames = sorted(set.intersection(*(set(p) for p in paths.values())))
     ext = None if proposals is None else (lambda g, k: proposals(frames[g], k))
+    hook = None if on_proposals is None else (lambda g, *a: on_proposals(frames[g], *a))
     tracker = MultiExpressionTracker(model, [u.text for u in scene.units], len(scene.views),
                                      replace(cfg, keep_masks=False),
-                                     view_ids=view_ids(scene.views), proposals=ext)
+                                     view_ids=view_ids(scene.views), proposals=ext,
+                                     on_proposals=hook)
     rows: list[dict[str, list]] = [{v: [] for v in scene.views} for _ in scene.units]
 
     def emit(results):
@@ -150,12 +154,12 @@ def track_scene(model, layout: DatasetLayout, scene: ScenePass, cfg: TrackConfig
 
 
 def track_unit(model, layout: DatasetLayout, unit: TrackUnit, cfg: TrackConfig,
-               proposals=None) -> tuple[dict[str, np.ndarray], int]:
+               proposals=None, on_proposals=None) -> tuple[dict[str, np.ndarray], int]:
     """Track one expression over its scene (:func:`track_scene` of that expression alone);
     returns prediction rows per view ``(frame, id, x1, y1, x2, y2)`` and the number of
-    frame sets. ``proposals``: as in :func:`track_scene`."""
+    frame sets. ``proposals``, ``on_proposals``: as in :func:`track_scene`."""
     rows, n = track_scene(model, layout, ScenePass(unit.scene, unit.views, (unit,)), cfg,
-                          proposals)
+                          proposals, on_proposals)
     return rows[unit.name], n
 
 

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from raysys.tracking.config import TrackConfig
+from raysys.tracking.config import TrackConfig, decision_thresholds
 from raysys.tracking.identity import IdentityBank, assign_clip_ids
 from raysys.tracking.tracks import (
     FrameResult,
@@ -103,6 +103,9 @@ class MultiExpressionTracker:
             the same boxes for every expression. Referring probabilities left ``None`` come
             from the Candidate Generator's matching branch on those boxes, per expression;
             given ones hold for every expression. Objectness left ``None`` is 1.
+        on_proposals: optional ``fn(frame_index, expression, view, boxes (K, 4) xyxy input
+            pixels, refer (K,), objectness (K,))``, called with each view-frame's proposals
+            before they are tracked: what the tracker decides from (a diagnostic's view).
 
     ``step(frames)`` returns, per expression, the results of the frame sets whose clip is
     complete (empty lists while a clip is filling); ``flush()`` processes a partial clip at
@@ -111,7 +114,7 @@ class MultiExpressionTracker:
 
     def __init__(self, model, expressions: Sequence[str], num_views: int,
                  cfg: TrackConfig | None = None, view_ids: Sequence[int] | None = None,
-                 proposals: ProposalFn | None = None) -> None:
+                 proposals: ProposalFn | None = None, on_proposals=None) -> None:
         if num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {num_views}")
         expressions = list(expressions)
@@ -130,14 +133,9 @@ class MultiExpressionTracker:
             raise ValueError(f"view id {max(ids)} but the model has {nv} view slots; pass "
                              f"view_ids below {nv}")
         self.view_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
-        calib = getattr(model, "calibration", None) or {}
         c = self.cfg
-        self.refer_threshold = c.refer_threshold if c.refer_threshold is not None else \
-            float(calib.get("refer_threshold", 0.5))
-        self.objectness_threshold = c.objectness_threshold \
-            if c.objectness_threshold is not None else \
-            float(calib.get("objectness_threshold", 0.1))
-        self.min_refer = c.min_refer if c.min_refer is not None else self.refer_threshold
+        self.refer_threshold, self.objectness_threshold, self.min_refer = \
+            decision_thresholds(c, getattr(model, "calibration", None))
         self.text = {k: v.to(self.device) for k, v in model.tokenize(expressions).items()}
         sam2 = model.sam2
         keep = max(int(sam2.num_maskmem), int(getattr(sam2, "max_obj_ptrs_in_encoder", 1)))
@@ -152,7 +150,7 @@ class MultiExpressionTracker:
         self.buffer: list[list[np.ndarray]] = []
         self.frame_size: tuple[int, int] | None = None
         self.next_frame = 0  # stream index of the first buffered frame set
-        self.proposals = proposals
+        self.proposals, self.on_proposals = proposals, on_proposals
 
     # ------------------------------------------------------------------ public API
     def step(self, frames: Sequence[np.ndarray], encoding=None) -> list[list[FrameResult]]:
@@ -219,6 +217,8 @@ class MultiExpressionTracker:
             ext = {k: self.proposals(g, k) for k in range(v)} if self.proposals else None
             views = [[self._view_frame(enc, cand, (e * v + k) * t + i, ext and ext[k],
                                        (h, w), s) for k in range(v)] for e in range(ne)]
+            if self.on_proposals is not None:
+                self._report_proposals(g, views, (h, w), s)
             present = self._step_frame(g, views, extra)
             for k in range(v):  # every expression's tracks on this view-frame at once
                 embs = cgct_embeddings(model.cgct, enc, ce.views, [
@@ -250,6 +250,14 @@ class MultiExpressionTracker:
         if ext is not None:
             self._external(ctx, cand, ext, hw, s)
         return ctx
+
+    def _report_proposals(self, g: int, views: list[list[_ViewFrame]], hw, s: int) -> None:
+        scale = np.array([hw[1], hw[0], hw[1], hw[0]], dtype=np.float32) / s
+        for e, row in enumerate(views):
+            for k, c in enumerate(row):
+                if c.props is not None:
+                    self.on_proposals(g, e, k, c.props.float().cpu().numpy() * scale,
+                                      c.refer.float().cpu().numpy(), c.obj.float().cpu().numpy())
 
     def _external(self, ctx: _ViewFrame, cand, ext, hw: tuple[int, int], s: int) -> None:
         """Replace a view-frame's proposals with ``ext = (boxes, refer, objectness)``."""

@@ -3,6 +3,7 @@ error handler (one line, exit 2 for the user's errors), ``--log-level``."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import subprocess
 import sys
@@ -63,6 +64,23 @@ def test_unknown_ablation_lists_the_valid_ones(tmp_path, capsys):
     assert rc == 2
     line = _one_line_error(capsys, "report")
     assert "use_magic" in line and "use_vc_cma" in line
+    assert not (tmp_path / "rep").exists()
+
+
+def test_ablation_models_flag(tmp_path, capsys):
+    from raysys.commands.report import add_arguments, build_report_config
+    from raysys.report.config import PRESETS
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args(["--out", str(tmp_path / "a"), "--ablation-models", "full"])
+    assert build_report_config(args, PRESETS["report"]).ablation_models == ("full",)
+    args = p.parse_args(["--out", str(tmp_path / "a"), "--ablation-models", "weak, full"])
+    assert build_report_config(args, PRESETS["report"]).ablation_models == ("full", "weak")
+    rc = main(["report", "--out", str(tmp_path / "rep"), "--ablation-models", "semi"])
+    assert rc == 2
+    line = _one_line_error(capsys, "report")
+    assert "semi" in line and "full" in line and "weak" in line
     assert not (tmp_path / "rep").exists()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from raysys.report.config import ABLATIONS, ReportConfig
@@ -160,6 +161,52 @@ def test_diagnostics_on_tiny_split_in_range_and_rendered(tiny_test_split, tiny_m
     md = (tmp_path / "report.md").read_text()
     assert "## Diagnostics (In-domain test)" in md
     assert f"| {g['margin']:.3f} |" in md
+
+
+def test_referred_bucket_by_hand():
+    from raysys.report.oracle import referred_bucket
+
+    box = np.array([10.0, 10, 20, 30])
+    near, far = [11.0, 10, 21, 30], [50.0, 50, 60, 70]  # IoU 0.82 / 0 with the box
+    th = (0.6, 0.4)  # refer, objectness
+    none = (np.zeros((0, 4)), np.zeros(0), np.zeros(0))
+    assert referred_bucket(box, np.array([near]), none, th) == "output"
+    assert referred_bucket(box, np.array([far]), none, th) == "no_proposal"
+
+    def props(refer, obj):  # the far proposal passes both thresholds but is not this box
+        return np.array([far, near]), np.array([0.9, refer]), np.array([0.9, obj])
+
+    nothing = np.zeros((0, 4))
+    assert referred_bucket(box, nothing, props(0.5, 0.9), th) == "refer_below"
+    assert referred_bucket(box, nothing, props(0.5, 0.1), th) == "refer_below"
+    assert referred_bucket(box, nothing, props(0.7, 0.3), th) == "objectness_below"
+    assert referred_bucket(box, nothing, props(0.6, 0.4), th) == "not_output"
+    assert referred_bucket(box, np.array([far]), props(0.6, 0.4), th) == "not_output"
+
+
+@pytest.mark.slow
+def test_track_oracle_breakdown_counts_every_referred_box(tiny_test_split, tiny_model):
+    from raysys.io import crtrack
+    from raysys.report.oracle import BUCKETS, gt_index, spread_units, track_oracle_modes
+    from raysys.tracking.config import TrackConfig
+    from raysys.tracking.run import plan_track_units
+
+    layout = tiny_test_split
+    units = spread_units(plan_track_units(layout), 1)
+    gts = {u.scene: gt_index(layout, u.scene, u.views) for u in units}
+    res = track_oracle_modes(tiny_model, layout, units, ["model", "gt_referred"],
+                             TrackConfig(clip_frames=2), gts, breakdown=True)
+    total = sum(len(rows) for u in units
+                for rows in crtrack.read_expression_gt(layout.gt_root, u.name).values())
+    assert total > 0
+    for mode in ("model", "gt_referred"):
+        counts = res[mode]["referred_boxes"]
+        assert list(counts) == list(BUCKETS) and sum(counts.values()) == total
+    # GT boxes as proposals, referring and objectness 1: every referred box has a proposal
+    # that passes both thresholds, so it is output or held back by the tracker itself
+    g = res["gt_referred"]["referred_boxes"]
+    assert g["no_proposal"] == g["refer_below"] == g["objectness_below"] == 0
+    assert g["output"] > 0
 
 
 def test_diagnostics_step_runs_the_job_in_its_own_process_and_caches(tmp_path, monkeypatch):

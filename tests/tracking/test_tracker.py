@@ -134,6 +134,40 @@ def test_tracker_buffers_clips_and_flushes(model):
             assert len(ids) == len(set(ids))
 
 
+def test_on_proposals_sees_every_view_frame_and_changes_nothing(model):
+    """The diagnostic hook gets each view-frame's proposals of every expression, in the
+    input frame's pixels, before tracking; the output is the same without it."""
+    from raysys.tracking import MultiExpressionTracker
+
+    rng = np.random.default_rng(5)
+    sets = [_frames(rng) for _ in range(4)]
+    seen = {}
+
+    def hook(g, e, k, boxes, refer, obj):
+        seen[(g, e, k)] = (boxes, refer, obj)
+
+    def run(on_proposals):
+        tr = MultiExpressionTracker(model, ["a person", "a red car"], 2,
+                                    TrackConfig(clip_frames=3, **OPEN),
+                                    on_proposals=on_proposals)
+        res = [r for fs in sets for r in tr.step(fs)[0]] + tr.flush()[0]
+        return [(r.index, k, o.track_id, o.box) for r in res
+                for k, v in enumerate(r.views) for o in v]
+
+    with_hook = run(hook)
+    assert sorted(seen) == [(g, e, k) for g in range(4) for e in range(2) for k in range(2)]
+    for boxes, refer, obj in seen.values():
+        assert boxes.shape == (len(refer), 4) and len(obj) == len(refer) > 0
+        assert (boxes[:, [0, 2]] >= -1e-3).all() and (boxes[:, [0, 2]] <= 80 + 1e-3).all()
+        assert (boxes[:, [1, 3]] >= -1e-3).all() and (boxes[:, [1, 3]] <= 48 + 1e-3).all()
+        assert ((refer >= 0) & (refer <= 1)).all() and ((obj >= 0) & (obj <= 1)).all()
+    assert with_hook and with_hook == run(None)
+    # every proposal passes the open thresholds: each output box is one of its frame's
+    for g, k, _, (x, y, w, h) in with_hook:
+        b = seen[(g, 0, k)][0]
+        assert np.abs(b - np.array([x, y, x + w, y + h])).max(1).min() < 1e-2
+
+
 def test_external_proposals_drive_tracks_and_boxes(model):
     """A proposal function (another detector, or GT in the track-oracle diagnostic) replaces
     the Candidate Generator's proposals: each track reports its matched proposal's box,
