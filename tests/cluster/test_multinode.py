@@ -116,8 +116,9 @@ class _Cluster:
     def submit(self, job: str, *args: str) -> str:
         """``ray job submit --no-wait`` of ``python jobs/<job>.py args``; the job id. The
         head's job agent may not be up yet on a loaded machine ("No available agent to
-        submit job, please try again later", seen in CI): tried again for up to 90 s."""
-        deadline = time.monotonic() + 90
+        submit job, please try again later", seen in CI, and for over 90 s on a 2-core machine
+        beside other work): tried again for up to 180 s."""
+        deadline = time.monotonic() + 180
         while True:
             r = subprocess.run(
                 [str(RAY), "job", "submit", "--address", self.address, "--no-wait",

@@ -79,7 +79,7 @@ class _Recorder:
     seen: list = []
 
     def __init__(self, model, expressions, num_views, cfg=None, view_ids=None,
-                 proposals=None):
+                 proposals=None, on_proposals=None):
         _Recorder.seen.append(list(view_ids))
         self.n = len(expressions)
 
