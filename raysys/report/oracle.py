@@ -109,18 +109,6 @@ def true_id_reference(layout, units: list, gts: dict) -> dict:
     return {"CVR-IDF1": agg["CVR-IDF1"], "CVR-MA": agg["CVR-MA"]}
 
 
-def _area(b: np.ndarray) -> np.ndarray:
-    return np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
-
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one xyxy box with ``(n, 4)`` xyxy boxes."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    return w * h / np.maximum(_area(box) + _area(boxes) - w * h, 1e-9)
-
-
 def referred_bucket(box, outputs, proposals, thresholds: tuple[float, float],
                     iou: float = 0.5) -> str:
     """Where one referred GT box (xyxy) of a view-frame went (one of :data:`BUCKETS`).
@@ -134,11 +122,12 @@ def referred_bucket(box, outputs, proposals, thresholds: tuple[float, float],
     both thresholds), ``objectness_below`` (one passes the refer threshold), else
     ``refer_below``.
     """
-    box = np.asarray(box, dtype=np.float64)
-    if len(outputs) and float(_iou(box, outputs).max()) >= iou:
+    from raysys.eval.pairs import iou_matrix_xyxy
+
+    if len(outputs) and float(iou_matrix_xyxy(box, outputs).max()) >= iou:
         return "output"
     boxes, refer, obj = proposals
-    near = _iou(box, boxes) >= iou if len(boxes) else np.zeros(0, bool)
+    near = iou_matrix_xyxy(box, boxes)[0] >= iou
     if not near.any():
         return "no_proposal"
     ref_ok = np.asarray(refer)[near] >= thresholds[0]
