@@ -96,6 +96,9 @@ class TrainConfig:
     max_samples: int | None = None  # cap on the training samples (None = all)
     calibration_clips: int = 32  # clips (past max_samples where there are) on which the
     #                              finished run calibrates the tracker's thresholds
+    calibration_level: str = "proposal"  # where the referring threshold is chosen:
+    #   "proposal" (each proposal once) | "track" (each object-view's mean referring, as
+    #   the tracker decides); raysys.training.calibrate
     stages: tuple[StageConfig, ...] = PAPER_STAGES  # the schedule, run in order
     weight_decay: float = 0.01  # AdamW weight decay
     grad_clip: float = 1.0  # max gradient norm (0 = no clipping)
@@ -118,6 +121,9 @@ class TrainConfig:
                              f"{self.supervision!r}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.calibration_level not in ("track", "proposal"):
+            raise ValueError(f"calibration_level must be 'track' or 'proposal', got "
+                             f"{self.calibration_level!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         for name in ("clip_frames", "clip_stride", "frame_step", "max_objects",

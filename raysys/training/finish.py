@@ -51,7 +51,8 @@ def write_outputs(out: Path, checkpoint, samples, spec, res, seconds, source=Non
         payload["calibration"] = calibrate_payload(
             payload, source, spec, calibration_samples or samples,
             clips=payload["config"].get("calibration_clips", 32),
-            held_out=bool(calibration_samples))
+            held_out=bool(calibration_samples),
+            level=payload["config"].get("calibration_level", "proposal"))
     final = out / "final"
     if isinstance(out, storage.RemotePath):
         with tempfile.TemporaryDirectory() as tmp:

@@ -305,6 +305,37 @@ def test_best_f1_threshold():
     assert best_f1_threshold(np.array([0.3]), np.array([0])) == (1.0, 0.0)
 
 
+def test_track_level_calibration_by_hand():
+    """The track level scores each object-view once by its mean referring; the proposal
+    level counts every proposal. Here they disagree."""
+    from raysys.training.calibrate import best_f1_threshold, object_view_means
+
+    # one clip, view 0, two frames; objects A (referred) and B (not); 3 proposals a frame:
+    # p0 covers A, p1 covers B, p2 covers A a little better than p0 but is below objectness
+    iou = np.array([[0.8, 0.0], [0.0, 0.9], [0.9, 0.0]])
+    vis, referred = np.array([True, True]), np.array([True, False])
+    obj = np.array([0.9, 0.9, 0.2])
+    covers = [(0, 0, iou, vis, referred, obj, np.array([0.55, 0.7, 0.99])),
+              (0, 0, iou, vis, referred, obj, np.array([0.65, 0.1, 0.99]))]
+    scores, labels = object_view_means(covers, t_obj=0.5, pos_iou=0.5)
+    order = np.argsort(~labels)  # A first
+    assert np.allclose(scores[order], [0.6, 0.4]) and labels[order].tolist() == [True, False]
+    assert np.allclose(best_f1_threshold(scores, labels), (0.6, 1.0))
+    # the proposal level: 0.7 (B) passes before 0.55 (A), so it cuts at 0.55 with B's 0.7 in
+    per_prop = best_f1_threshold(np.array([0.55, 0.7, 0.65, 0.1]),
+                                 np.array([True, False, True, False]))
+    assert per_prop[0] == 0.55 and np.isclose(per_prop[1], 0.8)
+    # B invisible in frame 2, a view 1 copy of A: three object-views, B from frame 1 only
+    vis2 = np.array([True, False])
+    covers2 = [covers[0], (0, 0, iou, vis2, referred, obj, np.array([0.65, 0.1, 0.99])),
+               (0, 1, iou, vis, referred, obj, np.array([0.3, 0.2, 0.99]))]
+    scores, labels = object_view_means(covers2, t_obj=0.5, pos_iou=0.5)
+    assert sorted(scores.round(3).tolist()) == [0.2, 0.3, 0.6, 0.7]  # view 1: A 0.3, B 0.2
+    assert labels.sum() == 2
+    # nothing covers anything at IoU 0.95
+    assert object_view_means(covers, 0.5, 0.95)[0].size == 0
+
+
 def test_calibration_feeds_the_tracker(model):
     from raysys.training.calibrate import calibrate_thresholds
 
@@ -316,7 +347,17 @@ def test_calibration_feeds_the_tracker(model):
             "text": np.array("a person"), "view_ids": np.array([0, 1])}
     clip["boxes"][:, :, 1] = [36.0, 4.0, 50.0, 40.0]  # a second, non-referred object
     cal = calibrate_thresholds(model, [clip, clip])
-    assert cal["clips"] == 2 and cal["proposals"] > 0
+    assert cal["clips"] == 2 and cal["proposals"] > 0 and cal["level"] == "proposal"
+    assert cal["refer_threshold"] == cal["refer_threshold_proposal"]
+    trk = calibrate_thresholds(model, [clip, clip], level="track")
+    assert trk["refer_threshold_proposal"] == cal["refer_threshold_proposal"]
+    assert trk.get("refer_threshold_track") == cal.get("refer_threshold_track")
+    if "refer_threshold_track" in trk:  # some referred object covered by a proposal
+        assert trk["refer_threshold"] == trk["refer_threshold_track"]
+    else:  # none: the track level falls back on the proposal level
+        assert trk["refer_threshold"] == trk["refer_threshold_proposal"]
+    with pytest.raises(ValueError, match="calibration level"):
+        calibrate_thresholds(model, [clip], level="frame")
     # a proposal on a labelled object outside the sample's M is an object, not a false
     # positive: put one of the model's own proposals among the dense (all-object) boxes
     import torch

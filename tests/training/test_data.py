@@ -51,6 +51,7 @@ def test_config_defaults_are_the_paper_schedule_and_json_overrides_merge():
     ({"variant": "oracle"}, "variant"),
     ({"stages": [{"name": "x", "modules": ["decoder"], "epochs": 1, "lr": 1e-3}]}, "modules"),
     ({"sam2_image_size": 100}, "multiple of 16"),
+    ({"calibration_level": "frame"}, "calibration_level must be 'track' or 'proposal'"),
 ])
 def test_config_errors_say_how_to_fix(bad, match):
     with pytest.raises(ValueError, match=match):

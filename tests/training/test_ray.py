@@ -120,6 +120,7 @@ def test_two_worker_ddp_run_reports_checkpoints_and_learns(labeled, ddp_run):
                              None, cfg.seed))
     assert total > 4, "the tiny dataset should have clips beyond the 4 trained on"
     assert m["calibration"]["held_out"] is True
+    assert m["calibration"]["level"] == "proposal"  # TrainConfig.calibration_level's default
     assert m["calibration"]["clips"] == min(4, total - 4)  # calibration_clips
     assert (out / "loss_curves.png").stat().st_size > 1000
     ckpts = sorted(p for p in (out / RUN_NAME).glob("checkpoint_*") if p.is_dir())
