@@ -100,6 +100,9 @@ class CandidateGeneratorConfig:
     #   teacher's boxes (referred = positive, the others = negative), as a two-stage
     #   detector adds its ground-truth boxes to the proposals of its RoI head; so it learns
     #   even while the dense branch's proposals rarely reach IoU pos_iou
+    match_residual: bool = True  # with text_matcher: False leaves out the learned residual
+    #   terms (RoI / pixel features and the attribute match against the sentence), so the
+    #   referring logit is the frozen matcher's score times a learned scale plus a bias
 
 
 MEMO_ENTRIES = 100_000  # frames' proposals and boxes' attribute readings kept in training
@@ -321,11 +324,14 @@ class CandidateGenerator(nn.Module):
                             sampling_ratio=2, aligned=True)  # (N*K, 3, pr, pr // 2)
             f = f + self.pixel_head(rgb).reshape(n, k, -1)
         t = text_emb[:, None].expand_as(f)  # (N, K, hidden)
-        logit = self.match_head(torch.cat([f, t, f * t], dim=-1)).squeeze(-1)  # (N, K)
+        residual = self.cfg.match_residual or not self._matcher
+        logit = self.match_head(torch.cat([f, t, f * t], dim=-1)).squeeze(-1) if residual \
+            else f.new_zeros(n, k)  # (N, K)
         if self.attribute_head is not None:  # the APTM analogue's reading of each crop
             probs = self._attributes(out, boxes, idx)  # (N*K, P)
-            a = self.attribute_head(probs).reshape(n, k, -1)
-            logit = logit + self.attribute_match(torch.cat([a, t, a * t], -1)).squeeze(-1)
+            if residual:
+                a = self.attribute_head(probs).reshape(n, k, -1)
+                logit = logit + self.attribute_match(torch.cat([a, t, a * t], -1)).squeeze(-1)
             if self._matcher:  # its text side: the frozen matcher's score, scaled
                 if out.sentence is None:
                     raise ValueError("a Candidate Generator with text_matcher needs the "

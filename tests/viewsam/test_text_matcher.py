@@ -28,10 +28,11 @@ def matcher_file(tmp_path_factory):
                              tmp_path_factory.mktemp("m") / "text_matcher.pt", {"steps": 0})
 
 
-def _cg(matcher, attribute_net="embedded"):
+def _cg(matcher, attribute_net="embedded", match_residual=True):
     torch.manual_seed(0)
     cfg = CandidateGeneratorConfig(num_convs=1, num_proposals=4, attribute_net=attribute_net,
-                                   text_matcher=str(matcher), crop_frame=(HC, WC))
+                                   text_matcher=str(matcher), crop_frame=(HC, WC),
+                                   match_residual=match_residual)
     return CandidateGenerator(8, 16, cfg, width=8, hidden=16).eval()
 
 
@@ -99,6 +100,39 @@ def test_the_cg_starts_from_the_matchers_score(matcher_file):
     out.refer_logits.sum().backward()
     assert cg.matcher_scale.grad is not None and cg.match_head[-1].weight.grad is not None
     assert all(p.grad is None for p in cg._matcher[0].parameters())
+
+
+def test_without_the_residual_the_cg_refers_by_the_matcher_alone(matcher_file):
+    """match_residual=False: the logit is scale * matcher + bias whatever the residual
+    heads hold, and only the scale and bias learn from the matching losses."""
+    cg = _cg(matcher_file, match_residual=False)
+    with torch.no_grad():  # residual heads that would change the logit if they were used
+        for head in (cg.match_head[-1], cg.attribute_match[-1]):
+            head.weight.normal_()
+            head.bias.fill_(3.0)
+        cg.matcher_scale.fill_(2.0)
+        cg.matcher_bias.fill_(-1.0)
+    torch.manual_seed(1)
+    x, t = torch.randn(2, 8, 8, 8), torch.randn(2, 16)
+    frames, sent = torch.rand(2, 3, HC, WC), torch.nn.functional.normalize(torch.randn(2, 16))
+    out = cg(x, t, 16, crop_frames=frames, sentence=sent)
+    with_residual = _cg(matcher_file)
+    with_residual.load_state_dict(cg.state_dict())
+    base = with_residual(x, t, 16, crop_frames=frames, sentence=sent)
+    assert torch.equal(out.boxes, base.boxes)
+    from raysys.viewsam import attribute_roi as A
+
+    rows = torch.arange(2).repeat_interleave(4)
+    probs = A.attribute_probs(cg._attribute[0], frames, A.frame_context(frames),
+                              out.boxes.reshape(-1, 4), rows, 128)
+    m = cg._matcher[0](probs, sent.repeat_interleave(4, 0)).reshape(2, 4)
+    assert torch.allclose(out.refer_logits, 2.0 * m - 1.0, atol=1e-4)
+    assert not torch.allclose(base.refer_logits, out.refer_logits, atol=1e-2)  # it does use them
+    cg.train()
+    out = cg(x, t, 16, crop_frames=frames, sentence=sent)
+    out.refer_logits.sum().backward()
+    assert cg.matcher_scale.grad is not None and cg.matcher_bias.grad is not None
+    assert cg.match_head[-1].weight.grad is None and cg.attribute_match[-1].weight.grad is None
 
 
 def test_the_cg_says_what_the_matcher_needs(matcher_file):
