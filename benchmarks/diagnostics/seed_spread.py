@@ -55,10 +55,11 @@ def run_seed(args, seed: int) -> dict:
     run = args.out / name
     source = ({"labels": args.labels} if args.supervision == "weak" else
               {"data": args.data, "domain": "In-domain", "split": "train"})
-    t0 = time.perf_counter()
+    row = {"seed": seed, "run": str(run), "train_seconds": None}  # None: trained before
     if not (run / "final").is_dir():
+        t0 = time.perf_counter()
         run_isolated(_train, run, cfg, rc.resources, source, call_file=args.out / f"{name}.call")
-    row = {"seed": seed, "run": str(run), "train_seconds": round(time.perf_counter() - t0, 1)}
+        row["train_seconds"] = round(time.perf_counter() - t0, 1)
     for i, data in enumerate(args.eval):
         pred = args.out / f"pred_{name}_{i}"
         if not (pred / "track_config.json").is_file():

@@ -163,7 +163,9 @@ def quick_config(**overrides) -> TrainConfig:
     blurs), built upon the two frozen halves of the APTM analogue: the shipped RGB-only
     person detector's peaks as its proposals (``proposal_net``), the shipped attribute
     net reading each box (``attribute_net``) and the shipped text matcher scoring that
-    reading against the sentence (``text_matcher``); CGCT built upon the same attribute net's
+    reading against the sentence (``text_matcher``), with no learned residual on that score
+    (``match_residual = False``: the residual learns the train split's sentences and
+    people, lab notes stop 48); CGCT built upon the same attribute net's
     reading of each object's crop (``cgct.backbone = "attribute"``) and trained with the
     intra- and inter-view InfoNCE (``cgct.objective = "infonce"``: Eq. 23 alone collapses the
     embeddings, docs/viewsam.md); short stages with larger learning rates: CG
@@ -176,7 +178,8 @@ def quick_config(**overrides) -> TrainConfig:
         StageConfig("cgct", ("cgct",), 1, 1e-3, "refer_agnostic_cross_view"),
     )
     model = {"candidate_generator": {"fine": True, "pixel_roi": 8, "proposal_net": "embedded",
-                                     "attribute_net": "embedded", "text_matcher": "embedded"},
+                                     "attribute_net": "embedded", "text_matcher": "embedded",
+                                     "match_residual": False},
              "cgct": {"backbone": "attribute", "objective": "infonce"}}
     base = dict(clip_frames=4, clip_stride=4, image_size=128, sam2_image_size=128,
                 max_objects=6, max_samples=64, stages=stages, sam2_checkpoint="embedded",
