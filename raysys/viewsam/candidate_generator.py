@@ -311,22 +311,23 @@ class CandidateGenerator(nn.Module):
         if k == 0:
             return x.new_zeros(n, 0)
         idx = torch.arange(n, device=x.device, dtype=boxes.dtype).repeat_interleave(k)
-        rois = torch.cat([idx[:, None], boxes.reshape(-1, 4)], dim=1)  # (N*K, 5)
-        r = self.cfg.roi_size
-        pooled = roi_align(x, rois, (r, r), spatial_scale=1.0 / out.stride, sampling_ratio=2,
-                           aligned=True)  # (N*K, W, r, r)
-        f = self.roi_head(pooled).reshape(n, k, -1)  # (N, K, hidden)
-        if self.pixel_head is not None:  # the frame's own pixels inside each box
-            if out.pixels is None:
-                raise ValueError("a Candidate Generator with pixel_roi needs the frames")
-            pr = self.cfg.pixel_roi
-            rgb = roi_align(out.pixels, rois, (pr, max(1, pr // 2)), spatial_scale=1.0,
-                            sampling_ratio=2, aligned=True)  # (N*K, 3, pr, pr // 2)
-            f = f + self.pixel_head(rgb).reshape(n, k, -1)
-        t = text_emb[:, None].expand_as(f)  # (N, K, hidden)
         residual = self.cfg.match_residual or not self._matcher
-        logit = self.match_head(torch.cat([f, t, f * t], dim=-1)).squeeze(-1) if residual \
-            else f.new_zeros(n, k)  # (N, K)
+        logit = x.new_zeros(n, k)  # (N, K)
+        if residual:  # the learned terms (left out with match_residual=False: not computed)
+            rois = torch.cat([idx[:, None], boxes.reshape(-1, 4)], dim=1)  # (N*K, 5)
+            r = self.cfg.roi_size
+            pooled = roi_align(x, rois, (r, r), spatial_scale=1.0 / out.stride,
+                               sampling_ratio=2, aligned=True)  # (N*K, W, r, r)
+            f = self.roi_head(pooled).reshape(n, k, -1)  # (N, K, hidden)
+            if self.pixel_head is not None:  # the frame's own pixels inside each box
+                if out.pixels is None:
+                    raise ValueError("a Candidate Generator with pixel_roi needs the frames")
+                pr = self.cfg.pixel_roi
+                rgb = roi_align(out.pixels, rois, (pr, max(1, pr // 2)), spatial_scale=1.0,
+                                sampling_ratio=2, aligned=True)  # (N*K, 3, pr, pr // 2)
+                f = f + self.pixel_head(rgb).reshape(n, k, -1)
+            t = text_emb[:, None].expand_as(f)  # (N, K, hidden)
+            logit = self.match_head(torch.cat([f, t, f * t], dim=-1)).squeeze(-1)
         if self.attribute_head is not None:  # the APTM analogue's reading of each crop
             probs = self._attributes(out, boxes, idx)  # (N*K, P)
             if residual:
