@@ -211,7 +211,15 @@ def configure_logging(level: str | int = "INFO") -> None:
 def isolated_argv(fn: Callable[..., R], args: tuple, kwargs: dict, call_file: Path,
                   log_level: int | None = None) -> list[str]:
     """Write the call of ``fn(*args, **kwargs)`` to ``call_file``; returns the command line
-    that runs it in a fresh process. ``fn`` must be a module-level function."""
+    that runs it in a fresh process. ``fn`` must be a module-level function.
+
+    Raises:
+        ValueError: ``fn`` is defined in ``__main__`` (a script run as a program), which
+            the fresh process cannot import.
+    """
+    if getattr(fn, "__module__", None) == "__main__":
+        raise ValueError(f"{fn.__qualname__} is defined in __main__, which a fresh process "
+                         "cannot import: pass a function of an importable module")
     call_file = Path(call_file)
     call_file.parent.mkdir(parents=True, exist_ok=True)
     level = log_level if log_level is not None else logging.getLogger("raysys").level

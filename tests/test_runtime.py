@@ -104,3 +104,25 @@ ray.shutdown()
                          timeout=120, env={**os.environ, "RAY_ADDRESS": ""})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "['_DropMessage']"
+
+
+def test_an_isolated_call_runs_in_a_fresh_process_and_refuses_main(tmp_path):
+    """``run_isolated`` returns the function's result from its own process; a function of
+    ``__main__`` (a script's), which that process cannot import, is refused up front."""
+    import json
+
+    import pytest
+
+    from raysys.runtime import run_isolated
+
+    assert run_isolated(json.dumps, {"a": 1}, call_file=tmp_path / "c.call",
+                        sort_keys=True) == '{"a": 1}'
+    assert not list(tmp_path.iterdir()), "the call and result files are removed"
+
+    def local():
+        return 1
+
+    local.__module__ = "__main__"
+    with pytest.raises(ValueError, match="defined in __main__"):
+        run_isolated(local, call_file=tmp_path / "m.call")
+    assert not (tmp_path / "m.call").exists()

@@ -27,27 +27,15 @@ import time
 from pathlib import Path
 
 
-def _train(run: Path, cfg, resources, source: dict) -> None:
-    from raysys.training.job import train_job
-
-    train_job(run, cfg, resources, **source)
-
-
-def _track(run: Path, data: Path, pred: Path, resources) -> None:
-    from raysys.io.dataset import DatasetLayout
-    from raysys.tracking.config import TrackConfig
-    from raysys.tracking.job import track_job
-
-    track_job(run / "final", DatasetLayout(data, "In-domain", "test"), pred, TrackConfig(),
-              resources, progress=False)
-
-
 def run_seed(args, seed: int) -> dict:
     """Train (unless done), track and score one seed; returns its row."""
     from raysys.eval import evaluate
     from raysys.io.dataset import DatasetLayout
     from raysys.report.config import ReportConfig
     from raysys.runtime import run_isolated
+    from raysys.tracking.config import TrackConfig
+    from raysys.tracking.job import track_job
+    from raysys.training.job import train_job
 
     rc = ReportConfig.preset(args.preset)
     cfg = dataclasses.replace(rc.train_config(args.supervision, args.switch_off), seed=seed)
@@ -58,13 +46,15 @@ def run_seed(args, seed: int) -> dict:
     row = {"seed": seed, "run": str(run), "train_seconds": None}  # None: trained before
     if not (run / "final").is_dir():
         t0 = time.perf_counter()
-        run_isolated(_train, run, cfg, rc.resources, source, call_file=args.out / f"{name}.call")
+        run_isolated(train_job, run, cfg, rc.resources, call_file=args.out / f"{name}.call",
+                     **source)
         row["train_seconds"] = round(time.perf_counter() - t0, 1)
     for i, data in enumerate(args.eval):
         pred = args.out / f"pred_{name}_{i}"
         if not (pred / "track_config.json").is_file():
-            run_isolated(_track, run, data, pred, rc.resources,
-                         call_file=args.out / f"{name}_{i}.call")
+            run_isolated(track_job, run / "final", DatasetLayout(data, "In-domain", "test"),
+                         pred, TrackConfig(), rc.resources,
+                         call_file=args.out / f"{name}_{i}.call", progress=False)
         res = evaluate(DatasetLayout(data, "In-domain", "test").gt_root, pred,
                        missing_as_empty=True).to_json()["All"]
         row[str(data)] = {"CVR-IDF1": round(res["CVR-IDF1"], 2),
