@@ -94,8 +94,9 @@ class TrainConfig:
     use_masks: bool = True  # mask targets from the RLEs (False: boxes filled in)
     batch_size: int = 1  # clips per worker and step
     max_samples: int | None = None  # cap on the training samples (None = all)
-    calibration_clips: int = 32  # clips (past max_samples where there are) on which the
-    #                              finished run calibrates the tracker's thresholds
+    calibration_clips: int = 128  # clips (past max_samples where there are) on which the
+    #   finished run calibrates the tracker's thresholds (32 until stop 50: the thresholds
+    #   moved with the sample; docs/training.md), scored in parallel by the workers' share
     calibration_level: str = "proposal"  # where the referring threshold is chosen:
     #   "proposal" (each proposal once) | "track" (each object-view's mean referring, as
     #   the tracker decides); raysys.training.calibrate

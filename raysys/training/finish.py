@@ -21,22 +21,27 @@ def finish_run(out, checkpoint, samples, spec, res: Resources, seconds, source, 
     """:func:`write_outputs` as a Ray task with a worker's resources (calibration runs the
     model: on a cluster the driver is the CPU head), reading the checkpoint from storage.
     Called from a worker already (a Ray Tune trial, which holds its node's resources), it
-    runs there."""
+    runs there, and calibrates there in one part; from the driver, calibration scores its
+    clips in ``res.workers`` parts, Ray tasks of a worker's CPUs each (the training
+    workers' resources are free again), :func:`raysys.training.calibrate.calibrate_payload`."""
     import ray
 
     if ray.get_runtime_context().worker.mode != ray.SCRIPT_MODE:
         return write_outputs(out, checkpoint, samples, spec, res, seconds, source, **kw)
     task = ray.remote(write_outputs).options(
         num_cpus=res.cpus_per_worker, num_gpus=1 if res.use_gpu else 0, max_retries=2)
-    return ray.get(task.remote(out, checkpoint, samples, spec, res, seconds, source, **kw))
+    return ray.get(task.remote(out, checkpoint, samples, spec, res, seconds, source,
+                               calibration_parts=res.workers, **kw))
 
 
 def write_outputs(out: Path, checkpoint, samples, spec, res, seconds, source=None,
                    calibration_samples: list | None = None,
-                   per_labels: dict | None = None) -> TrainingResult:
+                   per_labels: dict | None = None,
+                   calibration_parts: int = 1) -> TrainingResult:
     """``final/``, ``metrics.json`` and ``loss_curves.png`` from the last checkpoint;
     thresholds calibrated on ``calibration_samples`` (clips left out of training), else on
-    the training ``samples``."""
+    the training ``samples``, scored in ``calibration_parts`` Ray tasks of
+    ``res.cpus_per_worker`` CPUs each (1: here)."""
     from dataclasses import asdict
 
     from raysys.training.curves import plot_loss_curves
@@ -52,7 +57,8 @@ def write_outputs(out: Path, checkpoint, samples, spec, res, seconds, source=Non
             payload, source, spec, calibration_samples or samples,
             clips=payload["config"].get("calibration_clips", 32),
             held_out=bool(calibration_samples),
-            level=payload["config"].get("calibration_level", "proposal"))
+            level=payload["config"].get("calibration_level", "proposal"),
+            parts=calibration_parts, cpus=res.cpus_per_worker)
     final = out / "final"
     if isinstance(out, storage.RemotePath):
         with tempfile.TemporaryDirectory() as tmp:

@@ -122,6 +122,16 @@ def test_two_worker_ddp_run_reports_checkpoints_and_learns(labeled, ddp_run):
     assert m["calibration"]["held_out"] is True
     assert m["calibration"]["level"] == "proposal"  # TrainConfig.calibration_level's default
     assert m["calibration"]["clips"] == min(4, total - 4)  # calibration_clips
+    # scored in two Ray tasks (the two workers' share), the thresholds of one pass here
+    assert m["calibration"]["parts"] == 2
+    from raysys.training.calibrate import calibrate_payload
+
+    payload = read_checkpoint(out / "final")
+    held = plan_samples(open_source("weak", labels), ClipSpec.from_config(cfg, 64), None,
+                        cfg.seed)[4:]
+    one = calibrate_payload(payload, open_source("weak", labels), ClipSpec.from_config(cfg, 64),
+                            held, clips=4, held_out=True)
+    assert one["parts"] == 1 and {**one, "parts": 2} == m["calibration"]
     assert (out / "loss_curves.png").stat().st_size > 1000
     ckpts = sorted(p for p in (out / RUN_NAME).glob("checkpoint_*") if p.is_dir())
     assert len(ckpts) == 2, "keep_checkpoints=2 of the 3 epoch checkpoints"
