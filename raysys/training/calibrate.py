@@ -127,10 +127,9 @@ def score_clips(model, clips: list[dict], pos_iou: float, first: int = 0) -> dic
                 if boxes.shape[1]:
                     covers.append((ci, n // t, pairwise_iou(props, boxes[n]).numpy(),
                                    vis[n].numpy(), tg.referred[0].numpy(), obj[-1], ref[-1]))
-    out = {k: np.concatenate(x) if x else np.zeros(0, dtype=bool if k.startswith("is") else
-                                                     np.float32)
-           for k, x in (("obj", obj), ("ref", ref), ("is_obj", is_obj), ("is_ref", is_ref))}
-    return {**out, "covers": covers, "clips": len(clips)}
+    return {"obj": np.concatenate(obj), "ref": np.concatenate(ref),
+            "is_obj": np.concatenate(is_obj), "is_ref": np.concatenate(is_ref),
+            "covers": covers, "clips": len(clips)}
 
 
 def merge_scores(parts: list[dict]) -> dict:
@@ -200,7 +199,7 @@ def _score_part(payload: dict, source, spec, samples, first: int, threads: int) 
         torch.set_num_threads(before)
 
 
-def calibrate_payload(payload: dict, source, spec, samples, clips: int = 32,
+def calibrate_payload(payload: dict, source, spec, samples, clips: int = 128,
                       held_out: bool = False, level: str = "proposal", parts: int = 1,
                       cpus: float = 1.0) -> dict:
     """Tracker thresholds on ``clips`` of ``samples`` (:mod:`raysys.training.calibrate`):

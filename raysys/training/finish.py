@@ -12,6 +12,7 @@ from pathlib import Path
 from raysys.io import storage
 from raysys.io.jsonio import write_json_file
 from raysys.runtime import Resources
+from raysys.training.config import TrainConfig
 from raysys.training.trainer import TRAIN_RESOURCES, TrainingResult
 
 __all__ = ["finish_run", "write_outputs"]
@@ -55,9 +56,9 @@ def write_outputs(out: Path, checkpoint, samples, spec, res, seconds, source=Non
 
         payload["calibration"] = calibrate_payload(
             payload, source, spec, calibration_samples or samples,
-            clips=payload["config"].get("calibration_clips", 32),
+            clips=payload["config"].get("calibration_clips", TrainConfig.calibration_clips),
             held_out=bool(calibration_samples),
-            level=payload["config"].get("calibration_level", "proposal"),
+            level=payload["config"].get("calibration_level", TrainConfig.calibration_level),
             parts=calibration_parts, cpus=res.cpus_per_worker)
     final = out / "final"
     if isinstance(out, storage.RemotePath):
