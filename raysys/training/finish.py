@@ -13,7 +13,7 @@ from raysys.io import storage
 from raysys.io.jsonio import write_json_file
 from raysys.runtime import Resources
 from raysys.training.config import TrainConfig
-from raysys.training.trainer import TRAIN_RESOURCES, TrainingResult
+from raysys.training.trainer import TRAIN_RESOURCES, TrainingResult, read_ray_checkpoint
 
 __all__ = ["finish_run", "write_outputs"]
 
@@ -46,10 +46,9 @@ def write_outputs(out: Path, checkpoint, samples, spec, res, seconds, source=Non
     from dataclasses import asdict
 
     from raysys.training.curves import plot_loss_curves
-    from raysys.viewsam.checkpoint import read_checkpoint, write_checkpoint
+    from raysys.viewsam.checkpoint import write_checkpoint
 
-    with checkpoint.as_directory() as d:
-        payload = read_checkpoint(d)
+    payload = read_ray_checkpoint(checkpoint)
     payload.pop("optimizer", None)
     if source is not None and "calibration" not in payload:
         from raysys.training.calibrate import calibrate_payload

@@ -71,6 +71,19 @@ class TrainingResult:
 # ----------------------------------------------------------------------------- worker
 
 
+def read_ray_checkpoint(checkpoint) -> dict:
+    """The payload of a ``ray.train.Checkpoint``, read from a copy private to this call.
+
+    Not ``checkpoint.as_directory()``: for a checkpoint in remote storage that is one
+    folder per node, shared by the node's workers, and a worker arriving after another's
+    download has finished downloads it again over the files the other is reading (seen in
+    CI: a restarted worker group, two ranks on one node, one killed by SIGBUS)."""
+    from raysys.viewsam.checkpoint import read_checkpoint
+
+    with tempfile.TemporaryDirectory(prefix="raysys-ckpt-read-") as d:
+        return read_checkpoint(checkpoint.to_directory(d))
+
+
 def _restore(model, cfg: TrainConfig) -> dict:
     """Training state from Ray's last checkpoint, else from ``cfg.init_checkpoint``."""
     import ray.train
@@ -80,8 +93,7 @@ def _restore(model, cfg: TrainConfig) -> dict:
     state = {"stage": 0, "stage_epoch": 0, "epoch": 0, "history": [], "optimizer": None}
     ckpt = ray.train.get_checkpoint()
     if ckpt is not None:
-        with ckpt.as_directory() as d:
-            payload = read_checkpoint(d)
+        payload = read_ray_checkpoint(ckpt)
         load_weights(model, payload["model"], f"the run's last checkpoint {ckpt.path}")
         state.update({k: payload[k] for k in state if k in payload})
         if ray.train.get_context().get_world_rank() == 0:

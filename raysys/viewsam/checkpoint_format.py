@@ -223,17 +223,23 @@ def _read_meta(d: Path) -> dict:
 
 
 def _read_tensors(d: Path, entry: dict) -> dict:
+    """The tensors of one safetensors file, read into memory in one read: the digest is
+    checked on the very bytes that are loaded, and no tensor maps the file (safetensors'
+    ``load_file`` returns tensors backed by an mmap of it, so a file truncated or rewritten
+    while they live, e.g. a checkpoint another Ray Train worker on the node downloads
+    again into Ray's shared folder, kills the process with SIGBUS)."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     f = d / str(entry.get("file", ""))
     if f.parent != d or not f.is_file():
         raise FileNotFoundError(f"checkpoint {d}: {f.name or 'its weights file'} is missing")
-    if entry.get("sha256") and file_digest(f) != entry["sha256"]:
+    data = f.read_bytes()
+    if entry.get("sha256") and hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise UserError(f"{f} does not match {d / META_FILE} (sha256 differs): the file was "
                         "replaced or damaged; copy the checkpoint folder again")
     try:
-        return load_file(f, device="cpu")
+        return load(data)
     except (SafetensorError, OSError, ValueError) as e:
         raise UserError(f"{f} is not a readable safetensors file ({e})") from None
 

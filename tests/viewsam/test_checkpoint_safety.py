@@ -363,6 +363,55 @@ def test_digest_follows_content_not_place(model, ck, tmp_path):
         read_checkpoint(tmp_path / "copy")
 
 
+def test_a_read_checkpoint_outlives_its_files(ck, tmp_path):
+    """The tensors read own their memory: truncating the files after the read (another
+    worker downloading the checkpoint again over them) neither changes nor kills anything.
+    In a subprocess, because a tensor mapped from a truncated file dies of SIGBUS (CI,
+    stop 50: a restarted Ray Train rank)."""
+    import shutil
+
+    shutil.copytree(ck, tmp_path / "copy")
+    code = (
+        "import sys, torch\n"
+        "from pathlib import Path\n"
+        "from raysys.viewsam.checkpoint import read_checkpoint\n"
+        "d = Path(sys.argv[1])\n"
+        "sd = read_checkpoint(d)['model']\n"
+        "before = sum(float(v.double().sum()) for v in sd.values())\n"
+        "for f in d.glob('*.safetensors'):\n"
+        "    open(f, 'wb').close()\n"
+        "after = sum(float(v.double().sum()) for v in sd.values())\n"
+        "assert before == after, (before, after)\n"
+        "print('intact', len(sd))\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "copy")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "intact" in r.stdout, (r.returncode, r.stderr[-2000:])
+
+
+def test_a_ray_checkpoint_is_read_from_a_private_copy(model, ck, tmp_path):
+    """A checkpoint in remote storage: Ray's ``as_directory`` folder is one per node, shared
+    by its workers. Reading it for training leaves another worker's copy alone (the old
+    ``as_directory`` read downloaded it again over the files that worker was reading)."""
+    import shutil
+
+    import pyarrow.fs
+    from ray.train import Checkpoint
+
+    from raysys.training.trainer import read_ray_checkpoint
+
+    shutil.copytree(ck, tmp_path / "store" / "ck")
+    remote = Checkpoint("ck", filesystem=pyarrow.fs.SubTreeFileSystem(
+        str(tmp_path / "store"), pyarrow.fs.LocalFileSystem()))
+    with remote.as_directory() as shared:  # another rank on the node is reading it
+        f = Path(shared) / "model.safetensors"
+        seen = (f.stat().st_ino, f.stat().st_mtime_ns, f.stat().st_size)
+        payload = read_ray_checkpoint(remote)
+        assert (f.stat().st_ino, f.stat().st_mtime_ns, f.stat().st_size) == seen
+    want = read_checkpoint(ck)["model"]
+    assert want.keys() == payload["model"].keys()
+    assert all(torch.equal(want[k], payload["model"][k]) for k in want)
+
+
 # ----------------------------------------------------------------------------- (e) converter
 
 
