@@ -40,6 +40,10 @@ __all__ = ["LEVELS", "best_f1_threshold", "object_view_means", "score_clips", "m
            "calibrate_payload"]
 
 LEVELS = ("track", "proposal")  # where the referring threshold is chosen (module doc)
+# the fewest clips a calibration task of its own scores: a task's start (a process that
+# imports torch and transformers and builds the model) costs ~10 s on 2 cores, ~8 clips'
+# scoring, so fewer clips than two parts' worth are scored in the calling process
+MIN_PART_CLIPS = 16
 
 
 def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -201,7 +205,7 @@ def _score_part(payload: dict, source, spec, samples, first: int, threads: int) 
 
 def calibrate_payload(payload: dict, source, spec, samples, clips: int = 128,
                       held_out: bool = False, level: str = "proposal", parts: int = 1,
-                      cpus: float = 1.0) -> dict:
+                      cpus: float = 1.0, min_part_clips: int = MIN_PART_CLIPS) -> dict:
     """Tracker thresholds on ``clips`` of ``samples`` (:mod:`raysys.training.calibrate`):
     the run's own supervision (pseudo labels for a weak run), on clips it did not train on
     where ``held_out``.
@@ -212,12 +216,14 @@ def calibrate_payload(payload: dict, source, spec, samples, clips: int = 128,
     thresholds as one pass, in about ``1/parts`` of its time where the CPUs are there
     (the 128 clips of the quick schedule: ~1.3 s a clip on one CPU core). Tasks run under
     the job's runtime environment: a weak run's GT guard holds in them as in its workers.
-    Otherwise the clips are scored here, on ``int(cpus)`` threads."""
+    Each part holds at least ``min_part_clips`` clips (fewer parts where there are fewer
+    clips: a task's start costs more than scoring a few clips). With one part the clips
+    are scored here, on ``int(cpus)`` threads."""
     if level not in LEVELS:
         raise ValueError(f"calibration level must be one of {LEVELS}, got {level!r}")
     chosen = list(samples[:clips])
     threads = max(1, int(cpus))
-    parts = max(1, min(int(parts), len(chosen)))
+    parts = max(1, min(int(parts), len(chosen) // max(1, int(min_part_clips))))
     if parts == 1:
         scored = [_score_part(payload, source, spec, chosen, 0, threads)]
     else:

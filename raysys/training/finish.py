@@ -23,8 +23,9 @@ def finish_run(out, checkpoint, samples, spec, res: Resources, seconds, source, 
     model: on a cluster the driver is the CPU head), reading the checkpoint from storage.
     Called from a worker already (a Ray Tune trial, which holds its node's resources), it
     runs there, and calibrates there in one part; from the driver, calibration scores its
-    clips in ``res.workers`` parts, Ray tasks of a worker's CPUs each (the training
-    workers' resources are free again), :func:`raysys.training.calibrate.calibrate_payload`."""
+    clips in up to ``res.workers`` parts, Ray tasks of a worker's CPUs each (the training
+    workers' resources are free again), at least ``MIN_PART_CLIPS`` clips a part,
+    :func:`raysys.training.calibrate.calibrate_payload`."""
     import ray
 
     if ray.get_runtime_context().worker.mode != ray.SCRIPT_MODE:
