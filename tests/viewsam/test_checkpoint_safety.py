@@ -388,7 +388,7 @@ def test_a_read_checkpoint_outlives_its_files(ck, tmp_path):
     assert r.returncode == 0 and "intact" in r.stdout, (r.returncode, r.stderr[-2000:])
 
 
-def test_a_ray_checkpoint_is_read_from_a_private_copy(model, ck, tmp_path):
+def test_a_ray_checkpoint_is_read_from_a_private_copy(ck, tmp_path):
     """A checkpoint in remote storage: Ray's ``as_directory`` folder is one per node, shared
     by its workers. Reading it for training leaves another worker's copy alone (the old
     ``as_directory`` read downloaded it again over the files that worker was reading)."""
